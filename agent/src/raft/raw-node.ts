@@ -1,0 +1,217 @@
+/**
+ * The application's handle on one Raft group: it feeds in time and messages, takes out `Ready`
+ * batches of work, and acknowledges them with `advance()` (etcd-io/raft's RawNode).
+ */
+import { NoLeaderError } from "./errors.js";
+import { Raft, type RaftConfig } from "./raft.js";
+import type { ConfChange, ConfState, GroupId, HardState, Message, NodeId, Ready, Role, SoftState } from "./types.js";
+import { NO_NODE, emptyMessage } from "./types.js";
+
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: "probe" | "replicate" | "snapshot";
+  readonly learner: boolean;
+  readonly recentActive: boolean;
+}
+
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly group: GroupId;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly role: Role;
+  readonly leader: NodeId;
+  readonly confState: ConfState;
+  readonly leadTransferee: NodeId;
+  /** On a leader: what it knows of each member's log. Empty elsewhere. */
+  readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
+}
+
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  /** Set between `ready()` and `advance()`: the contract allows one Ready in flight. */
+  private pendingReady = false;
+
+  constructor(cfg: RaftConfig) {
+    this.raft = new Raft(cfg);
+    this.prevSoft = this.softState();
+    this.prevHard = this.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Feeds a message from a peer (or a local one such as `unreachable`). */
+  step(m: Message): void {
+    if (m.type === "hup" || m.type === "beat") {
+      throw new Error(`raw node: ${m.type} is local; call campaign() or tick()`);
+    }
+    this.raft.step(m);
+  }
+
+  campaign(): void {
+    this.raft.step(emptyMessage("hup", this.raft.group, this.raft.id, this.raft.id));
+  }
+
+  /** Appends `data` to the log if this node leads; throws `ProposalDroppedError` otherwise. */
+  propose(data: Uint8Array): void {
+    this.raft.propose(data);
+  }
+
+  proposeConfChange(cc: ConfChange): void {
+    this.raft.proposeConfChange(cc);
+  }
+
+  /**
+   * Asks for a linearizable read. The answer is a `ReadState` in a later Ready carrying the same
+   * `context`, which must be unique among reads in flight (a node id and a counter will do). A
+   * request lost with a leader change never answers; callers time out.
+   */
+  readIndex(context: Uint8Array): void {
+    if (this.raft.role !== "leader" && this.raft.lead === NO_NODE && !this.raft.bugs.has("stale-read")) {
+      throw new NoLeaderError();
+    }
+    this.raft.readIndex(context);
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.raft.transferLeadership(to);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.step(emptyMessage("unreachable", this.raft.group, id, this.raft.id));
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.raft.step({ ...emptyMessage("snapStatus", this.raft.group, id, this.raft.id), reject: !ok });
+  }
+
+  confStateAt(index: number): ConfState {
+    return this.raft.confStateAt(index);
+  }
+
+  /** The term of this node's log entry at `index`, or null if compacted or absent (for checkers). */
+  logTermAt(index: number): number | null {
+    return this.raft.log.term(index);
+  }
+
+  private softState(): SoftState {
+    return { leader: this.raft.lead, role: this.raft.role };
+  }
+
+  private hardState(): HardState {
+    return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed };
+  }
+
+  hasReady(): boolean {
+    if (this.pendingReady) return false;
+    const r = this.raft;
+    const soft = this.softState();
+    if (soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role) return true;
+    if (!hardStateEqual(this.hardState(), this.prevHard)) return true;
+    return (
+      r.log.unstable.snapshot !== null ||
+      r.log.unstable.entries.length > 0 ||
+      r.msgs.length > 0 ||
+      r.readStates.length > 0 ||
+      r.log.hasNextCommittedEnts()
+    );
+  }
+
+  /** Collects the work to do; see `Ready` for the order. Call `advance()` when it is done. */
+  ready(): Ready {
+    if (this.pendingReady) throw new Error("raw node: ready() called again before advance()");
+    const r = this.raft;
+    const soft = this.softState();
+    const softChanged = soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role;
+    let hard: HardState = this.hardState();
+    const hardChanged = !hardStateEqual(hard, this.prevHard);
+    const entries = [...r.log.unstable.entries];
+    const snapshot = r.log.unstable.snapshot;
+    const committedEntries = snapshot ? [] : r.log.nextCommittedEnts(r.maxCommittedSizePerReady);
+    if (r.bugs.has("forget-vote")) {
+      // Deliberate defect: the vote never reaches the disk, so a restart can vote twice in a term.
+      hard = { ...hard, vote: NO_NODE };
+    }
+    const rd: Ready = {
+      softState: softChanged ? soft : null,
+      hardState: hardChanged ? hard : null,
+      entries,
+      snapshot,
+      committedEntries,
+      messages: r.msgs,
+      readStates: r.readStates,
+      // A change of term or vote, or new entries, must be synced; a commit index alone need not be
+      // (it can be learned again from the leader).
+      mustSync:
+        entries.length > 0 ||
+        snapshot !== null ||
+        hard.term !== this.prevHard.term ||
+        this.hardState().vote !== this.prevHard.vote,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    if (softChanged) this.prevSoft = soft;
+    if (hardChanged) this.prevHard = this.hardState();
+    this.pendingReady = true;
+    return rd;
+  }
+
+  /** Acknowledges that everything in `rd` was persisted, sent and applied. */
+  advance(rd: Ready): void {
+    if (!this.pendingReady) throw new Error("raw node: advance() without a pending ready()");
+    this.pendingReady = false;
+    const log = this.raft.log;
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry) log.unstable.stableTo(lastEntry.index, lastEntry.term);
+    if (rd.snapshot) {
+      log.unstable.stableSnapTo(rd.snapshot.metadata.index);
+      log.appliedSnapshot(rd.snapshot.metadata.index);
+    }
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastCommitted) log.appliedTo(lastCommitted.index);
+  }
+
+  status(): RaftStatus {
+    const r = this.raft;
+    const progress = new Map<NodeId, ProgressStatus>();
+    if (r.role === "leader") {
+      for (const [id, pr] of r.prs) {
+        progress.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          learner: pr.isLearner,
+          recentActive: pr.recentActive,
+        });
+      }
+    }
+    return {
+      id: r.id,
+      group: r.group,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      firstIndex: r.log.firstIndex(),
+      lastIndex: r.log.lastIndex(),
+      role: r.role,
+      leader: r.lead,
+      confState: r.conf,
+      leadTransferee: r.leadTransferee,
+      progress,
+    };
+  }
+}
+
+function hardStateEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
