@@ -32,7 +32,8 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   } catch {
     throw new InvalidConfChangeError("conf change entry is not valid JSON");
   }
-  if (typeof parsed !== "object" || parsed === null) throw new InvalidConfChangeError("conf change is not an object");
+  if (typeof parsed !== "object" || parsed === null)
+    throw new InvalidConfChangeError("conf change is not an object");
   const { type, nodeId } = parsed as { type?: unknown; nodeId?: unknown };
   if (typeof type !== "string" || !(TYPES as readonly string[]).includes(type)) {
     throw new InvalidConfChangeError(`unknown conf change type ${String(type)}`);

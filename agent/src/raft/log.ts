@@ -144,7 +144,9 @@ export class RaftLog {
     const conflict = this.findConflict(ents);
     if (conflict !== 0) {
       if (conflict <= this.committed) {
-        throw new Error(`raft log: entry ${conflict} conflicts with committed entry (committed ${this.committed})`);
+        throw new Error(
+          `raft log: entry ${conflict} conflicts with committed entry (committed ${this.committed})`,
+        );
       }
       const appended = ents.slice(conflict - (prevIndex + 1));
       this.append(appended);

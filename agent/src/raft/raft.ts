@@ -34,7 +34,12 @@ import {
  * and are never enabled outside tests.
  */
 export type BugName = "commit-previous-term" | "vote-ignores-log" | "stale-read" | "forget-vote";
-export const BUG_NAMES: readonly BugName[] = ["commit-previous-term", "vote-ignores-log", "stale-read", "forget-vote"];
+export const BUG_NAMES: readonly BugName[] = [
+  "commit-previous-term",
+  "vote-ignores-log",
+  "stale-read",
+  "forget-vote",
+];
 
 export interface RaftConfig {
   readonly id: NodeId;
@@ -177,7 +182,7 @@ export class Raft {
     const first = this.log.firstIndex();
     const last = this.log.lastIndex();
     let conf = this.confBase.conf;
-    for (let lo = first; lo <= last; ) {
+    for (let lo = first; lo <= last;) {
       const batch = this.log.slice(lo, last + 1, 8 << 20);
       for (const e of batch) {
         if (e.type === "conf") {
@@ -240,7 +245,8 @@ export class Raft {
     if (this.role === "leader") {
       // A new voter set may commit entries the old one could not (a removed laggard).
       if (this.maybeCommit()) this.bcastAppend();
-      if (this.leadTransferee !== NO_NODE && !conf.voters.includes(this.leadTransferee)) this.abortLeaderTransfer();
+      if (this.leadTransferee !== NO_NODE && !conf.voters.includes(this.leadTransferee))
+        this.abortLeaderTransfer();
     }
   }
 
@@ -382,7 +388,9 @@ export class Raft {
     }
     if (prevTerm === null || ents === null) return this.sendSnapshot(to, pr);
     if (ents.length === 0 && !sendIfEmpty) return false;
-    this.send(this.msg("app", to, { index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
+    this.send(
+      this.msg("app", to, { index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }),
+    );
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
       if (pr.state === "replicate") {
@@ -529,7 +537,12 @@ export class Raft {
     const hintIndex = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
     const hintTerm = this.log.term(hintIndex) ?? 0;
     this.send(
-      this.msg("appResp", m.from, { index: m.index, reject: true, rejectHint: hintIndex, rejectTerm: hintTerm }),
+      this.msg("appResp", m.from, {
+        index: m.index,
+        reject: true,
+        rejectHint: hintIndex,
+        rejectTerm: hintTerm,
+      }),
     );
   }
 
@@ -582,7 +595,8 @@ export class Raft {
     } else if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
         const force = bytesEqual(m.context, TRANSFER_CONTEXT);
-        const inLease = this.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.electionTicks;
+        const inLease =
+          this.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.electionTicks;
         if (!force && inLease) {
           // We heard from a live leader within the minimum election timeout: a node coming back
           // from a flaky link must not depose it (thesis §4.2.3). Ignore without a term bump.

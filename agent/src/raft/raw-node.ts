@@ -4,7 +4,17 @@
  */
 import { NoLeaderError } from "./errors.js";
 import { Raft, type RaftConfig } from "./raft.js";
-import type { ConfChange, ConfState, GroupId, HardState, Message, NodeId, Ready, Role, SoftState } from "./types.js";
+import type {
+  ConfChange,
+  ConfState,
+  GroupId,
+  HardState,
+  Message,
+  NodeId,
+  Ready,
+  Role,
+  SoftState,
+} from "./types.js";
 import { NO_NODE, emptyMessage } from "./types.js";
 
 export interface ProgressStatus {

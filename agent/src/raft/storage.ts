@@ -129,10 +129,13 @@ export class MemoryStorage implements Storage {
 
   /** Replaces the whole log with a snapshot received from the leader. */
   applySnapshot(snap: Snapshot): void {
-    if (snap.metadata.index <= this.snap.metadata.index) throw new SnapshotOutOfDateError(snap.metadata.index);
+    if (snap.metadata.index <= this.snap.metadata.index)
+      throw new SnapshotOutOfDateError(snap.metadata.index);
     this.snap = snap;
     this.confState = snap.metadata.confState;
-    this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: "normal", data: new Uint8Array(0) }];
+    this.ents = [
+      { term: snap.metadata.term, index: snap.metadata.index, type: "normal", data: new Uint8Array(0) },
+    ];
   }
 
   /** Records a snapshot the application took of its own state at `index` (already applied). */

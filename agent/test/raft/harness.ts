@@ -3,7 +3,14 @@
  * MemoryStorage and its messages delivered at once, until the cluster is quiet. Unlike the
  * simulator there is no time or fault model unless a test drops or filters messages itself.
  */
-import { MemoryStorage, RawNode, type BugName, type Entry, type Message, type RaftConfig } from "../../src/raft/index.js";
+import {
+  MemoryStorage,
+  RawNode,
+  type BugName,
+  type Entry,
+  type Message,
+  type RaftConfig,
+} from "../../src/raft/index.js";
 
 export function seeded(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -23,6 +30,8 @@ export interface TestNode {
   raw: RawNode;
   storage: MemoryStorage;
   applied: Entry[];
+  /** Read states handed out, with their context decoded as text. */
+  reads: { index: number; context: string }[];
 }
 
 export class Cluster {
@@ -36,12 +45,20 @@ export class Cluster {
     readonly opts: Partial<RaftConfig> & { bugs?: ReadonlySet<BugName> } = {},
     voters: string[] = ids,
   ) {
-    for (const id of ids) this.add(id, voters.includes(id) ? MemoryStorage.bootstrap(voters) : new MemoryStorage());
+    for (const id of ids)
+      this.add(id, voters.includes(id) ? MemoryStorage.bootstrap(voters) : new MemoryStorage());
   }
 
   add(id: string, storage: MemoryStorage, applied = 0): TestNode {
-    const raw = new RawNode({ id, group: 1, storage, random: seeded(id.charCodeAt(id.length - 1) * 7919), applied, ...this.opts });
-    const node: TestNode = { id, raw, storage, applied: [] };
+    const raw = new RawNode({
+      id,
+      group: 1,
+      storage,
+      random: seeded(id.charCodeAt(id.length - 1) * 7919),
+      applied,
+      ...this.opts,
+    });
+    const node: TestNode = { id, raw, storage, applied: [], reads: [] };
     this.nodes.set(id, node);
     return node;
   }
@@ -66,6 +83,7 @@ export class Cluster {
         if (rd.hardState) n.storage.setHardState(rd.hardState);
         outbox.push(...rd.messages);
         n.applied.push(...rd.committedEntries);
+        for (const rs of rd.readStates) n.reads.push({ index: rs.index, context: dec(rs.context) });
         n.raw.advance(rd);
       }
       for (const m of outbox) {
@@ -110,4 +128,5 @@ export class Cluster {
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-export const userData = (n: TestNode): string[] => n.applied.filter((e) => e.data.length > 0 && e.type === "normal").map((e) => dec(e.data));
+export const userData = (n: TestNode): string[] =>
+  n.applied.filter((e) => e.data.length > 0 && e.type === "normal").map((e) => dec(e.data));

@@ -17,14 +17,17 @@ describe("log replication (Raft §5.3)", () => {
   it("a follower proposal is dropped with the leader's id as a hint", () => {
     const c = new Cluster(["a", "b", "c"]);
     c.elect("a");
-    assert.throws(() => c.node("b").raw.propose(enc("x")), (e: unknown) => e instanceof ProposalDroppedError && /leader is a/.test(e.message));
+    assert.throws(
+      () => c.node("b").raw.propose(enc("x")),
+      (e: unknown) => e instanceof ProposalDroppedError && /leader is a/.test(e.message),
+    );
   });
 
   it("an entry is committed only once a majority stores it", () => {
     const c = new Cluster(["a", "b", "c"]);
     const a = c.elect("a");
     const before = a.raw.status().commit;
-    c.filter = (m) => m.from === "a" ? false : true; // nothing leaves the leader
+    c.filter = (m) => (m.from === "a" ? false : true); // nothing leaves the leader
     a.raw.propose(enc("x"));
     c.settle();
     assert.equal(a.raw.status().commit, before);

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { NoLeaderError } from "../../src/raft/index.js";
+import { Cluster, enc } from "./harness.js";
+
+describe("ReadIndex linearizable reads (thesis §6.4)", () => {
+  it("the leader answers at its commit index after a quorum confirms its leadership", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    a.raw.propose(enc("x"));
+    c.settle();
+    const commit = a.raw.status().commit;
+    let confirmations = 0;
+    c.filter = (m) => {
+      if (m.type === "heartbeatResp" && m.context.length > 0) confirmations++;
+      return true;
+    };
+    a.raw.readIndex(enc("r1"));
+    c.settle();
+    assert.deepEqual(a.reads, [{ index: commit, context: "r1" }]);
+    assert.ok(confirmations >= 1, "leadership was confirmed by a heartbeat round");
+  });
+
+  it("a leader cut off from the quorum never answers a read", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    c.isolate("a");
+    a.raw.readIndex(enc("r1"));
+    c.settle();
+    assert.deepEqual(a.reads, []);
+  });
+
+  it("a follower's read is forwarded to the leader and answered with the leader's commit index", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    for (let i = 0; i < 3; i++) a.raw.propose(enc(`v${i}`));
+    c.settle();
+    c.node("b").raw.readIndex(enc("rb"));
+    c.settle();
+    assert.deepEqual(c.node("b").reads, [{ index: a.raw.status().commit, context: "rb" }]);
+  });
+
+  it("a node that knows no leader refuses a read with NoLeaderError", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    assert.throws(() => c.node("a").raw.readIndex(enc("r")), NoLeaderError);
+  });
+
+  it("a new leader defers reads until it has committed an entry of its own term", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.node("a");
+    // Deliver votes but no appends: a leads, but its no-op cannot commit.
+    c.filter = (m) => m.type !== "app";
+    a.raw.campaign();
+    c.settle();
+    assert.equal(a.raw.status().role, "leader");
+    a.raw.readIndex(enc("early"));
+    c.settle();
+    assert.equal(a.reads.length, 0, "no answer before an entry of the term commits");
+    c.heal();
+    c.tickAll(2);
+    assert.equal(a.reads.length, 1);
+    assert.equal(a.reads[0]!.context, "early");
+    assert.ok(a.reads[0]!.index >= 1, "answered at or after the no-op's index");
+  });
+
+  it("lease-based reads answer without a heartbeat round", () => {
+    const c = new Cluster(["a", "b", "c"], { readOnly: "lease" });
+    const a = c.elect("a");
+    c.filter = () => false;
+    a.raw.readIndex(enc("lease"));
+    c.settle();
+    assert.deepEqual(a.reads, [{ index: a.raw.status().commit, context: "lease" }]);
+  });
+});
