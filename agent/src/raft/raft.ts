@@ -73,11 +73,20 @@ export interface RaftConfig {
   readonly maxCommittedSizePerReady?: number;
   /** Upper bound on entries waiting to be committed on a leader; more proposals are dropped. */
   readonly maxUncommittedEntries?: number;
+  /**
+   * A follower that knows the leader forwards proposals to it instead of refusing them. The
+   * caller then learns the outcome by applying the entry (match it by an id inside the data);
+   * a forward lost on the way never commits and the caller times out.
+   */
+  readonly forwardProposals?: boolean;
   readonly bugs?: ReadonlySet<BugName>;
 }
 
 type StepFn = (r: Raft, m: Message) => void;
 type TickFn = (r: Raft) => void;
+
+/** In a `readIndex` message's `index` field: answer with the leader's commit index, no quorum round. */
+export const LEADER_ONLY_READ = 1;
 
 /** Vote requests with this context come from a leadership transfer and bypass the leader lease. */
 const TRANSFER_CONTEXT = Uint8Array.of(0x74);
@@ -107,6 +116,7 @@ export class Raft {
   readonly maxInflightBytes: number;
   readonly maxCommittedSizePerReady: number;
   readonly maxUncommittedEntries: number;
+  readonly forwardProposals: boolean;
   readonly bugs: ReadonlySet<BugName>;
   private readonly random: () => number;
 
@@ -154,6 +164,7 @@ export class Raft {
     this.maxInflightBytes = cfg.maxInflightBytes ?? 32 << 20;
     this.maxCommittedSizePerReady = cfg.maxCommittedSizePerReady ?? 4 << 20;
     this.maxUncommittedEntries = cfg.maxUncommittedEntries ?? 10_000;
+    this.forwardProposals = cfg.forwardProposals ?? false;
     this.bugs = cfg.bugs ?? new Set();
 
     this.log = new RaftLog(cfg.storage);
@@ -484,6 +495,10 @@ export class Raft {
 
   /** Starts confirming leadership for a read, or answers it at once when that is safe. */
   serveReadIndex(m: Message): void {
+    if (m.index === LEADER_ONLY_READ) {
+      this.answerRead(m, this.log.committed);
+      return;
+    }
     if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
       this.answerRead(m, this.log.committed);
       return;
@@ -678,7 +693,14 @@ export class Raft {
   }
 
   private proposeEntries(ents: Omit<Entry, "index">[]): void {
-    if (this.role !== "leader") throw new ProposalDroppedError(this.notLeaderReason());
+    if (this.role !== "leader") {
+      if (this.forwardProposals && this.lead !== NO_NODE && ents.every((e) => e.type === "normal")) {
+        const stamped = ents.map((e) => ({ ...e, index: 0 }));
+        this.send({ ...emptyMessage("prop", this.group, this.id, this.lead), entries: stamped });
+        return;
+      }
+      throw new ProposalDroppedError(this.notLeaderReason());
+    }
     if (!this.prs.has(this.id)) throw new ProposalDroppedError("this node is no longer a member");
     if (this.leadTransferee !== NO_NODE) {
       throw new ProposalDroppedError(`leadership is being transferred to ${this.leadTransferee}`);
@@ -691,13 +713,21 @@ export class Raft {
     return this.lead === NO_NODE ? "no leader is known" : `not the leader; the leader is ${this.lead}`;
   }
 
-  readIndex(context: Uint8Array): void {
+  /**
+   * `quorum: false` asks only for the leader's commit index, without confirming leadership (a
+   * `weak` read: as fresh as the leader's state, possibly stale if it was just deposed).
+   */
+  readIndex(context: Uint8Array, quorum = true): void {
     if (this.bugs.has("stale-read")) {
       // Deliberate defect: answer a strong read from local state with no leadership check.
       this.readStates.push({ index: this.log.committed, context });
       return;
     }
-    const m = { ...emptyMessage("readIndex", this.group, this.id, NO_NODE), context };
+    const m = {
+      ...emptyMessage("readIndex", this.group, this.id, NO_NODE),
+      context,
+      index: quorum ? 0 : LEADER_ONLY_READ,
+    };
     if (this.role === "leader") {
       this.serveReadIndex(m);
       return;
@@ -724,7 +754,10 @@ function stepLeader(r: Raft, m: Message): void {
       r.serveReadIndex(m);
       return;
     case "prop":
-      // Followers never forward proposals (the API forwards requests instead); ignore strays.
+      // A proposal forwarded by a follower. Dropping it is safe: the follower's caller times out.
+      if (r.leadTransferee !== NO_NODE || m.entries.some((e) => e.type !== "normal")) return;
+      r.appendEntries(m.entries.map((e) => ({ term: 0, type: "normal", data: e.data })));
+      r.bcastAppend();
       return;
   }
   const pr = r.prs.get(m.from);

@@ -83,13 +83,14 @@ export class RawNode {
   /**
    * Asks for a linearizable read. The answer is a `ReadState` in a later Ready carrying the same
    * `context`, which must be unique among reads in flight (a node id and a counter will do). A
-   * request lost with a leader change never answers; callers time out.
+   * request lost with a leader change never answers; callers time out. With `quorum: false`
+   * the leader answers with its commit index at once (a `weak` read).
    */
-  readIndex(context: Uint8Array): void {
+  readIndex(context: Uint8Array, opts: { quorum?: boolean } = {}): void {
     if (this.raft.role !== "leader" && this.raft.lead === NO_NODE && !this.raft.bugs.has("stale-read")) {
       throw new NoLeaderError();
     }
-    this.raft.readIndex(context);
+    this.raft.readIndex(context, opts.quorum ?? true);
   }
 
   transferLeadership(to: NodeId): void {

@@ -72,3 +72,21 @@ describe("ReadIndex linearizable reads (thesis §6.4)", () => {
     assert.deepEqual(a.reads, [{ index: a.raw.status().commit, context: "lease" }]);
   });
 });
+
+describe("weak reads (leader's commit index, no quorum round)", () => {
+  it("a follower learns the leader's commit index without a heartbeat round", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    a.raw.propose(enc("x"));
+    c.settle();
+    let confirmations = 0;
+    c.filter = (m) => {
+      if (m.type === "heartbeat" && m.context.length > 0) confirmations++;
+      return true;
+    };
+    c.node("c").raw.readIndex(enc("weak"), { quorum: false });
+    c.settle();
+    assert.deepEqual(c.node("c").reads, [{ index: a.raw.status().commit, context: "weak" }]);
+    assert.equal(confirmations, 0);
+  });
+});

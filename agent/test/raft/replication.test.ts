@@ -75,3 +75,19 @@ describe("log replication (Raft §5.3)", () => {
     assert.equal(a.raw.status().commit >= 50, true, "b alone forms the majority with a");
   });
 });
+
+describe("proposal forwarding (forwardProposals)", () => {
+  it("a follower forwards its proposal to the leader and applies it once committed", () => {
+    const c = new Cluster(["a", "b", "c"], { forwardProposals: true });
+    c.elect("a");
+    c.node("b").raw.propose(enc("via-b"));
+    c.settle();
+    c.tickAll(1);
+    for (const n of c.nodes.values()) assert.deepEqual(userData(n), ["via-b"]);
+  });
+
+  it("a follower that knows no leader still refuses", () => {
+    const c = new Cluster(["a", "b", "c"], { forwardProposals: true });
+    assert.throws(() => c.node("b").raw.propose(enc("x")), ProposalDroppedError);
+  });
+});
