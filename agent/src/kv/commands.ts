@@ -4,15 +4,13 @@
  */
 import { Decoder, Encoder } from "cbor-x";
 
-export type KvCommand =
-  | {
-      readonly op: "put";
-      readonly key: string;
-      readonly value: Uint8Array;
-      readonly cas: string | null;
-      readonly id: string;
-    }
-  | { readonly op: "del"; readonly key: string; readonly cas: string | null; readonly id: string };
+/** A write as a client asks for it. */
+export type KvCommandInput =
+  | { readonly op: "put"; readonly key: string; readonly value: Uint8Array; readonly cas: string | null }
+  | { readonly op: "del"; readonly key: string; readonly cas: string | null };
+
+/** A write as it is logged: with a request id, unique per node, that lets the proposer find its result. */
+export type KvCommand = KvCommandInput & { readonly id: string };
 
 export type KvResult =
   | { readonly ok: true; readonly version: string; readonly deleted?: boolean }

@@ -1,0 +1,219 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Argv, CommandModule } from "yargs";
+import {
+  newClusterConfig,
+  readClusterConfig,
+  writeClusterConfig,
+  type ClusterConfig,
+} from "../../node/cluster-config.js";
+import { UsageError } from "../errors.js";
+
+interface UpArgs {
+  nodes: number;
+  dir: string;
+  "base-port": number;
+  "tick-ms": number;
+  json: boolean;
+}
+
+export interface LocalClusterNode {
+  id: string;
+  pid: number;
+  api: string;
+  peer: string;
+  command: string[];
+  cwd: string;
+}
+
+/** The file `cluster up` writes for clients, tests and tools (its shape is a contract). */
+export interface LocalClusterFile {
+  token: string;
+  nodes: LocalClusterNode[];
+}
+
+const MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const addr = srv.address();
+  srv.close();
+  if (addr === null || typeof addr === "string") throw new Error("could not find a free port");
+  return addr.port;
+}
+
+async function loadOrCreateConfig(path: string): Promise<ClusterConfig> {
+  try {
+    return await readClusterConfig(path);
+  } catch (err) {
+    if ((err as Error).message.includes("no cluster config")) {
+      const cfg = newClusterConfig("local", new Date());
+      await writeClusterConfig(path, cfg, false);
+      return cfg;
+    }
+    throw err;
+  }
+}
+
+async function portsFor(n: number, base: number): Promise<{ api: number; peer: number }[]> {
+  const out: { api: number; peer: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(
+      base > 0 ? { api: base + i, peer: base + 100 + i } : { api: await freePort(), peer: await freePort() },
+    );
+  }
+  return out;
+}
+
+async function waitHealthy(api: string, token: string, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(`${api}/v1/status`, { headers: { authorization: `Bearer ${token}` }, signal });
+      if (res.ok) {
+        const body = (await res.json()) as { leader?: string };
+        if (body.leader) return;
+      }
+    } catch {
+      // Not up yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function tour(file: string, nodes: LocalClusterNode[]): string {
+  const lines = [
+    "",
+    "Local cluster is up:",
+    ...nodes.map((n) => `  ${n.id}  api ${n.api}  peer ${n.peer}  pid ${n.pid}`),
+    "",
+    "Try, in another terminal:",
+    "  ringleader put greeting hello",
+    "  ringleader get greeting",
+    "  ringleader status",
+    "  ringleader bench --duration 5",
+    `  kill -9 ${nodes[0]?.pid ?? "<pid>"}   # then: ringleader get greeting  (still there)`,
+    "",
+    `Clients find this cluster through ${file}. Ctrl-C stops every node.`,
+    "(`ringleader` here means `node dist/agent/src/cli/main.js`, or `npm link` once.)",
+  ];
+  return lines.join("\n") + "\n";
+}
+
+async function up(args: UpArgs): Promise<void> {
+  if (!Number.isInteger(args.nodes) || args.nodes < 1 || args.nodes > 9) {
+    throw new UsageError("--nodes must be between 1 and 9");
+  }
+  const dir = resolve(args.dir);
+  await mkdir(dir, { recursive: true });
+  const configPath = join(dir, "ringleader.json");
+  const config = await loadOrCreateConfig(configPath);
+  const ports = await portsFor(args.nodes, args["base-port"]);
+  const ids = ports.map((_, i) => `n${i + 1}`);
+  const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
+  const children: ChildProcess[] = [];
+  const nodes: LocalClusterNode[] = [];
+  for (const [i, id] of ids.entries()) {
+    const p = ports[i]!;
+    const command = [
+      process.execPath,
+      MAIN,
+      "agent",
+      "--config",
+      configPath,
+      "--data",
+      join(dir, id),
+      "--id",
+      id,
+      "--api",
+      `127.0.0.1:${p.api}`,
+      "--peer",
+      `127.0.0.1:${p.peer}`,
+      "--peers",
+      peers,
+      "--tick-ms",
+      String(args["tick-ms"]),
+    ];
+    const child = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
+    children.push(child);
+    nodes.push({
+      id,
+      pid: child.pid ?? -1,
+      api: `http://127.0.0.1:${p.api}`,
+      peer: `127.0.0.1:${p.peer}`,
+      command,
+      cwd: dir,
+    });
+  }
+  const file = join(dir, "cluster.json");
+  const body: LocalClusterFile = { token: config.token, nodes };
+  await writeFile(file + ".tmp", JSON.stringify(body, null, 2) + "\n", { mode: 0o600 });
+  await rename(file + ".tmp", file);
+
+  const stopAll = new AbortController();
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stopAll.abort();
+    process.stderr.write("\nStopping the local cluster...\n");
+    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  for (const [i, c] of children.entries()) {
+    c.on("exit", (code, signal) => {
+      if (!stopping)
+        process.stderr.write(`node ${ids[i]} exited (${signal ?? code}); it is not restarted.\n`);
+    });
+  }
+
+  const timeout = setTimeout(() => stopAll.abort(), 30_000);
+  await Promise.all(nodes.map((n) => waitHealthy(n.api, config.token, stopAll.signal)));
+  clearTimeout(timeout);
+  if (!stopping) {
+    if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
+    else process.stdout.write(tour(file, nodes));
+  }
+  await Promise.all(
+    children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined)),
+  );
+}
+
+export const clusterCommand: CommandModule<object, object> = {
+  command: "cluster <action>",
+  describe: "Run a local cluster on this machine (the main job for trying Ringleader)",
+  builder: (y: Argv) =>
+    y
+      .command<UpArgs>({
+        command: "up",
+        describe: "Start N agents on 127.0.0.1 in the foreground; Ctrl-C stops them",
+        builder: (yy) =>
+          yy
+            .option("nodes", { type: "number", default: 3, describe: "How many agents" })
+            .option("dir", {
+              type: "string",
+              default: ".data/cluster",
+              describe: "Data, config and cluster.json go here",
+            })
+            .option("base-port", {
+              type: "number",
+              default: 0,
+              describe: "API ports base..base+N-1, peer ports base+100...; 0 picks free ports",
+            })
+            .option("tick-ms", { type: "number", default: 100, describe: "Raft tick length in milliseconds" })
+            .option("json", { type: "boolean", default: false })
+            .example(
+              "$0 cluster up --nodes 3 --dir .data/cluster",
+              "three agents with data under .data/cluster",
+            ),
+        handler: up,
+      })
+      .demandCommand(1),
+  handler: () => {},
+};

@@ -1,0 +1,413 @@
+/**
+ * Runs the Raft groups of one node: feeds them ticks and messages, and drives their Readies
+ * through one loop that persists every group's work in one transaction (one fsync), sends the
+ * messages, applies committed entries and answers waiting clients.
+ */
+import {
+  NoLeaderError,
+  ProposalDroppedError,
+  RawNode,
+  type Entry,
+  type GroupId,
+  type Message,
+  type NodeId,
+  type RaftStatus,
+  type Ready,
+} from "../raft/index.js";
+import {
+  ABSENT_VERSION,
+  decide,
+  decodeCommand,
+  encodeCommand,
+  type KvCommand,
+  type KvCommandInput,
+  type KvResult,
+} from "../kv/commands.js";
+import type { DurableStore, GroupUpdate, KvWrite } from "./ports.js";
+
+export type ReadLevel = "strong" | "weak" | "eventual";
+
+/** The request could not be served now (no leader, lost leadership, timed out). Retry later. */
+export class UnavailableError extends Error {
+  override readonly name = "UnavailableError";
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+export interface HostLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface HostObserver {
+  onFsync?(ms: number, groups: number): void;
+  onApply?(ms: number, entries: number): void;
+  onLeaderChange?(group: GroupId, leader: NodeId): void;
+  onProposal?(group: GroupId, outcome: "ok" | "dropped"): void;
+}
+
+export interface HostOptions {
+  readonly nodeId: NodeId;
+  readonly store: DurableStore;
+  readonly send: (msgs: readonly Message[]) => void;
+  readonly random: () => number;
+  readonly electionTicks?: number;
+  readonly heartbeatTicks?: number;
+  readonly logger: HostLogger;
+  readonly observer?: HostObserver;
+  /** Bound on client requests waiting in one group (writes and reads together). */
+  readonly maxPendingPerGroup?: number;
+}
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(err: Error): void;
+}
+
+class Replica {
+  readonly pendingWrites = new Map<string, Waiter<KvResult>>();
+  readonly pendingReads = new Map<string, Waiter<number>>();
+  /** Readers waiting for the state machine to reach an index, in no particular order. */
+  appliedWaiters: { index: number; waiter: Waiter<void> }[] = [];
+  applied: number;
+  leader: NodeId = "";
+
+  constructor(
+    readonly group: GroupId,
+    readonly raw: RawNode,
+    applied: number,
+  ) {
+    this.applied = applied;
+  }
+
+  pendingCount(): number {
+    return this.pendingWrites.size + this.pendingReads.size + this.appliedWaiters.length;
+  }
+
+  failAll(err: Error): void {
+    for (const w of this.pendingWrites.values()) w.reject(err);
+    for (const w of this.pendingReads.values()) w.reject(err);
+    for (const { waiter } of this.appliedWaiters) waiter.reject(err);
+    this.pendingWrites.clear();
+    this.pendingReads.clear();
+    this.appliedWaiters = [];
+  }
+}
+
+export class RaftHost {
+  private readonly replicas = new Map<GroupId, Replica>();
+  private loopRunning = false;
+  private loopAgain = false;
+  private stopped = false;
+  private requestSeq = 0;
+  private readonly maxPending: number;
+  /** Set when the ready loop failed on disk: the node must not go on as if nothing happened. */
+  fatal: Error | null = null;
+
+  constructor(private readonly opts: HostOptions) {
+    this.maxPending = opts.maxPendingPerGroup ?? 10_000;
+  }
+
+  addGroup(group: GroupId): void {
+    if (this.replicas.has(group)) throw new Error(`group ${group} already hosted`);
+    const applied = this.opts.store.appliedIndex(group);
+    const raw = new RawNode({
+      id: this.opts.nodeId,
+      group,
+      storage: this.opts.store.storage(group),
+      random: this.opts.random,
+      electionTicks: this.opts.electionTicks ?? 10,
+      heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+      applied,
+      forwardProposals: true,
+    });
+    this.replicas.set(group, new Replica(group, raw, applied));
+    this.kick();
+  }
+
+  groups(): GroupId[] {
+    return [...this.replicas.keys()];
+  }
+
+  status(group: GroupId): RaftStatus {
+    return this.replica(group).raw.status();
+  }
+
+  private replica(group: GroupId): Replica {
+    const r = this.replicas.get(group);
+    if (!r) throw new Error(`group ${group} is not hosted here`);
+    return r;
+  }
+
+  tick(): void {
+    for (const r of this.replicas.values()) r.raw.tick();
+    this.kick();
+  }
+
+  /** Delivers messages from a peer. Messages for groups not hosted here are dropped. */
+  receive(msgs: readonly Message[]): void {
+    for (const m of msgs) {
+      const r = this.replicas.get(m.group);
+      if (!r) continue;
+      r.raw.step(m);
+    }
+    this.kick();
+  }
+
+  campaign(group: GroupId): void {
+    this.replica(group).raw.campaign();
+    this.kick();
+  }
+
+  transferLeadership(group: GroupId, to: NodeId): void {
+    this.replica(group).raw.transferLeadership(to);
+    this.kick();
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    for (const r of this.replicas.values()) r.raw.reportUnreachable(peer);
+    this.kick();
+  }
+
+  nextRequestId(): string {
+    return `${this.opts.nodeId}:${Date.now().toString(36)}:${(this.requestSeq++).toString(36)}`;
+  }
+
+  /** Proposes a write and resolves with its outcome once it is applied here. */
+  propose(group: GroupId, cmd: KvCommandInput, signal?: AbortSignal): Promise<KvResult> {
+    const r = this.replica(group);
+    this.checkUsable(r);
+    const id = this.nextRequestId();
+    const full: KvCommand = { ...cmd, id };
+    return new Promise<KvResult>((resolve, reject) => {
+      const cleanup = onAbort(signal, () => {
+        r.pendingWrites.delete(id);
+        reject(new UnavailableError("timed out waiting for the write to commit; it may still be applied"));
+      });
+      r.pendingWrites.set(id, {
+        resolve: (v) => (cleanup(), resolve(v)),
+        reject: (e) => (cleanup(), reject(e)),
+      });
+      try {
+        r.raw.propose(encodeCommand(full));
+        this.opts.observer?.onProposal?.(group, "ok");
+      } catch (err) {
+        r.pendingWrites.delete(id);
+        cleanup();
+        this.opts.observer?.onProposal?.(group, "dropped");
+        if (err instanceof ProposalDroppedError) reject(new UnavailableError(err.message));
+        else reject(err as Error);
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  /**
+   * Waits until local state may answer a read at `level`: strong confirms leadership through a
+   * quorum (ReadIndex), weak asks only for the leader's commit index, eventual answers at once.
+   */
+  async readBarrier(group: GroupId, level: ReadLevel, signal?: AbortSignal): Promise<void> {
+    if (level === "eventual") return;
+    const r = this.replica(group);
+    this.checkUsable(r);
+    const ctx = this.nextRequestId();
+    const index = await new Promise<number>((resolve, reject) => {
+      const cleanup = onAbort(signal, () => {
+        r.pendingReads.delete(ctx);
+        reject(new UnavailableError("timed out confirming the leader for a read"));
+      });
+      r.pendingReads.set(ctx, {
+        resolve: (v) => (cleanup(), resolve(v)),
+        reject: (e) => (cleanup(), reject(e)),
+      });
+      try {
+        r.raw.readIndex(new TextEncoder().encode(ctx), { quorum: level === "strong" });
+      } catch (err) {
+        r.pendingReads.delete(ctx);
+        cleanup();
+        reject(err instanceof NoLeaderError ? new UnavailableError("no leader is known") : (err as Error));
+        return;
+      }
+      this.kick();
+    });
+    await this.waitApplied(r, index, signal);
+  }
+
+  private waitApplied(r: Replica, index: number, signal?: AbortSignal): Promise<void> {
+    if (r.applied >= index) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const entry = {
+        index,
+        waiter: { resolve: () => (cleanup(), resolve()), reject: (e: Error) => (cleanup(), reject(e)) },
+      };
+      const cleanup = onAbort(signal, () => {
+        r.appliedWaiters = r.appliedWaiters.filter((w) => w !== entry);
+        reject(new UnavailableError("timed out waiting for this replica to catch up"));
+      });
+      r.appliedWaiters.push(entry);
+    });
+  }
+
+  private checkUsable(r: Replica): void {
+    if (this.fatal) throw this.fatal;
+    if (this.stopped) throw new UnavailableError("this node is shutting down");
+    if (r.pendingCount() >= this.maxPending)
+      throw new UnavailableError("too many requests in flight on this node");
+  }
+
+  /** Schedules the ready loop; many kicks in one turn run it once. */
+  private kick(): void {
+    if (this.loopRunning) {
+      this.loopAgain = true;
+      return;
+    }
+    this.loopRunning = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.loopAgain = false;
+        const batch: { r: Replica; rd: Ready }[] = [];
+        for (const r of this.replicas.values()) if (r.raw.hasReady()) batch.push({ r, rd: r.raw.ready() });
+        if (batch.length === 0) break;
+        await this.handleBatch(batch);
+      } while (!this.stopped);
+    } catch (err) {
+      // A failed write leaves the log in an unknown state: stop serving rather than risk
+      // acknowledging what is not on disk. The agent exits and the supervisor restarts it.
+      this.fatal = err as Error;
+      this.opts.logger.error("ready loop failed; this node stops serving", { error: String(err) });
+      for (const r of this.replicas.values()) r.failAll(new UnavailableError("node storage failed"));
+    } finally {
+      this.loopRunning = false;
+      if (this.loopAgain && !this.stopped && !this.fatal) this.kick();
+    }
+  }
+
+  private async handleBatch(batch: { r: Replica; rd: Ready }[]): Promise<void> {
+    // 1. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
+    const updates: GroupUpdate[] = [];
+    for (const { r, rd } of batch) {
+      if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+        updates.push({ group: r.group, hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      }
+    }
+    if (updates.length > 0) {
+      const t0 = performance.now();
+      await this.opts.store.saveBatch(updates);
+      this.opts.observer?.onFsync?.(performance.now() - t0, updates.length);
+    }
+    // 2. Only now may anything that depends on those writes leave the node.
+    const out: Message[] = [];
+    for (const { rd } of batch) out.push(...rd.messages);
+    if (out.length > 0) this.opts.send(out);
+    // 3. Apply, answer, acknowledge.
+    for (const { r, rd } of batch) {
+      if (rd.softState && rd.softState.leader !== r.leader) {
+        r.leader = rd.softState.leader;
+        this.opts.observer?.onLeaderChange?.(r.group, r.leader);
+      }
+      if (rd.snapshot) r.applied = Math.max(r.applied, rd.snapshot.metadata.index);
+      if (rd.committedEntries.length > 0) await this.apply(r, rd.committedEntries);
+      for (const rs of rd.readStates) {
+        const ctx = new TextDecoder().decode(rs.context);
+        const w = r.pendingReads.get(ctx);
+        if (w) {
+          r.pendingReads.delete(ctx);
+          w.resolve(rs.index);
+        }
+      }
+      this.releaseAppliedWaiters(r);
+      r.raw.advance(rd);
+    }
+  }
+
+  private async apply(r: Replica, entries: readonly Entry[]): Promise<void> {
+    const results: { id: string; result: KvResult }[] = [];
+    const t0 = performance.now();
+    await this.opts.store.apply(r.group, entries, (entry, read): KvWrite => {
+      if (entry.type !== "normal" || entry.data.length === 0) return { kind: "none" };
+      let cmd: KvCommand;
+      try {
+        cmd = decodeCommand(entry.data);
+      } catch (err) {
+        // Every replica skips the same bad entry, so the state machines stay identical.
+        this.opts.logger.warn("skipping an undecodable log entry", {
+          index: entry.index,
+          error: String(err),
+        });
+        return { kind: "none" };
+      }
+      const current = read(cmd.key)?.version ?? ABSENT_VERSION;
+      const result = decide(cmd, current, entry.index);
+      results.push({ id: cmd.id, result });
+      if (!result.ok) return { kind: "none" };
+      if (cmd.op === "del") return { kind: "del", key: cmd.key };
+      return { kind: "put", key: cmd.key, value: cmd.value, version: result.version };
+    });
+    this.opts.observer?.onApply?.(performance.now() - t0, entries.length);
+    r.applied = entries[entries.length - 1]!.index;
+    for (const { id, result } of results) {
+      const w = r.pendingWrites.get(id);
+      if (w) {
+        r.pendingWrites.delete(id);
+        w.resolve(result);
+      }
+    }
+  }
+
+  private releaseAppliedWaiters(r: Replica): void {
+    if (r.appliedWaiters.length === 0) return;
+    const ready = r.appliedWaiters.filter((w) => w.index <= r.applied);
+    if (ready.length === 0) return;
+    r.appliedWaiters = r.appliedWaiters.filter((w) => w.index > r.applied);
+    for (const w of ready) w.waiter.resolve();
+  }
+
+  /** Hands leadership of every group this node leads to the most caught-up voter. */
+  transferAllLeadership(): number {
+    let n = 0;
+    for (const r of this.replicas.values()) {
+      const st = r.raw.status();
+      if (st.role !== "leader") continue;
+      let best: NodeId | null = null;
+      let bestMatch = -1;
+      for (const [id, pr] of st.progress) {
+        if (id === this.opts.nodeId || pr.learner || !st.confState.voters.includes(id)) continue;
+        if (pr.match > bestMatch) {
+          best = id;
+          bestMatch = pr.match;
+        }
+      }
+      if (best) {
+        r.raw.transferLeadership(best);
+        n++;
+      }
+    }
+    this.kick();
+    return n;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.replicas.values()) r.failAll(new UnavailableError("this node is shutting down"));
+  }
+}
+
+/** Runs `fn` when `signal` aborts; returns a function that detaches the listener. */
+function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
+  if (!signal) return () => {};
+  if (signal.aborted) {
+    queueMicrotask(fn);
+    return () => {};
+  }
+  signal.addEventListener("abort", fn, { once: true });
+  return () => signal.removeEventListener("abort", fn);
+}
+
+export { ABSENT_VERSION };

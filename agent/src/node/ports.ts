@@ -1,0 +1,47 @@
+/**
+ * What the agent needs from the node's durable store, per Raft group. The LMDB store implements
+ * it for real; tests may use an in-memory one. Kept narrow so the ready loop reads as the Raft
+ * contract does: persist, send, apply, advance.
+ */
+import type { Entry, GroupId, HardState, Snapshot, Storage } from "../raft/index.js";
+
+export interface GroupUpdate {
+  readonly group: GroupId;
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly snapshot: Snapshot | null;
+}
+
+export interface KvRecord {
+  readonly value: Uint8Array;
+  readonly version: string;
+}
+
+/** What applying one command does to the KV table. */
+export type KvWrite =
+  | { readonly kind: "put"; readonly key: string; readonly value: Uint8Array; readonly version: string }
+  | { readonly kind: "del"; readonly key: string }
+  | { readonly kind: "none" };
+
+export interface DurableStore {
+  /** The stable log of a group, read synchronously by the Raft core. */
+  storage(group: GroupId): Storage;
+  /** Persists the Readies of many groups in one transaction; resolves once it is on disk (fsync). */
+  saveBatch(updates: readonly GroupUpdate[]): Promise<void>;
+  /** The index up to which the group's state machine has applied entries. */
+  appliedIndex(group: GroupId): number;
+  /**
+   * Applies committed entries: `decide` sees each entry and the current record of the key it
+   * touches and returns the write; all writes and the new applied index land in one transaction.
+   */
+  apply(
+    group: GroupId,
+    entries: readonly Entry[],
+    decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
+  ): Promise<void>;
+  get(group: GroupId, key: string): KvRecord | null;
+  scan(
+    group: GroupId,
+    opts: { prefix: string; after?: string; limit: number },
+  ): { key: string; record: KvRecord }[];
+}

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ABSENT_VERSION, RaftHost, UnavailableError } from "../../src/node/host.js";
+import { MemoryDurableStore } from "../../src/node/memory-store.js";
+import type { Message } from "../../src/raft/index.js";
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** Three hosts wired by an in-process network that delivers on the next turn. */
+function cluster(ids = ["a", "b", "c"]) {
+  const hosts = new Map<string, RaftHost>();
+  const stores = new Map<string, MemoryDurableStore>();
+  let cut = new Set<string>();
+  let seed = 1;
+  for (const id of ids) {
+    const store = new MemoryDurableStore();
+    store.bootstrap(1, ids);
+    stores.set(id, store);
+    const s = seed++;
+    let x = s * 7919;
+    const host = new RaftHost({
+      nodeId: id,
+      store,
+      random: () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648,
+      logger: quiet,
+      send: (msgs: readonly Message[]) => {
+        for (const m of msgs) {
+          if (cut.has(m.from) || cut.has(m.to)) continue;
+          setImmediate(() => hosts.get(m.to)?.receive([m]));
+        }
+      },
+    });
+    hosts.set(id, host);
+  }
+  for (const h of hosts.values()) h.addGroup(1);
+  return {
+    hosts,
+    stores,
+    isolate: (id: string) => (cut = new Set([id])),
+    heal: () => (cut = new Set()),
+  };
+}
+
+async function until(cond: () => boolean, what: string, ticks: () => void, max = 2000): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    if (cond()) return;
+    ticks();
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("RaftHost: the ready loop over a durable store", () => {
+  it("elects a leader, commits a write, and answers the writer with its version", async () => {
+    const c = cluster();
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const leader = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    const res = await leader[1].propose(1, { op: "put", key: "k", value: new Uint8Array([1, 2]), cas: null });
+    assert.equal(res.ok, true);
+    // Every replica applies it.
+    await until(() => [...c.stores.values()].every((s) => s.get(1, "k") !== null), "replication", tickAll);
+    for (const s of c.stores.values()) assert.deepEqual([...s.get(1, "k")!.value], [1, 2]);
+  });
+
+  it("a follower forwards a write and answers when it applies it; cas decides the same everywhere", async () => {
+    const c = cluster();
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const follower = [...c.hosts.values()].find((h) => h.status(1).role === "follower")!;
+    await until(() => follower.status(1).leader !== "", "follower to learn the leader", tickAll);
+    const r1 = await follower.propose(1, {
+      op: "put",
+      key: "x",
+      value: new Uint8Array([7]),
+      cas: ABSENT_VERSION,
+    });
+    assert.equal(r1.ok, true);
+    const r2 = await follower.propose(1, {
+      op: "put",
+      key: "x",
+      value: new Uint8Array([8]),
+      cas: ABSENT_VERSION,
+    });
+    assert.deepEqual(r2.ok, false);
+  });
+
+  it("a strong read on an isolated node does not complete, and gives up when aborted", async () => {
+    const c = cluster();
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [id, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    c.isolate(id);
+    const ac = new AbortController();
+    const read = leader.readBarrier(1, "strong", ac.signal);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    ac.abort();
+    await assert.rejects(read, UnavailableError);
+  });
+});
