@@ -1,0 +1,451 @@
+/**
+ * The client HTTP API: `/v1/kv`, `/v1/status`, `/healthz` and `/metrics` on Node's `http`,
+ * translating each request into one `KvService` call. The contract (paths, codes, headers) is
+ * written out in `README.md` next to this file; tools outside this code rely on it.
+ *
+ * Authentication: every `/v1` request needs `Authorization: Bearer <token>`. `/healthz` and
+ * `/metrics` need none, so load balancers and Prometheus can poll them; they reveal no keys or
+ * values, only counts and timings.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { hasBody, readBoundedBody, RequestAbortedError } from "./body.js";
+import {
+  ApiError,
+  InternalServerError,
+  MethodNotAllowedError,
+  NotFoundError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from "./errors.js";
+import { DEFAULT_API_LIMITS, type ApiLimits } from "./limits.js";
+import { decodeKey, parseBoundedText, parseCas, parseConsistency, parseLimit, parseQuery } from "./parse.js";
+import type { KvService } from "./service.js";
+
+/** The part of the agent's logger the server uses; any structured logger fits. */
+export interface ApiLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Called once per request when its response is done. `route` is a template such as
+ * `PUT /v1/kv/:key` (never the key itself, so a metric labelled by it stays small); `status` is
+ * 499 when the client went away before the answer.
+ */
+export type RequestHook = (route: string, status: number, durationMs: number) => void;
+
+export interface ApiServerOptions {
+  service: KvService;
+  /** The bearer token every `/v1` request must carry. */
+  token: string;
+  host: string;
+  /** 0 picks a free port; `start()` returns the one chosen. */
+  port: number;
+  limits?: Partial<ApiLimits>;
+  logger?: ApiLogger;
+  onRequest?: RequestHook;
+  /** Milliseconds from an arbitrary origin, for request durations. */
+  now?: () => number;
+}
+
+/** The status reported to `onRequest` when the client disconnected first (nginx's convention). */
+export const CLIENT_CLOSED_STATUS = 499;
+/** How long a stopping server lets in-flight responses finish before it cuts their connections. */
+const STOP_GRACE_MS = 1000;
+/**
+ * After answering a request whose body was left unread (413, or an error before the body was
+ * needed), the server keeps reading and discarding for this long (or this many bytes) before it
+ * closes the socket. Closing at once would send a TCP reset that can destroy the answer in the
+ * client's receive buffer before the client reads it.
+ */
+const LINGER_MS = 2000;
+const LINGER_MAX_BYTES = 4 * 1024 * 1024;
+/** Methods that get their own route label; any other becomes `OTHER` so labels stay bounded. */
+const LABELLED_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"];
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+}
+
+interface RequestContext {
+  req: IncomingMessage;
+  /** What follows `?` in the URL, still encoded. */
+  query: string;
+  /** What follows `/v1/kv/` in the path, still encoded. */
+  rawKey: string;
+  signal: AbortSignal;
+  /** Set once the body has been read to its end, so the connection can be kept alive. */
+  bodyConsumed: boolean;
+}
+
+type Handler = (ctx: RequestContext) => Promise<Reply>;
+
+interface Route {
+  template: string;
+  /** `/v1` routes need the bearer token. */
+  authenticated: boolean;
+  methods: Partial<Record<string, Handler>>;
+}
+
+const silentLogger: ApiLogger = { debug: () => {}, warn: () => {}, error: () => {} };
+
+function jsonReply(status: number, value: unknown, headers: Record<string, string> = {}): Reply {
+  return {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+    body: JSON.stringify(value),
+  };
+}
+
+function errorReply(err: ApiError): Reply {
+  const headers: Record<string, string> = {};
+  if (err instanceof ServiceUnavailableError) headers["retry-after"] = String(err.retryAfterSeconds);
+  if (err instanceof MethodNotAllowedError) headers["allow"] = err.allow.join(", ");
+  if (err instanceof UnauthorizedError) headers["www-authenticate"] = 'Bearer realm="ringleader"';
+  return jsonReply(err.status, { error: { code: err.code, message: err.message } }, headers);
+}
+
+function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+}
+
+/** Resolves or rejects with `work`, or rejects with the signal's reason as soon as it fires. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) {
+      onAbort();
+    } else {
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+export class ApiServer {
+  private readonly service: KvService;
+  private readonly tokenDigest: Buffer;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly limits: ApiLimits;
+  private readonly logger: ApiLogger;
+  private readonly onRequest: RequestHook | undefined;
+  private readonly now: () => number;
+  private readonly server: http.Server;
+  private readonly routes: Route[];
+  private readonly inFlight = new Set<AbortController>();
+  /** Open connections and how many requests each is serving; `stop()` closes the quiet ones at once. */
+  private readonly sockets = new Map<Socket, number>();
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+
+  constructor(options: ApiServerOptions) {
+    if (options.token.length === 0) throw new Error("ApiServer needs a non-empty token");
+    this.service = options.service;
+    // Comparing digests keeps the comparison constant-time even when the lengths differ.
+    this.tokenDigest = createHash("sha256").update(options.token, "utf8").digest();
+    this.host = options.host;
+    this.port = options.port;
+    this.limits = { ...DEFAULT_API_LIMITS, ...options.limits };
+    this.logger = options.logger ?? silentLogger;
+    this.onRequest = options.onRequest;
+    this.now = options.now ?? (() => performance.now());
+    this.routes = this.buildRoutes();
+    this.server = http.createServer(
+      {
+        // Node's own bounds on receiving a request; the handler has its own, shorter timeout.
+        headersTimeout: 10_000,
+        requestTimeout: Math.max(10_000, this.limits.requestTimeoutMs * 2),
+      },
+      (req, res) => this.handle(req, res),
+    );
+    this.server.maxConnections = this.limits.maxConnections;
+    this.server.on("connection", (socket: Socket) => {
+      this.sockets.set(socket, 0);
+      socket.once("close", () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Starts listening; resolves with the port actually bound (useful with port 0). */
+  start(): Promise<{ port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen(this.port, this.host, () => {
+        this.server.off("error", onError);
+        resolve({ port: (this.server.address() as AddressInfo).port });
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections, answers requests still running with 503 (their service calls see
+   * their signal fire), and resolves once every connection is closed.
+   */
+  stop(): Promise<void> {
+    if (this.stopped) return this.stopped;
+    if (!this.server.listening) return Promise.resolve();
+    this.stopped = this.close();
+    return this.stopped;
+  }
+
+  private async close(): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Node's closeIdleConnections() spares connections that have not sent a request yet (clients
+    // open spare ones), so quiet connections are closed here by their request count.
+    for (const [socket, requests] of this.sockets) if (requests === 0) socket.destroy();
+    for (const controller of this.inFlight)
+      controller.abort(new ServiceUnavailableError("the server is stopping"));
+    const grace = setTimeout(() => this.server.closeAllConnections(), STOP_GRACE_MS);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(grace);
+    }
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedMs = this.now();
+    const socket = req.socket;
+    this.sockets.set(socket, (this.sockets.get(socket) ?? 0) + 1);
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    const timer = setTimeout(() => {
+      const ms = this.limits.requestTimeoutMs;
+      controller.abort(new ServiceUnavailableError(`the request did not complete within ${ms} ms`));
+    }, this.limits.requestTimeoutMs);
+    const url = req.url ?? "/";
+    const queryAt = url.indexOf("?");
+    const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    const ctx: RequestContext = {
+      req,
+      query: queryAt < 0 ? "" : url.slice(queryAt + 1),
+      rawKey: "",
+      signal: controller.signal,
+      bodyConsumed: false,
+    };
+    const match = this.match(path);
+    if (match) ctx.rawKey = match.rawKey;
+    const routeLabel = match ? `${this.methodLabel(req.method)} ${match.route.template}` : "unmatched";
+
+    res.once("close", () => {
+      clearTimeout(timer);
+      this.inFlight.delete(controller);
+      const requests = this.sockets.get(socket);
+      if (requests !== undefined) this.sockets.set(socket, Math.max(0, requests - 1));
+      if (this.stopping && requests === 1) socket.destroySoon();
+      const finished = res.writableFinished;
+      if (!finished) controller.abort(new RequestAbortedError());
+      this.report(routeLabel, finished ? res.statusCode : CLIENT_CLOSED_STATUS, this.now() - startedMs);
+    });
+
+    void this.respond(ctx, res, path, match?.route);
+  }
+
+  private async respond(ctx: RequestContext, res: ServerResponse, path: string, route: Route | undefined) {
+    let reply: Reply | null;
+    try {
+      reply = await untilAborted(this.dispatch(ctx, path, route), ctx.signal);
+    } catch (err) {
+      reply = this.replyForError(err, ctx);
+    }
+    if (reply === null || res.headersSent || res.destroyed) {
+      if (reply === null) res.destroy();
+      return;
+    }
+    try {
+      this.send(ctx, res, reply);
+    } catch (err) {
+      // A header the service handed us that HTTP cannot carry (a version with a newline, say).
+      this.logger.error("api response failed", { error: err instanceof Error ? err.message : String(err) });
+      res.destroy();
+    }
+  }
+
+  private async dispatch(ctx: RequestContext, path: string, route: Route | undefined): Promise<Reply> {
+    const needsToken = route ? route.authenticated : path === "/v1" || path.startsWith("/v1/");
+    if (needsToken && !this.authorized(ctx.req.headers.authorization)) throw new UnauthorizedError();
+    if (!route) throw new NotFoundError(`no route for ${path.slice(0, 200)}`);
+    const method = ctx.req.method ?? "";
+    const handler = route.methods[method] ?? (method === "HEAD" ? route.methods["GET"] : undefined);
+    if (!handler) {
+      const allow = Object.keys(route.methods);
+      if (allow.includes("GET")) allow.push("HEAD");
+      throw new MethodNotAllowedError(`${route.template} does not take ${method.slice(0, 20)}`, allow);
+    }
+    return handler(ctx);
+  }
+
+  private replyForError(err: unknown, ctx: RequestContext): Reply | null {
+    if (err instanceof ApiError) return errorReply(err);
+    // The client is gone: nobody to answer.
+    if (err instanceof RequestAbortedError) return null;
+    this.logger.error("api request failed", {
+      method: ctx.req.method,
+      url: ctx.req.url?.slice(0, 200),
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    return errorReply(new InternalServerError());
+  }
+
+  private send(ctx: RequestContext, res: ServerResponse, reply: Reply): void {
+    const bodyLeftUnread = hasBody(ctx.req) && !ctx.bodyConsumed;
+    for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+    res.setHeader("content-length", String(Buffer.byteLength(reply.body)));
+    if (bodyLeftUnread || this.stopping) res.setHeader("connection", "close");
+    res.statusCode = reply.status;
+    if (bodyLeftUnread) res.once("finish", () => this.linger(ctx.req));
+    res.end(reply.body);
+  }
+
+  /** Discards what is left of an unread body for a bounded time and size, then closes the socket. */
+  private linger(req: IncomingMessage): void {
+    const socket = req.socket;
+    let discarded = 0;
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+    req.on("data", (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_MAX_BYTES) socket.destroy();
+    });
+    req.resume();
+  }
+
+  private report(route: string, status: number, durationMs: number): void {
+    if (!this.onRequest) return;
+    try {
+      this.onRequest(route, status, durationMs);
+    } catch (err) {
+      this.logger.warn("onRequest hook threw", { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private authorized(header: string | undefined): boolean {
+    const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    const presented = match?.[1];
+    if (presented === undefined) return false;
+    const digest = createHash("sha256").update(presented, "utf8").digest();
+    return timingSafeEqual(digest, this.tokenDigest);
+  }
+
+  private methodLabel(method: string | undefined): string {
+    return method !== undefined && LABELLED_METHODS.includes(method) ? method : "OTHER";
+  }
+
+  private match(path: string): { route: Route; rawKey: string } | null {
+    const KEY_PREFIX = "/v1/kv/";
+    if (path.startsWith(KEY_PREFIX)) {
+      const keyRoute = this.routes.find((r) => r.template === "/v1/kv/:key");
+      return keyRoute ? { route: keyRoute, rawKey: path.slice(KEY_PREFIX.length) } : null;
+    }
+    const route = this.routes.find((r) => r.template === path);
+    return route ? { route, rawKey: "" } : null;
+  }
+
+  private buildRoutes(): Route[] {
+    return [
+      {
+        template: "/v1/kv/:key",
+        authenticated: true,
+        methods: { GET: this.getKey, PUT: this.putKey, DELETE: this.delKey },
+      },
+      { template: "/v1/kv", authenticated: true, methods: { GET: this.scan } },
+      { template: "/v1/status", authenticated: true, methods: { GET: this.status } },
+      { template: "/healthz", authenticated: false, methods: { GET: this.healthz } },
+      { template: "/metrics", authenticated: false, methods: { GET: this.metrics } },
+    ];
+  }
+
+  private readonly putKey: Handler = async (ctx) => {
+    const cas = parseCas(parseQuery(ctx.query, ["cas"]).get("cas"));
+    const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
+    const value = await readBoundedBody(ctx.req, this.limits.maxValueBytes);
+    ctx.bodyConsumed = true;
+    const opts = cas === undefined ? { signal: ctx.signal } : { cas, signal: ctx.signal };
+    const { version } = await this.service.put(key, value, opts);
+    return jsonReply(200, { version }, { "x-ringleader-version": version });
+  };
+
+  private readonly getKey: Handler = async (ctx) => {
+    const consistency = parseConsistency(parseQuery(ctx.query, ["consistency"]).get("consistency"));
+    const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
+    const found = await this.service.get(key, { consistency, signal: ctx.signal });
+    if (found === null) throw new NotFoundError(`key ${JSON.stringify(key)} not found`);
+    return {
+      status: 200,
+      headers: { "content-type": "application/octet-stream", "x-ringleader-version": found.version },
+      body: found.value,
+    };
+  };
+
+  private readonly delKey: Handler = async (ctx) => {
+    const cas = parseCas(parseQuery(ctx.query, ["cas"]).get("cas"));
+    const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
+    const opts = cas === undefined ? { signal: ctx.signal } : { cas, signal: ctx.signal };
+    const { version, deleted } = await this.service.del(key, opts);
+    return jsonReply(200, { version, deleted }, { "x-ringleader-version": version });
+  };
+
+  private readonly scan: Handler = async (ctx) => {
+    const params = parseQuery(ctx.query, ["prefix", "limit", "after", "consistency"]);
+    const prefix = parseBoundedText(params.get("prefix"), "prefix", this.limits.maxKeyBytes) ?? "";
+    const limit = parseLimit(params.get("limit"), this.limits);
+    const after = parseBoundedText(params.get("after"), "after", this.limits.maxCursorBytes);
+    const consistency = parseConsistency(params.get("consistency"));
+    const page = await this.service.scan({
+      prefix,
+      limit,
+      consistency,
+      signal: ctx.signal,
+      ...(after === undefined || after === "" ? {} : { after }),
+    });
+    const items = page.items.map((item) => ({
+      key: item.key,
+      value: toBase64(item.value),
+      version: item.version,
+    }));
+    return jsonReply(200, { items, next: page.next });
+  };
+
+  private readonly status: Handler = async (ctx) => {
+    parseQuery(ctx.query, []);
+    return jsonReply(200, await this.service.status());
+  };
+
+  private readonly healthz: Handler = async () => {
+    const health = this.service.healthy();
+    if (health.ok) return jsonReply(200, { ok: true });
+    const reason = health.reason ?? "unhealthy";
+    // Both shapes: `ok`/`reason` for health checkers, `error` like every other error body.
+    return jsonReply(
+      503,
+      { ok: false, reason, error: { code: "unavailable", message: reason } },
+      { "retry-after": "1" },
+    );
+  };
+
+  private readonly metrics: Handler = async () => {
+    const text = await this.service.metrics();
+    return {
+      status: 200,
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      body: text,
+    };
+  };
+}

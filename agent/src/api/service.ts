@@ -1,0 +1,62 @@
+/**
+ * What the client HTTP API needs from the agent. The agent implements `KvService`; the server in
+ * `server.ts` only translates HTTP to these calls and their results (and the errors in
+ * `errors.ts`) back to HTTP. Tests implement it with an in-memory map.
+ */
+
+/**
+ * How fresh a read must be. `strong`: linearizable (ReadIndex through the partition leader).
+ * `weak`: the leader's local state without a quorum round. `eventual`: any replica's local state,
+ * possibly stale.
+ */
+export type Consistency = "strong" | "weak" | "eventual";
+
+export const CONSISTENCIES: readonly Consistency[] = ["strong", "weak", "eventual"];
+
+/**
+ * Versions are opaque strings of decimal digits: callers compare them for equality only. The
+ * version `"0"` is reserved and means "absent": a write with `cas: "0"` succeeds only if the key
+ * does not exist.
+ */
+export const ABSENT_VERSION = "0";
+
+export interface KvItem {
+  key: string;
+  value: Uint8Array;
+  version: string;
+}
+
+/**
+ * The key-value operations behind `/v1`. Every operation may throw the errors of `errors.ts`
+ * (`CasMismatchError`, `ServiceUnavailableError`, `BadRequestError`, `PayloadTooLargeError`);
+ * anything else becomes a 500. `signal` fires when the client disconnects or the request times
+ * out; the service should stop waiting then (a write already proposed may still commit).
+ */
+export interface KvService {
+  put(
+    key: string,
+    value: Uint8Array,
+    opts: { cas?: string; signal?: AbortSignal },
+  ): Promise<{ version: string }>;
+  get(
+    key: string,
+    opts: { consistency: Consistency; signal?: AbortSignal },
+  ): Promise<{ value: Uint8Array; version: string } | null>;
+  del(
+    key: string,
+    opts: { cas?: string; signal?: AbortSignal },
+  ): Promise<{ version: string; deleted: boolean }>;
+  scan(opts: {
+    prefix: string;
+    limit: number;
+    after?: string;
+    consistency: Consistency;
+    signal?: AbortSignal;
+  }): Promise<{ items: KvItem[]; next: string | null }>;
+  /** A JSON-able view of the cluster, served as `GET /v1/status`. */
+  status(): Promise<unknown>;
+  /** The Prometheus text exposition, served as `GET /metrics`. */
+  metrics(): Promise<string>;
+  /** Served as `GET /healthz`: 200 when ok, 503 with the reason otherwise. */
+  healthy(): { ok: boolean; reason?: string };
+}

@@ -1,0 +1,383 @@
+/**
+ * The client library of the HTTP API: one method per operation, typed errors, and failover. A
+ * request that meets a 503 or cannot connect is tried on the next endpoint; after a full round
+ * over the endpoints the client waits (honouring `retry-after`, up to a cap) and goes round
+ * again, up to `maxAttempts` attempts in all.
+ *
+ * A write that failed with a timeout or a lost connection may still have been applied. Retrying
+ * an unconditional put or delete is harmless (the value ends up the same), but a retried `cas`
+ * can then report `CasMismatchError` although its first attempt succeeded: read the key to know.
+ */
+import {
+  ApiError,
+  BadRequestError,
+  CasMismatchError,
+  errorFromResponse,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from "../api/errors.js";
+import type { Consistency, KvItem } from "../api/service.js";
+import { EndpointSelector, type Strategy } from "./endpoints.js";
+import { BadResponseError, ClientConfigError, EndpointsUnreachableError } from "./errors.js";
+
+export {
+  ApiError,
+  BadRequestError,
+  BadResponseError,
+  CasMismatchError,
+  ClientConfigError,
+  EndpointsUnreachableError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+};
+export type { Consistency, KvItem, Strategy };
+
+export interface RingleaderClientOptions {
+  endpoints: string[];
+  token: string;
+  strategy?: Strategy;
+  /** Time one attempt (connect, send, receive) may take. */
+  timeoutMs?: number;
+  /** Attempts per operation across all endpoints, the first included. */
+  maxAttempts?: number;
+  /** The longest `retry-after` the client waits for; longer hints are cut to this. */
+  maxRetryAfterMs?: number;
+  /** Largest response body accepted (a scan page of big values can be large). */
+  maxResponseBytes?: number;
+  /** Injected for tests; the global `fetch` otherwise. */
+  fetch?: typeof fetch;
+  random?: () => number;
+}
+
+export interface ScanOptions {
+  prefix?: string;
+  /** Items per page (the server's default is 100, its maximum 1000). */
+  limit?: number;
+  /** The cursor from the previous page's `next`. */
+  after?: string;
+  consistency?: Consistency;
+  signal?: AbortSignal;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+interface RequestInit {
+  body?: Uint8Array;
+  signal?: AbortSignal | undefined;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_RETRY_AFTER_MS = 2000;
+const DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+/** First wait between rounds; it doubles per round up to `maxRetryAfterMs`. */
+const ROUND_BACKOFF_BASE_MS = 100;
+/** Cap on `maxAttempts` whatever the caller asks: failover is for riding out an election, not an outage. */
+const MAX_ATTEMPTS_CAP = 32;
+
+const utf8 = new TextEncoder();
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function toBytes(value: Uint8Array | string): Uint8Array {
+  return typeof value === "string" ? utf8.encode(value) : value;
+}
+
+/** The path of one key: every byte outside unreserved characters is escaped, `/` included. */
+function keyPath(key: string): string {
+  if (key.length === 0) throw new BadRequestError("the key is empty");
+  // URL libraries and proxies resolve these as path segments, so they can never reach the server intact.
+  if (key === "." || key === "..") throw new BadRequestError(`the key "${key}" cannot be sent in a URL path`);
+  return `/v1/kv/${encodeURIComponent(key)}`;
+}
+
+function queryString(params: Record<string, string | number | undefined>): string {
+  const parts = Object.entries(params)
+    .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
+    .map(([name, value]) => `${name}=${encodeURIComponent(String(value))}`);
+  return parts.length === 0 ? "" : `?${parts.join("&")}`;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes || !res.body) {
+    await res.body?.cancel();
+    if (declared > maxBytes) throw new BadResponseError(`response of ${declared} bytes exceeds ${maxBytes}`);
+    return new Uint8Array(0);
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new BadResponseError(`response exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  const body = Buffer.concat(chunks, total);
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+}
+
+function parseJson(res: RawResponse, what: string): Record<string, unknown> {
+  let data: unknown;
+  try {
+    data = JSON.parse(Buffer.from(res.body).toString("utf8"));
+  } catch {
+    throw new BadResponseError(`${what}: the response is not JSON (HTTP ${res.status})`);
+  }
+  if (!isRecord(data)) throw new BadResponseError(`${what}: expected a JSON object`);
+  return data;
+}
+
+function stringField(data: Record<string, unknown>, name: string, what: string): string {
+  const value = data[name];
+  if (typeof value !== "string") throw new BadResponseError(`${what}: "${name}" is not a string`);
+  return value;
+}
+
+/** The typed error of a non-2xx response, from its JSON body when it has one. */
+function errorOf(res: RawResponse): ApiError {
+  let code: string | undefined;
+  let message = `HTTP ${res.status}`;
+  try {
+    const data: unknown = JSON.parse(Buffer.from(res.body).toString("utf8"));
+    const error = isRecord(data) ? data["error"] : undefined;
+    if (isRecord(error)) {
+      if (typeof error["code"] === "string") code = error["code"];
+      if (typeof error["message"] === "string") message = error["message"];
+    }
+  } catch {
+    // Not our JSON (a proxy's error page): the status alone has to do.
+  }
+  const retryAfter = Number(res.headers.get("retry-after") ?? NaN);
+  return errorFromResponse(res.status, code, message, Number.isFinite(retryAfter) ? retryAfter : undefined);
+}
+
+export class RingleaderClient {
+  private readonly selector: EndpointSelector;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly fetch: typeof fetch;
+
+  constructor(options: RingleaderClientOptions) {
+    if (options.token.length === 0) throw new ClientConfigError("the client needs a token");
+    this.selector = new EndpointSelector(options.endpoints, {
+      strategy: options.strategy ?? "round-robin",
+      ...(options.random ? { random: options.random } : {}),
+    });
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const defaultAttempts = Math.max(3, 2 * this.selector.endpoints.length);
+    this.maxAttempts = Math.min(MAX_ATTEMPTS_CAP, Math.max(1, options.maxAttempts ?? defaultAttempts));
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  get endpoints(): readonly string[] {
+    return this.selector.endpoints;
+  }
+
+  /** Writes `value`; with `cas`, only if the key is at that version (`"0"`: only if absent). */
+  async put(
+    key: string,
+    value: Uint8Array | string,
+    opts: { cas?: string; signal?: AbortSignal } = {},
+  ): Promise<{ version: string }> {
+    const path = keyPath(key) + queryString({ cas: opts.cas });
+    const res = await this.request("PUT", path, { body: toBytes(value), signal: opts.signal });
+    if (res.status !== 200) throw errorOf(res);
+    return { version: stringField(parseJson(res, "put"), "version", "put") };
+  }
+
+  /** Writes `value` only if the key is at `expectedVersion` (`"0"`: only if absent). */
+  cas(
+    key: string,
+    expectedVersion: string,
+    value: Uint8Array | string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ version: string }> {
+    return this.put(key, value, { ...opts, cas: expectedVersion });
+  }
+
+  /** The value and version of `key`, or null when it is absent. */
+  async get(
+    key: string,
+    opts: { consistency?: Consistency; signal?: AbortSignal } = {},
+  ): Promise<{ value: Uint8Array; version: string } | null> {
+    const path = keyPath(key) + queryString({ consistency: opts.consistency });
+    const res = await this.request("GET", path, { signal: opts.signal });
+    if (res.status === 404) {
+      const err = errorOf(res);
+      if (err.code === "not_found") return null;
+      throw err;
+    }
+    if (res.status !== 200) throw errorOf(res);
+    const version = res.headers.get("x-ringleader-version");
+    if (version === null) throw new BadResponseError("get: no x-ringleader-version header");
+    return { value: res.body, version };
+  }
+
+  /** Deletes `key`; with `cas`, only if it is at that version. `deleted` is false when it was absent. */
+  async del(
+    key: string,
+    opts: { cas?: string; signal?: AbortSignal } = {},
+  ): Promise<{ version: string; deleted: boolean }> {
+    const path = keyPath(key) + queryString({ cas: opts.cas });
+    const res = await this.request("DELETE", path, { signal: opts.signal });
+    if (res.status !== 200) throw errorOf(res);
+    const data = parseJson(res, "del");
+    const deleted = data["deleted"];
+    if (typeof deleted !== "boolean") throw new BadResponseError('del: "deleted" is not a boolean');
+    return { version: stringField(data, "version", "del"), deleted };
+  }
+
+  /** One page of keys in order; pass `next` back as `after` for the following page. */
+  async scan(opts: ScanOptions = {}): Promise<{ items: KvItem[]; next: string | null }> {
+    const query = queryString({
+      prefix: opts.prefix,
+      limit: opts.limit,
+      after: opts.after,
+      consistency: opts.consistency,
+    });
+    const res = await this.request("GET", `/v1/kv${query}`, { signal: opts.signal });
+    if (res.status !== 200) throw errorOf(res);
+    const data = parseJson(res, "scan");
+    const rawItems = data["items"];
+    const next = data["next"];
+    if (!Array.isArray(rawItems)) throw new BadResponseError('scan: "items" is not a list');
+    if (next !== null && typeof next !== "string")
+      throw new BadResponseError('scan: "next" is not a string or null');
+    const items = rawItems.map((raw: unknown): KvItem => {
+      if (!isRecord(raw)) throw new BadResponseError("scan: an item is not an object");
+      const value = Buffer.from(stringField(raw, "value", "scan item"), "base64");
+      return {
+        key: stringField(raw, "key", "scan item"),
+        value: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+        version: stringField(raw, "version", "scan item"),
+      };
+    });
+    return { items, next };
+  }
+
+  /**
+   * Every item under the prefix, page by page. A server that hands back the cursor it was given
+   * would loop forever; that is reported as a `BadResponseError` instead.
+   */
+  async *scanAll(opts: Omit<ScanOptions, "after"> = {}): AsyncGenerator<KvItem, void, undefined> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.scan({ ...opts, ...(after === undefined ? {} : { after }) });
+      yield* page.items;
+      if (page.next === null) return;
+      if (page.next === after) throw new BadResponseError("scan: the cursor did not advance");
+      after = page.next;
+    }
+  }
+
+  /** The cluster view of `GET /v1/status`, as the agent returns it. */
+  async status(opts: { signal?: AbortSignal } = {}): Promise<unknown> {
+    const res = await this.request("GET", "/v1/status", { signal: opts.signal });
+    if (res.status !== 200) throw errorOf(res);
+    try {
+      return JSON.parse(Buffer.from(res.body).toString("utf8")) as unknown;
+    } catch {
+      throw new BadResponseError("status: the response is not JSON");
+    }
+  }
+
+  /**
+   * Sends one request with failover: a 503 or a failed connection moves on to the next endpoint;
+   * any other answer (success or error) is returned to the caller.
+   */
+  private async request(method: string, path: string, init: RequestInit): Promise<RawResponse> {
+    const order = this.selector.order();
+    let lastFailure: unknown = undefined;
+    let retryAfterMs = 0;
+    let attempt = 0;
+    for (; attempt < this.maxAttempts; attempt++) {
+      if (attempt > 0 && attempt % order.length === 0) {
+        const round = attempt / order.length;
+        const backoffMs = Math.min(this.maxRetryAfterMs, ROUND_BACKOFF_BASE_MS * 2 ** (round - 1));
+        await sleep(Math.max(backoffMs, Math.min(retryAfterMs, this.maxRetryAfterMs)), init.signal);
+        retryAfterMs = 0;
+      }
+      const endpoint = order[attempt % order.length] as string;
+      let res: RawResponse;
+      try {
+        res = await this.attempt(endpoint, method, path, init);
+      } catch (err) {
+        if (init.signal?.aborted) throw init.signal.reason;
+        if (err instanceof BadResponseError) throw err;
+        this.selector.markDown(endpoint);
+        lastFailure = err;
+        continue;
+      }
+      if (res.status !== 503) {
+        this.selector.markUp(endpoint);
+        return res;
+      }
+      const unavailable = errorOf(res);
+      lastFailure = unavailable;
+      if (unavailable instanceof ServiceUnavailableError) {
+        retryAfterMs = Math.max(retryAfterMs, unavailable.retryAfterSeconds * 1000);
+      }
+    }
+    if (lastFailure instanceof ApiError) throw lastFailure;
+    throw new EndpointsUnreachableError(order, attempt, lastFailure);
+  }
+
+  private async attempt(
+    endpoint: string,
+    method: string,
+    path: string,
+    init: RequestInit,
+  ): Promise<RawResponse> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (init.body) headers["content-type"] = "application/octet-stream";
+    const res = await this.fetch(endpoint + path, {
+      method,
+      headers,
+      signal,
+      ...(init.body ? { body: init.body } : {}),
+    });
+    const body = await readLimited(res, this.maxResponseBytes);
+    return { status: res.status, headers: res.headers, body };
+  }
+}

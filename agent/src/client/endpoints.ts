@@ -1,0 +1,109 @@
+/**
+ * Which endpoint a client request goes to first, and in which order the others are tried when it
+ * fails. Endpoints that just failed are tried last for a while, so one dead board does not cost
+ * every request a connection timeout.
+ */
+import { ClientConfigError } from "./errors.js";
+
+/** How a client spreads requests over the endpoints it knows. */
+export type Strategy = "random" | "round-robin" | "ip-hash" | "least-loaded";
+
+export const STRATEGIES: readonly Strategy[] = ["random", "round-robin", "ip-hash", "least-loaded"];
+
+/** Most endpoints one client holds; a home lab has a handful of boards. */
+export const MAX_ENDPOINTS = 256;
+
+/** Checks one endpoint URL and returns it without a trailing slash. */
+export function normalizeEndpoint(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ClientConfigError(`endpoint "${raw}" is not a URL (expected e.g. http://127.0.0.1:7001)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ClientConfigError(`endpoint "${raw}" must be http:// or https://`);
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new ClientConfigError(`endpoint "${raw}" must not have a query or fragment`);
+  }
+  return url.toString().replace(/\/+$/, "");
+}
+
+/** Parses a comma-separated endpoint list such as `--endpoints` or `RINGLEADER_ENDPOINTS`. */
+export function parseEndpointList(raw: string): string[] {
+  const parts = raw
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  if (parts.length > MAX_ENDPOINTS) throw new ClientConfigError(`more than ${MAX_ENDPOINTS} endpoints`);
+  return parts.map(normalizeEndpoint);
+}
+
+export interface EndpointSelectorOptions {
+  strategy?: Strategy;
+  /** Returns values in [0, 1); injected so tests are repeatable. */
+  random?: () => number;
+  /** Milliseconds from an arbitrary origin. */
+  now?: () => number;
+  /** How long an endpoint that failed is tried after the others. */
+  downForMs?: number;
+}
+
+export class EndpointSelector {
+  readonly endpoints: readonly string[];
+  private readonly strategy: Strategy;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly downForMs: number;
+  private next = 0;
+  /** Endpoint → time until which it is tried last. */
+  private readonly downUntil = new Map<string, number>();
+
+  constructor(endpoints: readonly string[], options: EndpointSelectorOptions = {}) {
+    if (endpoints.length === 0) throw new ClientConfigError("no endpoints given");
+    if (endpoints.length > MAX_ENDPOINTS) throw new ClientConfigError(`more than ${MAX_ENDPOINTS} endpoints`);
+    this.endpoints = [...new Set(endpoints.map(normalizeEndpoint))];
+    this.strategy = options.strategy ?? "round-robin";
+    this.random = options.random ?? Math.random;
+    this.now = options.now ?? (() => Date.now());
+    this.downForMs = options.downForMs ?? 5000;
+  }
+
+  /** The endpoints in the order one request should try them: the strategy's pick first. */
+  order(): string[] {
+    const count = this.endpoints.length;
+    const first = this.pickIndex(count);
+    const rotated = this.endpoints.map((_, i) => this.endpoints[(first + i) % count] as string);
+    const now = this.now();
+    const up = rotated.filter((e) => (this.downUntil.get(e) ?? 0) <= now);
+    const down = rotated.filter((e) => (this.downUntil.get(e) ?? 0) > now);
+    return [...up, ...down];
+  }
+
+  /** Records that `endpoint` failed to answer; it goes to the back of the order for a while. */
+  markDown(endpoint: string): void {
+    this.downUntil.set(endpoint, this.now() + this.downForMs);
+  }
+
+  /** Records that `endpoint` answered. */
+  markUp(endpoint: string): void {
+    this.downUntil.delete(endpoint);
+  }
+
+  private pickIndex(count: number): number {
+    switch (this.strategy) {
+      case "random":
+        return Math.min(count - 1, Math.floor(this.random() * count));
+      // TODO: ip-hash needs the caller's address and least-loaded needs load reports from the
+      // agents; until the agent publishes those, both spread requests like round-robin.
+      case "round-robin":
+      case "ip-hash":
+      case "least-loaded": {
+        const index = this.next % count;
+        this.next = (this.next + 1) % count;
+        return index;
+      }
+    }
+  }
+}
