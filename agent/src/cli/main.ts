@@ -6,6 +6,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { commands } from "./commands/index.js";
 import { runWithErrorBoundary } from "./errors.js";
+import { failToBoundary } from "./options.js";
 
 await runWithErrorBoundary(async () => {
   let cli = yargs(hideBin(process.argv))
@@ -16,6 +17,7 @@ await runWithErrorBoundary(async () => {
     .demandCommand(1, "Name a command; `ringleader --help` lists them.")
     .recommendCommands()
     .strict()
+    .fail(failToBoundary)
     .help()
     .alias("h", "help")
     .version()

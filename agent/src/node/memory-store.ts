@@ -15,8 +15,11 @@ export class MemoryDurableStore implements DurableStore {
   private readonly groups = new Map<GroupId, GroupState>();
   saves = 0;
 
-  /** Creates a group whose initial members are `voters` (a brand-new cluster). */
-  bootstrap(group: GroupId, voters: readonly string[]): void {
+  hasGroup(group: GroupId): boolean {
+    return this.groups.has(group);
+  }
+
+  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
     this.groups.set(group, { storage: MemoryStorage.bootstrap(voters), applied: 0, kv: new Map() });
   }
 

@@ -1,3 +1,4 @@
+import { encodeConfChange } from "./confchange.js";
 import { CompactedError, SnapshotOutOfDateError, UnavailableError } from "./errors.js";
 import type { ConfState, Entry, HardState, Snapshot } from "./types.js";
 
@@ -27,6 +28,24 @@ export interface Storage {
   lastIndex(): number;
   /** The most recent snapshot; the application may take a new one at any applied index. */
   snapshot(): Snapshot;
+}
+
+/**
+ * The first state of every founding member of a group: one committed `addVoter` entry per
+ * founder, in term 1. The membership lives in the log, not only in a snapshot, so a node that
+ * joins later and replicates from index 1 derives the same membership as the founders (as etcd
+ * does). Every founder must be given the same voters, in any order.
+ */
+export function bootstrapState(voters: readonly string[]): { hardState: HardState; entries: Entry[] } {
+  if (voters.length === 0) throw new Error("bootstrap needs at least one voter");
+  const sorted = [...new Set(voters)].sort();
+  const entries: Entry[] = sorted.map((id, i) => ({
+    term: 1,
+    index: i + 1,
+    type: "conf",
+    data: encodeConfChange({ type: "addVoter", nodeId: id }),
+  }));
+  return { hardState: { term: 1, vote: "", commit: entries.length }, entries };
 }
 
 export const EMPTY_CONF_STATE: ConfState = { voters: [], learners: [] };
@@ -66,11 +85,12 @@ export class MemoryStorage implements Storage {
   private ents: Entry[] = [{ term: 0, index: 0, type: "normal", data: new Uint8Array(0) }];
   private confState: ConfState = EMPTY_CONF_STATE;
 
-  /** A brand-new group: every listed node starts as a voter in term 0 with an empty log. */
+  /** A brand-new group: see `bootstrapState`. */
   static bootstrap(voters: readonly string[]): MemoryStorage {
     const s = new MemoryStorage();
-    s.confState = { voters: [...voters], learners: [] };
-    s.snap = { metadata: { index: 0, term: 0, confState: s.confState }, data: new Uint8Array(0) };
+    const boot = bootstrapState(voters);
+    s.append(boot.entries);
+    s.setHardState(boot.hardState);
     return s;
   }
 

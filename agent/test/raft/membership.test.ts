@@ -84,3 +84,15 @@ describe("membership changes, one server at a time (thesis §4.1)", () => {
     assert.deepEqual(a.raw.status().confState.voters, ["a", "b", "c"], "a's membership followed its log");
   });
 });
+
+describe("bootstrap membership lives in the log", () => {
+  it("a node that joins with an empty log derives the founders' membership from replication", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    c.add("d", new MemoryStorage());
+    a.raw.proposeConfChange({ type: "addLearner", nodeId: "d" });
+    c.settle();
+    c.tickAll(2);
+    assert.deepEqual(c.node("d").raw.status().confState, { voters: ["a", "b", "c"], learners: ["d"] });
+  });
+});

@@ -1,0 +1,28 @@
+import type { CommandModule } from "yargs";
+import { agentCommand } from "./agent.js";
+import { benchCommand } from "./bench.js";
+import { casCommand } from "./cas.js";
+import { clusterCommand } from "./cluster.js";
+import { delCommand } from "./del.js";
+import { getCommand } from "./get.js";
+import { initCommand } from "./init.js";
+import { putCommand } from "./put.js";
+import { scanCommand } from "./scan.js";
+import { simCommand } from "./sim.js";
+import { statusCommand } from "./status.js";
+
+/** Every `ringleader` command, in the order `--help` lists them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs' CommandModule generics differ per command.
+export const commands: CommandModule<any, any>[] = [
+  initCommand,
+  agentCommand,
+  clusterCommand,
+  putCommand,
+  getCommand,
+  delCommand,
+  scanCommand,
+  casCommand,
+  statusCommand,
+  benchCommand,
+  simCommand,
+];

@@ -1,0 +1,83 @@
+/**
+ * Opens the node's LMDB store and presents it as the agent's `DurableStore`. The store keeps
+ * versions as Raft indexes (numbers) and keys as bytes; the API speaks strings.
+ */
+import { NodeStore } from "../storage/index.js";
+import { bootstrapState, type Entry, type GroupId } from "../raft/index.js";
+import type { DurableStore, GroupUpdate, KvRecord, KvWrite } from "./ports.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+export class LmdbDurableStore implements DurableStore {
+  constructor(readonly node: NodeStore) {}
+
+  hasGroup(group: GroupId): boolean {
+    return this.node.hasGroup(group);
+  }
+
+  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
+    if (this.node.hasGroup(group)) throw new Error(`group ${group} already has state on this node`);
+    const boot = bootstrapState(voters);
+    await this.node.saveBatch([{ group, hardState: boot.hardState, entries: boot.entries, snapshot: null }]);
+  }
+
+  storage(group: GroupId) {
+    return this.node.group(group);
+  }
+
+  saveBatch(updates: readonly GroupUpdate[]): Promise<void> {
+    return this.node.saveBatch(updates);
+  }
+
+  appliedIndex(group: GroupId): number {
+    return this.node.appliedIndex(group);
+  }
+
+  async apply(
+    group: GroupId,
+    entries: readonly Entry[],
+    decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
+  ): Promise<void> {
+    await this.node.applyEntries(group, entries, (entry, ctx) => {
+      const w = decide(entry, (key) => {
+        const r = ctx.get(key);
+        return r ? { value: r.value, version: String(r.version) } : null;
+      });
+      if (w.kind === "put") ctx.put(w.key, w.value);
+      else if (w.kind === "del") ctx.delete(w.key);
+    });
+  }
+
+  get(group: GroupId, key: string): KvRecord | null {
+    const r = this.node.kvGet(group, key);
+    return r ? { value: r.value, version: String(r.version) } : null;
+  }
+
+  scan(
+    group: GroupId,
+    opts: { prefix: string; after?: string; limit: number },
+  ): { key: string; record: KvRecord }[] {
+    const rows = this.node.kvScan(group, {
+      prefix: opts.prefix,
+      limit: opts.limit,
+      ...(opts.after !== undefined ? { after: opts.after } : {}),
+    });
+    return rows.map((r) => ({
+      key: utf8.decode(r.key),
+      record: { value: r.value, version: String(r.version) },
+    }));
+  }
+}
+
+/** Opens (creating if needed) the store in `dataDir`; `nodeId` fixes the id on first open only. */
+export async function openDurableStore(
+  dataDir: string,
+  nodeId?: string,
+): Promise<{ nodeId: string; store: LmdbDurableStore; close: () => Promise<void> }> {
+  const node = await NodeStore.open({ path: dataDir, ...(nodeId ? { newNodeId: () => nodeId } : {}) });
+  if (nodeId && node.nodeId !== nodeId) {
+    await node.close();
+    throw new Error(`${dataDir} belongs to node ${node.nodeId}, not ${nodeId}; a node id never changes`);
+  }
+  return { nodeId: node.nodeId, store: new LmdbDurableStore(node), close: () => node.close() };
+}

@@ -1,0 +1,119 @@
+/**
+ * The agent's Prometheus metrics (prom-client, one registry per agent so tests can run several
+ * agents in one process). Gauges that mirror Raft state are read at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { GroupId, RaftStatus } from "../raft/index.js";
+import type { TransportStats } from "../transport/types.js";
+
+const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly leaderChanges: Counter<"group">;
+  readonly proposals: Counter<"group" | "outcome">;
+  readonly fsyncMs: Histogram;
+  readonly applyMs: Histogram;
+  readonly apiRequests: Counter<"route" | "status">;
+  readonly apiLatencyMs: Histogram<"route">;
+
+  constructor(nodeId: string, statuses: () => RaftStatus[], transport: () => TransportStats | null) {
+    this.registry.setDefaultLabels({ node: nodeId });
+    const r = [this.registry];
+    const raftGauge = (name: string, help: string, pick: (s: RaftStatus) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["group"],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const s of statuses()) this.set({ group: String(s.group) }, pick(s));
+        },
+      });
+    raftGauge("ringleader_raft_term", "Current Raft term", (s) => s.term);
+    raftGauge("ringleader_raft_commit_index", "Highest log index known committed", (s) => s.commit);
+    raftGauge(
+      "ringleader_raft_applied_index",
+      "Highest log index applied to the state machine",
+      (s) => s.applied,
+    );
+    raftGauge("ringleader_raft_last_index", "Last index in the local log", (s) => s.lastIndex);
+    raftGauge("ringleader_raft_is_leader", "1 if this node leads the group", (s) =>
+      s.role === "leader" ? 1 : 0,
+    );
+    this.leaderChanges = new Counter({
+      name: "ringleader_raft_leader_changes_total",
+      help: "Leader changes seen by this node",
+      labelNames: ["group"],
+      registers: r,
+    });
+    this.proposals = new Counter({
+      name: "ringleader_raft_proposals_total",
+      help: "Proposals by outcome",
+      labelNames: ["group", "outcome"],
+      registers: r,
+    });
+    this.fsyncMs = new Histogram({
+      name: "ringleader_storage_fsync_ms",
+      help: "Time to persist one batch of Raft state durably",
+      buckets: LATENCY_BUCKETS_MS,
+      registers: r,
+    });
+    this.applyMs = new Histogram({
+      name: "ringleader_apply_ms",
+      help: "Time to apply one batch of committed entries",
+      buckets: LATENCY_BUCKETS_MS,
+      registers: r,
+    });
+    this.apiRequests = new Counter({
+      name: "ringleader_api_requests_total",
+      help: "HTTP API requests by route and status",
+      labelNames: ["route", "status"],
+      registers: r,
+    });
+    this.apiLatencyMs = new Histogram({
+      name: "ringleader_api_request_ms",
+      help: "HTTP API latency by route",
+      labelNames: ["route"],
+      buckets: LATENCY_BUCKETS_MS,
+      registers: r,
+    });
+    const transportCounter = (name: string, help: string, pick: (t: TransportStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: r,
+        collect() {
+          const t = transport();
+          if (t) this.set(pick(t));
+        },
+      });
+    transportCounter("ringleader_transport_bytes_sent", "Bytes sent to peers", (t) => t.bytesSent);
+    transportCounter(
+      "ringleader_transport_bytes_received",
+      "Bytes received from peers",
+      (t) => t.bytesReceived,
+    );
+    transportCounter("ringleader_transport_reconnects", "Reconnects to peers", (t) => t.reconnects);
+    transportCounter(
+      "ringleader_transport_rejected_peers",
+      "Peers refused (wrong secret)",
+      (t) => t.rejectedPeers,
+    );
+    transportCounter("ringleader_transport_bad_frames", "Malformed or oversized frames", (t) => t.badFrames);
+    transportCounter(
+      "ringleader_transport_dropped_messages",
+      "Messages dropped on full queues",
+      (t) => t.droppedMessages,
+    );
+  }
+
+  onLeaderChange(group: GroupId): void {
+    this.leaderChanges.inc({ group: String(group) });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

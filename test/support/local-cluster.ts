@@ -1,0 +1,175 @@
+/**
+ * Test support: a real local cluster of agent processes started through `ringleader cluster up`,
+ * with helpers to kill, restart and query nodes. Every wait is bounded and polls a real
+ * condition (an HTTP answer), never a fixed sleep.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../../agent/src/cli/main.js", import.meta.url));
+
+export interface NodeInfo {
+  id: string;
+  pid: number;
+  api: string;
+  peer: string;
+  command: string[];
+  cwd: string;
+}
+
+export interface StatusBody {
+  id: string;
+  leader: string | null;
+  role: string;
+  term: number;
+  commit: number;
+  applied: number;
+}
+
+export class LocalCluster {
+  readonly nodes = new Map<string, NodeInfo>();
+  /** Processes this test started to replace killed nodes. */
+  private readonly restarted = new Map<string, ChildProcess>();
+  token = "";
+
+  private constructor(
+    readonly dir: string,
+    private readonly up: ChildProcess,
+  ) {}
+
+  static async start(opts: { nodes: number; tickMs?: number }): Promise<LocalCluster> {
+    const dir = await mkdtemp(join(tmpdir(), "ringleader-cluster-"));
+    const up = spawn(
+      process.execPath,
+      [
+        CLI,
+        "cluster",
+        "up",
+        "--nodes",
+        String(opts.nodes),
+        "--dir",
+        dir,
+        "--json",
+        "--tick-ms",
+        String(opts.tickMs ?? 50),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const cluster = new LocalCluster(dir, up);
+    let stderr = "";
+    up.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-20_000)));
+    let stdout = "";
+    const ready = new Promise<void>((resolve, reject) => {
+      up.stdout!.on("data", (b: Buffer) => {
+        stdout += b.toString();
+        if (stdout.includes("\n")) resolve();
+      });
+      up.once("exit", (code) => reject(new Error(`cluster up exited early (${code}): ${stderr}`)));
+    });
+    const timer = setTimeout(() => up.kill("SIGKILL"), 60_000);
+    try {
+      await ready;
+    } finally {
+      clearTimeout(timer);
+    }
+    const file = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as {
+      token: string;
+      nodes: NodeInfo[];
+    };
+    cluster.token = file.token;
+    for (const n of file.nodes) cluster.nodes.set(n.id, n);
+    return cluster;
+  }
+
+  endpoints(): string[] {
+    return [...this.nodes.values()].map((n) => n.api);
+  }
+
+  async status(id: string, timeoutMs = 1000): Promise<StatusBody | null> {
+    try {
+      const res = await fetch(`${this.nodes.get(id)!.api}/v1/status`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      return res.ok ? ((await res.json()) as StatusBody) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Polls until `pred` holds, up to `timeoutMs`; throws with `what` otherwise. */
+  async waitFor<T>(
+    what: string,
+    timeoutMs: number,
+    probe: () => Promise<T | null | undefined | false>,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The leader as seen by a majority of the live nodes given. */
+  async leader(among: string[] = [...this.nodes.keys()]): Promise<string | null> {
+    const seen = await Promise.all(among.map((id) => this.status(id)));
+    const counts = new Map<string, number>();
+    for (const s of seen) if (s?.leader) counts.set(s.leader, (counts.get(s.leader) ?? 0) + 1);
+    for (const [id, n] of counts) if (n * 2 > among.length && among.includes(id)) return id;
+    return null;
+  }
+
+  kill9(id: string): void {
+    const n = this.nodes.get(id)!;
+    const replaced = this.restarted.get(id);
+    if (replaced) replaced.kill("SIGKILL");
+    else process.kill(n.pid, "SIGKILL");
+  }
+
+  async waitExit(id: string): Promise<void> {
+    const pid = this.restarted.get(id)?.pid ?? this.nodes.get(id)!.pid;
+    await this.waitFor(`node ${id} to exit`, 10_000, async () => !isAlive(pid));
+  }
+
+  /** Starts a node again with the same data, exactly as cluster.json says. */
+  restart(id: string): void {
+    const n = this.nodes.get(id)!;
+    const child = spawn(n.command[0]!, n.command.slice(1), {
+      cwd: n.cwd,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    this.restarted.set(id, child);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.restarted.values()) if (c.exitCode === null) c.kill("SIGTERM");
+    if (this.up.exitCode === null) {
+      this.up.kill("SIGTERM");
+      const t = setTimeout(() => this.up.kill("SIGKILL"), 15_000);
+      await once(this.up, "exit");
+      clearTimeout(t);
+    }
+    await Promise.all(
+      [...this.restarted.values()].map((c) =>
+        c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined,
+      ),
+    );
+    for (const n of this.nodes.values()) if (isAlive(n.pid)) process.kill(n.pid, "SIGKILL");
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
