@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Ringleader vs etcd on this machine: a 3-node cluster of each on 127.0.0.1, the same
+# `ringleader bench` generator, puts then strong reads at several concurrencies, 100-byte values.
+# Reports ops/s, p50/p99, peak RSS per node and bytes written to disk per 1,000 puts.
+#
+#   test/bench/vs-etcd.sh                 # full run (about 3 minutes)
+#   DURATION=3 CONCURRENCY="1 64" test/bench/vs-etcd.sh
+#
+# etcd is Debian's etcd-server (3.4) at its default durability (fsync on every commit batch).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10}
+CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
+VALUE_SIZE=${VALUE_SIZE:-100}
+KEYS=${KEYS:-10000}
+TARGETS=${TARGETS:-"ringleader etcd"}
+CLI="node dist/agent/src/cli/main.js"
+
+if ! command -v etcd >/dev/null; then
+  echo "installing etcd-server (Debian) ..." >&2
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null
+fi
+[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
+
+WORK=$(mktemp -d /tmp/vs-etcd.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Sum of a field over processes: /proc/PID/io write_bytes, or /proc/PID/status VmHWM (kB).
+write_bytes() { local t=0; for p in "$@"; do t=$((t + $(awk '/^write_bytes/ {print $2}' /proc/$p/io))); done; echo $t; }
+peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
+
+start_etcd() {
+  local cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
+  ETCD_PIDS=()
+  for i in 1 2 3; do
+    etcd --name e$i --data-dir "$WORK/etcd/e$i" \
+      --listen-client-urls http://127.0.0.1:2379$i --advertise-client-urls http://127.0.0.1:2379$i \
+      --listen-peer-urls http://127.0.0.1:2380$i --initial-advertise-peer-urls http://127.0.0.1:2380$i \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token vs-etcd \
+      --log-level error >"$WORK/etcd-e$i.log" 2>&1 &
+    ETCD_PIDS+=($!)
+    PIDS+=($!)
+  done
+  ENDPOINTS="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
+  for _ in $(seq 1 100); do
+    curl -sf -X POST -d '{"key":"aGVhbHRo"}' http://127.0.0.1:23791/v3/kv/range >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  NODE_PIDS=("${ETCD_PIDS[@]}")
+  BENCH_ARGS=(--target etcd --endpoints "$ENDPOINTS")
+}
+
+start_ringleader() {
+  $CLI cluster up --nodes 3 --dir "$WORK/rl" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
+  [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
+  mapfile -t NODE_PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/rl/cluster.json")
+  BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
+}
+
+bench() { # mix concurrency → json line
+  $CLI bench "${BENCH_ARGS[@]}" --mix "$1" --concurrency "$2" --duration "$DURATION" --warmup 1 \
+    --value-size "$VALUE_SIZE" --keys "$KEYS" --json 2>/dev/null
+}
+
+summary() { # json op → "ops/s p50 p99"
+  node -e '
+    const r = JSON.parse(process.argv[1]); const o = r.ops[process.argv[2]];
+    const ms = (us) => (us / 1000).toFixed(1);
+    console.log(`${Math.round(o.opsPerSecond)}\t${ms(o.latencyUs.p50)}\t${ms(o.latencyUs.p99)}\t${r.totalErrors}\t${o.count}`);
+  ' "$1" "$2"
+}
+
+printf "target\top\tconc\tops/s\tp50ms\tp99ms\terrors\tdisk-bytes/1k-puts\n" | tee "$WORK/results.tsv"
+for target in $TARGETS; do
+  "start_$target"
+  for c in $CONCURRENCY; do
+    before=$(write_bytes "${NODE_PIDS[@]}")
+    out=$(bench put=1 "$c")
+    after=$(write_bytes "${NODE_PIDS[@]}")
+    read -r ops p50 p99 errs count <<<"$(summary "$out" put)"
+    per1k=$(( count > 0 ? (after - before) * 1000 / count : 0 ))
+    printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" | tee -a "$WORK/results.tsv"
+    out=$(bench get=1 "$c")
+    read -r ops p50 p99 errs count <<<"$(summary "$out" get-strong)"
+    printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" | tee -a "$WORK/results.tsv"
+  done
+  echo "# $target peak RSS per node (MB): $(peak_rss_mb "${NODE_PIDS[@]}")"
+  for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+done
