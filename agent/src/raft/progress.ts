@@ -72,6 +72,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Ticks spent in snapshot state; a lost snapshot is retried after a bound. */
   snapshotTicks = 0;
+  /** The leader's tick count stamped on the newest heartbeat this member acknowledged. */
+  leaseAckTick = -Infinity;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   readonly inflights: Inflights;

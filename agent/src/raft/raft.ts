@@ -58,9 +58,15 @@ export interface RaftConfig {
   readonly checkQuorum?: boolean;
   /**
    * `safe`: ReadIndex confirms leadership with a heartbeat round. `lease`: the leader answers
-   * from its commit index without a round trip. The lease relies on every node's tick running at
-   * about the same rate (bounded clock drift, no long pauses): a deposed leader that stalled for
-   * longer than an election timeout could still answer a stale read. It requires check-quorum.
+   * from its commit index without a round trip while it holds a lease: a quorum acknowledged a
+   * heartbeat it sent at tick T, and every one of them refuses votes until it has ticked
+   * `electionTicks` times since receiving it, so no other leader can exist before T +
+   * `electionTicks` (less a margin of LEASE_MARGIN_TICKS). The clock assumption: every node's
+   * ticks run at the same rate within that margin over an election timeout, and no process
+   * pauses (GC, swapping, a frozen SD card) for longer than the margin while believing it leads.
+   * Outside its lease, or once it has started a leadership transfer, the leader falls back to a
+   * ReadIndex round. A node in lease mode also refuses votes for one election timeout after it
+   * starts, because a restarted follower has forgotten the lease it granted. Needs check-quorum.
    */
   readonly readOnly?: "safe" | "lease";
   /** Upper bound on the entry bytes in one append message. */
@@ -87,6 +93,9 @@ type TickFn = (r: Raft) => void;
 
 /** In a `readIndex` message's `index` field: answer with the leader's commit index, no quorum round. */
 export const LEADER_ONLY_READ = 1;
+
+/** Ticks by which a lease ends before the followers' promise does: tick phase and clock drift. */
+export const LEASE_MARGIN_TICKS = 2;
 
 /** Vote requests with this context come from a leadership transfer and bypass the leader lease. */
 const TRANSFER_CONTEXT = Uint8Array.of(0x74);
@@ -138,6 +147,12 @@ export class Raft {
 
   electionElapsed = 0;
   heartbeatElapsed = 0;
+  /** Ticks since this node started; stamps heartbeats so acknowledgements can time the lease. */
+  tickCount = 0;
+  /** Ticks left during which a freshly started node refuses votes (lease mode only). */
+  voteGuardTicks = 0;
+  /** Set once this leader sent timeoutNow: the target may win without waiting out our lease. */
+  leaseRevoked = false;
   randomizedElectionTimeout = 0;
 
   private stepRole: StepFn = stepFollower;
@@ -167,6 +182,7 @@ export class Raft {
     this.forwardProposals = cfg.forwardProposals ?? false;
     this.bugs = cfg.bugs ?? new Set();
 
+    if (this.readOnlyOption === "lease") this.voteGuardTicks = this.electionTicks;
     this.log = new RaftLog(cfg.storage);
     const { hardState } = cfg.storage.initialState();
     const snap = cfg.storage.snapshot();
@@ -286,6 +302,7 @@ export class Raft {
       this.prs.set(id, fresh);
     }
     this.pendingConfIndex = 0;
+    this.leaseRevoked = false;
     this.readOnly.reset();
     this.pendingReadIndexMessages = [];
   }
@@ -442,7 +459,8 @@ export class Raft {
     const pr = this.prs.get(to);
     // Never tell a follower to commit past what it is known to hold.
     const commit = Math.min(pr?.match ?? 0, this.log.committed);
-    this.send(this.msg("heartbeat", to, { commit, context }));
+    // `index` carries our tick count; the answer echoes it, which times the lease.
+    this.send(this.msg("heartbeat", to, { commit, context, index: this.tickCount }));
   }
 
   bcastHeartbeat(context: Uint8Array = this.readOnly.lastPendingContext() ?? EMPTY_BYTES): void {
@@ -508,7 +526,7 @@ export class Raft {
       if (this.pendingReadIndexMessages.length < 4096) this.pendingReadIndexMessages.push(m);
       return;
     }
-    if (this.readOnlyOption === "lease") {
+    if (this.readOnlyOption === "lease" && this.leaseValid()) {
       this.answerRead(m, this.log.committed);
       return;
     }
@@ -529,7 +547,17 @@ export class Raft {
     this.leadTransferee = NO_NODE;
   }
 
+  /** Whether a quorum's acknowledgements still guarantee that no other leader exists. */
+  leaseValid(): boolean {
+    if (this.leaseRevoked || this.role !== "leader") return false;
+    const acked = committedIndex(this.conf.voters, (id) =>
+      id === this.id ? this.tickCount : (this.prs.get(id)?.leaseAckTick ?? -Infinity),
+    );
+    return this.tickCount < acked + this.electionTicks - LEASE_MARGIN_TICKS;
+  }
+
   sendTimeoutNow(to: NodeId): void {
+    this.leaseRevoked = true;
     this.send(this.msg("timeoutNow", to));
   }
 
@@ -563,7 +591,7 @@ export class Raft {
 
   handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(this.msg("heartbeatResp", m.from, { context: m.context }));
+    this.send(this.msg("heartbeatResp", m.from, { context: m.context, index: m.index }));
   }
 
   handleSnapshot(m: Message): void {
@@ -598,6 +626,8 @@ export class Raft {
   // ---- The public operations ---------------------------------------------------------------
 
   tick(): void {
+    this.tickCount++;
+    if (this.voteGuardTicks > 0) this.voteGuardTicks--;
     this.tickRole(this);
   }
 
@@ -611,7 +641,8 @@ export class Raft {
       if (m.type === "vote" || m.type === "preVote") {
         const force = bytesEqual(m.context, TRANSFER_CONTEXT);
         const inLease =
-          this.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.electionTicks;
+          this.checkQuorum &&
+          ((this.lead !== NO_NODE && this.electionElapsed < this.electionTicks) || this.voteGuardTicks > 0);
         if (!force && inLease) {
           // We heard from a live leader within the minimum election timeout: a node coming back
           // from a flaky link must not depose it (thesis §4.2.3). Ignore without a term bump.
@@ -816,7 +847,8 @@ function stepLeaderHeartbeatResp(r: Raft, pr: Progress, m: Message): void {
   pr.probeSent = false;
   if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
   if (pr.match < r.log.lastIndex()) r.sendAppend(m.from);
-  if (r.readOnlyOption !== "safe" || m.context.length === 0) return;
+  pr.leaseAckTick = Math.max(pr.leaseAckTick, m.index);
+  if (m.context.length === 0) return;
   const acks = r.readOnly.recvAck(m.from, m.context);
   if (!acks || !hasQuorum(r.conf.voters, (id) => acks.has(id))) return;
   for (const rs of r.readOnly.advance(m.context)) r.answerRead(rs.req, rs.index);

@@ -63,13 +63,49 @@ describe("ReadIndex linearizable reads (thesis §6.4)", () => {
     assert.ok(a.reads[0]!.index >= 1, "answered at or after the no-op's index");
   });
 
-  it("lease-based reads answer without a heartbeat round", () => {
+  it("lease-based reads answer without a heartbeat round while a quorum's acks are fresh", () => {
     const c = new Cluster(["a", "b", "c"], { readOnly: "lease" });
-    const a = c.elect("a");
+    // Fresh nodes in lease mode refuse votes for one election timeout; let them elect on their own.
+    c.tickAll(40);
+    const a = c.leader()!;
     c.filter = () => false;
     a.raw.readIndex(enc("lease"));
     c.settle();
     assert.deepEqual(a.reads, [{ index: a.raw.status().commit, context: "lease" }]);
+  });
+
+  it("fresh nodes in lease mode refuse votes for one election timeout", () => {
+    const c = new Cluster(["a", "b", "c"], { readOnly: "lease" });
+    c.node("a").raw.campaign();
+    c.settle();
+    assert.notEqual(c.node("a").raw.status().role, "leader");
+  });
+
+  it("a leader cut off for an election timeout loses its lease and answers no read", () => {
+    const c = new Cluster(["a", "b", "c"], { readOnly: "lease", electionTicks: 10 });
+    c.tickAll(40);
+    const a = c.leader()!;
+    c.isolate(a.id);
+    // Tick only a: it still believes it leads (check-quorum fires at the end of the interval).
+    for (let i = 0; i < 9; i++) a.raw.tick();
+    c.settle();
+    assert.equal(a.raw.status().role, "leader");
+    a.raw.readIndex(enc("late"));
+    c.settle();
+    assert.equal(a.reads.length, 0, "no lease read after the lease ran out");
+  });
+
+  it("a leader that started a transfer stops serving lease reads", () => {
+    const c = new Cluster(["a", "b", "c"], { readOnly: "lease" });
+    c.tickAll(40);
+    const a = c.leader()!;
+    const target = a.id === "b" ? "c" : "b";
+    c.filter = (m) => m.type !== "timeoutNow" && m.to !== a.id;
+    a.raw.transferLeadership(target);
+    c.settle();
+    a.raw.readIndex(enc("after-transfer"));
+    c.settle();
+    assert.equal(a.reads.length, 0);
   });
 });
 
