@@ -73,6 +73,8 @@ class Replica {
   appliedWaiters: { index: number; waiter: Waiter<void> }[] = [];
   applied: number;
   leader: NodeId = "";
+  /** State machine work, in log order; the ready loop does not wait for it. */
+  applyChain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly group: GroupId,
@@ -278,11 +280,7 @@ export class RaftHost {
         await this.handleBatch(batch);
       } while (!this.stopped);
     } catch (err) {
-      // A failed write leaves the log in an unknown state: stop serving rather than risk
-      // acknowledging what is not on disk. The agent exits and the supervisor restarts it.
-      this.fatal = err as Error;
-      this.opts.logger.error("ready loop failed; this node stops serving", { error: String(err) });
-      for (const r of this.replicas.values()) r.failAll(new UnavailableError("node storage failed"));
+      this.fail(err as Error);
     } finally {
       this.loopRunning = false;
       if (this.loopAgain && !this.stopped && !this.fatal) this.kick();
@@ -290,6 +288,10 @@ export class RaftHost {
   }
 
   private async handleBatch(batch: { r: Replica; rd: Ready }[]): Promise<void> {
+    // 0. A leader's replication leaves at once: followers write while we write (thesis §10.2.1).
+    const early: Message[] = [];
+    for (const { rd } of batch) early.push(...rd.earlyMessages);
+    if (early.length > 0) this.opts.send(early);
     // 1. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
     const updates: GroupUpdate[] = [];
     for (const { r, rd } of batch) {
@@ -306,14 +308,23 @@ export class RaftHost {
     const out: Message[] = [];
     for (const { rd } of batch) out.push(...rd.messages);
     if (out.length > 0) this.opts.send(out);
-    // 3. Apply, answer, acknowledge.
+    // 3. Apply in the background, in order: the next Ready's write can share the apply's
+    //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
     for (const { r, rd } of batch) {
       if (rd.softState && rd.softState.leader !== r.leader) {
         r.leader = rd.softState.leader;
         this.opts.observer?.onLeaderChange?.(r.group, r.leader);
       }
-      if (rd.snapshot) r.applied = Math.max(r.applied, rd.snapshot.metadata.index);
-      if (rd.committedEntries.length > 0) await this.apply(r, rd.committedEntries);
+      if (rd.snapshot) {
+        const index = rd.snapshot.metadata.index;
+        this.enqueueApply(r, async () => {
+          r.applied = Math.max(r.applied, index);
+        });
+      }
+      if (rd.committedEntries.length > 0) {
+        const entries = rd.committedEntries;
+        this.enqueueApply(r, () => this.apply(r, entries));
+      }
       for (const rs of rd.readStates) {
         const ctx = new TextDecoder().decode(rs.context);
         const w = r.pendingReads.get(ctx);
@@ -322,9 +333,28 @@ export class RaftHost {
           w.resolve(rs.index);
         }
       }
-      this.releaseAppliedWaiters(r);
       r.raw.advance(rd);
     }
+  }
+
+  /** Runs state machine work for a group strictly in order, after everything queued before. */
+  private enqueueApply(r: Replica, work: () => Promise<void>): void {
+    r.applyChain = r.applyChain
+      .then(async () => {
+        if (this.fatal) return;
+        await work();
+        this.releaseAppliedWaiters(r);
+      })
+      .catch((err: unknown) => this.fail(err as Error));
+  }
+
+  private fail(err: Error): void {
+    if (this.fatal) return;
+    // A failed write leaves the state in an unknown shape: stop serving rather than risk
+    // acknowledging what is not on disk. The agent exits and the supervisor restarts it.
+    this.fatal = err;
+    this.opts.logger.error("storage failed; this node stops serving", { error: String(err) });
+    for (const r of this.replicas.values()) r.failAll(new UnavailableError("node storage failed"));
   }
 
   private async apply(r: Replica, entries: readonly Entry[]): Promise<void> {

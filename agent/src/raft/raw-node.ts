@@ -152,13 +152,21 @@ export class RawNode {
       // Deliberate defect: the vote never reaches the disk, so a restart can vote twice in a term.
       hard = { ...hard, vote: NO_NODE };
     }
+    const termOrVoteChanged =
+      hard.term !== this.prevHard.term || this.hardState().vote !== this.prevHard.vote;
+    const { early, late } = splitEarly(r.msgs, {
+      leader: r.role === "leader" && !termOrVoteChanged && snapshot === null,
+      // Everything before this Ready's first new entry is already on disk.
+      durableIndex: entries.length > 0 ? entries[0]!.index - 1 : r.log.lastIndex(),
+    });
     const rd: Ready = {
       softState: softChanged ? soft : null,
       hardState: hardChanged ? hard : null,
       entries,
       snapshot,
       committedEntries,
-      messages: r.msgs,
+      earlyMessages: early,
+      messages: late,
       readStates: r.readStates,
       // A change of term or vote, or new entries, must be synced; a commit index alone need not be
       // (it can be learned again from the leader).
@@ -221,6 +229,30 @@ export class RawNode {
       progress,
     };
   }
+}
+
+/** What a leader sends that depends on nothing it has yet to persist. */
+const EARLY_TYPES: ReadonlySet<Message["type"]> = new Set([
+  "app",
+  "heartbeat",
+  "snap",
+  "timeoutNow",
+  "readIndexResp",
+]);
+
+function splitEarly(
+  msgs: readonly Message[],
+  opts: { leader: boolean; durableIndex: number },
+): { early: Message[]; late: Message[] } {
+  if (!opts.leader) return { early: [], late: [...msgs] };
+  const early: Message[] = [];
+  const late: Message[] = [];
+  for (const m of msgs) {
+    // A commit index past our durable log (a lone voter commits on its own append) must wait.
+    if (EARLY_TYPES.has(m.type) && m.commit <= opts.durableIndex) early.push(m);
+    else late.push(m);
+  }
+  return { early, late };
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {

@@ -116,6 +116,10 @@ export interface SoftState {
 
 /**
  * What the application must do next, in this order:
+ *  0. send `earlyMessages` at once, even before persisting (optional: they may also go with
+ *     `messages`): a leader's appends and heartbeats whose commit index this node already holds
+ *     on disk. Replicating while the leader's own write is under way is safe (thesis §10.2.1):
+ *     nothing in them tells a follower that an entry not yet on the leader's disk is committed;
  *  1. persist `hardState`, `entries` and `snapshot` (and fsync when `mustSync`);
  *  2. only then send `messages` (a vote or an append acknowledged before it is on disk can
  *     lose committed data after a crash);
@@ -129,6 +133,7 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly snapshot: Snapshot | null;
   readonly committedEntries: readonly Entry[];
+  readonly earlyMessages: readonly Message[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
   readonly mustSync: boolean;

@@ -415,6 +415,8 @@ export class SimNode {
       const raw = this.raw;
       if (raw === null || this.inflight !== null || !raw.hasReady()) return;
       const rd = raw.ready();
+      // A leader's replication may leave before its own write reaches the disk.
+      for (const m of rd.earlyMessages) this.send(m);
       // Every change of role, leader, term, vote or commit shows in a Ready, so looking at the
       // status only then sees them all, at a fraction of the cost of looking after every event.
       if (rd.softState !== null || rd.hardState !== null) this.observe();

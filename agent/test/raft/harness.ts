@@ -81,7 +81,7 @@ export class Cluster {
         if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
         n.storage.append(rd.entries);
         if (rd.hardState) n.storage.setHardState(rd.hardState);
-        outbox.push(...rd.messages);
+        outbox.push(...rd.earlyMessages, ...rd.messages);
         n.applied.push(...rd.committedEntries);
         for (const rs of rd.readStates) n.reads.push({ index: rs.index, context: dec(rs.context) });
         n.raw.advance(rd);
