@@ -3,7 +3,7 @@
  * versions as Raft indexes (numbers) and keys as bytes; the API speaks strings.
  */
 import { NodeStore } from "../storage/index.js";
-import { bootstrapState, type Entry, type GroupId } from "../raft/index.js";
+import type { Entry, GroupId } from "../raft/index.js";
 import type { DurableStore, GroupUpdate, KvRecord, KvWrite } from "./ports.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -15,10 +15,8 @@ export class LmdbDurableStore implements DurableStore {
     return this.node.hasGroup(group);
   }
 
-  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
-    if (this.node.hasGroup(group)) throw new Error(`group ${group} already has state on this node`);
-    const boot = bootstrapState(voters);
-    await this.node.saveBatch([{ group, hardState: boot.hardState, entries: boot.entries, snapshot: null }]);
+  bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
+    return this.node.bootstrap(group, voters);
   }
 
   storage(group: GroupId) {

@@ -1,0 +1,187 @@
+/**
+ * The small per-group state the store keeps in memory so that the Raft core's synchronous reads
+ * (`firstIndex`, `lastIndex`, `initialState`, `snapshot`) never touch the disk, and how it is
+ * loaded back when the node restarts.
+ */
+import type { Transaction } from "lmdb";
+import { EMPTY_CONF_STATE } from "../raft/storage.js";
+import type { ConfState, GroupId, HardState, SnapshotMetadata } from "../raft/types.js";
+import {
+  GroupTag,
+  generationEndKey,
+  groupEndKey,
+  groupKeyTag,
+  groupStartKey,
+  kvKey,
+  kvKeyGeneration,
+  logKey,
+  logKeyIndex,
+  MAX_GROUP_ID,
+  parseApplied,
+  parseConfState,
+  parseHardState,
+  parseLogHead,
+  parseSnapshotMetadata,
+  keyGroup,
+  type AppliedState,
+  type LogHead,
+} from "./codec.js";
+import { StoreCorruptError } from "./errors.js";
+import type { BinaryDb } from "./write-batch.js";
+
+export interface GroupMeta {
+  readonly hardState: HardState;
+  /** Entries live in `[head.index + 1, lastIndex]`; `head` answers `term(firstIndex() - 1)`. */
+  readonly head: LogHead;
+  readonly lastIndex: number;
+  /** The Raft-level snapshot point (what `Storage.snapshot()` reports). */
+  readonly snapshot: SnapshotMetadata;
+  /** The membership as of the newest configuration applied or snapshotted. */
+  readonly confState: ConfState;
+  readonly applied: AppliedState;
+}
+
+export const EMPTY_GROUP_META: GroupMeta = {
+  hardState: { term: 0, vote: "", commit: 0 },
+  head: { index: 0, term: 0 },
+  lastIndex: 0,
+  snapshot: { index: 0, term: 0, confState: EMPTY_CONF_STATE },
+  confState: EMPTY_CONF_STATE,
+  applied: { index: 0, term: 0, generation: 0 },
+};
+
+/** True when the group has nothing on disk here (no vote, no log, no membership, no data). */
+export function isPristine(m: GroupMeta): boolean {
+  return (
+    m.hardState.term === 0 &&
+    m.hardState.vote === "" &&
+    m.hardState.commit === 0 &&
+    m.lastIndex === 0 &&
+    m.head.index === 0 &&
+    m.snapshot.index === 0 &&
+    m.confState.voters.length === 0 &&
+    m.confState.learners.length === 0 &&
+    m.applied.index === 0
+  );
+}
+
+export interface StoreDbs {
+  readonly group: BinaryDb;
+  readonly log: BinaryDb;
+  readonly kv: BinaryDb;
+}
+
+/** Every group id that has a key in `db`, found by seeking group by group (no full scan). */
+export function distinctGroups(db: BinaryDb, txn: Transaction): GroupId[] {
+  const out: GroupId[] = [];
+  let start = groupStartKey(0);
+  for (;;) {
+    let next: GroupId | null = null;
+    for (const key of db.getKeys({ start, limit: 1, transaction: txn })) next = keyGroup(key);
+    if (next === null) break;
+    out.push(next);
+    if (next === MAX_GROUP_ID) break;
+    start = groupStartKey(next + 1);
+  }
+  return out;
+}
+
+export interface LoadedGroup {
+  readonly meta: GroupMeta;
+  /** The highest KV generation present on disk (live, staged or garbage). */
+  readonly maxGeneration: number;
+  /** Whether compacted entries (at or below the head) are still waiting to be deleted. */
+  readonly logGarbage: boolean;
+  /** Key ranges of KV generations that are not live: leftovers of an interrupted install. */
+  readonly garbage: readonly { start: Buffer; end: Buffer }[];
+}
+
+export function loadGroup(dbs: StoreDbs, txn: Transaction, group: GroupId): LoadedGroup {
+  let meta: GroupMeta = EMPTY_GROUP_META;
+  for (const { key, value } of dbs.group.getRange({
+    start: groupStartKey(group),
+    end: groupEndKey(group),
+    transaction: txn,
+  })) {
+    meta = withRecord(meta, groupKeyTag(key), value);
+  }
+  // Entries at or below the head are compacted garbage that a background task deletes in
+  // bounded steps; the live log is the contiguous range just after the head.
+  let first: number | null = null;
+  let last: number | null = null;
+  const liveStart = logKey(group, meta.head.index + 1);
+  for (const key of dbs.log.getKeys({
+    start: liveStart,
+    end: groupEndKey(group),
+    limit: 1,
+    transaction: txn,
+  })) {
+    first = logKeyIndex(key);
+  }
+  // A reverse range excludes its end key: end at the head so that head + 1 is included.
+  for (const key of dbs.log.getKeys({
+    start: groupEndKey(group),
+    end: logKey(group, meta.head.index),
+    reverse: true,
+    limit: 1,
+    transaction: txn,
+  })) {
+    last = logKeyIndex(key);
+  }
+  if (first !== null && last !== null) {
+    // Entries are written and deleted only in whole transactions, so a hole here means the file
+    // was damaged.
+    if (first !== meta.head.index + 1) {
+      throw new StoreCorruptError(`group ${group}: first log index ${first}, head at ${meta.head.index}`);
+    }
+    meta = { ...meta, lastIndex: last };
+  } else {
+    meta = { ...meta, lastIndex: meta.head.index };
+  }
+  let logGarbage = false;
+  for (const _ of dbs.log.getKeys({ start: logKey(group, 0), end: liveStart, limit: 1, transaction: txn })) {
+    logGarbage = true;
+  }
+  return { meta, logGarbage, ...kvGenerations(dbs.kv, txn, group, meta.applied.generation) };
+}
+
+function withRecord(meta: GroupMeta, tag: number, value: Buffer): GroupMeta {
+  switch (tag) {
+    case GroupTag.HardState:
+      return { ...meta, hardState: parseHardState(value) };
+    case GroupTag.LogHead:
+      return { ...meta, head: parseLogHead(value) };
+    case GroupTag.Snapshot:
+      return { ...meta, snapshot: parseSnapshotMetadata(value) };
+    case GroupTag.ConfState:
+      return { ...meta, confState: parseConfState(value) };
+    case GroupTag.Applied:
+      return { ...meta, applied: parseApplied(value) };
+    default:
+      throw new StoreCorruptError(`unknown group record tag ${tag}`);
+  }
+}
+
+function kvGenerations(
+  kv: BinaryDb,
+  txn: Transaction,
+  group: GroupId,
+  live: number,
+): { maxGeneration: number; garbage: { start: Buffer; end: Buffer }[] } {
+  const lo = groupStartKey(group);
+  const hi = groupEndKey(group);
+  const liveStart = kvKey(group, live, new Uint8Array(0));
+  const liveEnd = generationEndKey(group, live);
+  const garbage: { start: Buffer; end: Buffer }[] = [];
+  let maxGeneration = live;
+  for (const key of kv.getKeys({ start: hi, end: lo, reverse: true, limit: 1, transaction: txn })) {
+    maxGeneration = Math.max(maxGeneration, kvKeyGeneration(key));
+  }
+  for (const range of [
+    { start: lo, end: liveStart },
+    { start: liveEnd, end: hi },
+  ]) {
+    for (const _ of kv.getKeys({ ...range, limit: 1, transaction: txn })) garbage.push(range);
+  }
+  return { maxGeneration, garbage };
+}

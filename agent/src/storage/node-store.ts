@@ -1,0 +1,951 @@
+/**
+ * The node's durable store: ONE LMDB environment per node (its data directory) holding the
+ * node's identity and, for every Raft group it hosts, the log, the hard state, the snapshot
+ * point, the applied state and the group's key-value table.
+ *
+ * Layout (see `codec.ts`): four named databases with binary, big-endian keys prefixed by the
+ * group id, so one group's log or KV table is one contiguous key range.
+ *
+ *   node   identity: format, node id, cluster id, small metadata
+ *   group  [group][tag] -> CBOR: hard state, log head, snapshot point, conf state, applied state
+ *   log    [group][index u64] -> term u64 | type u8 | data
+ *   kv     [group][generation u32][key] -> version u64 | value
+ *
+ * Reads are synchronous (the Raft core needs that) and all go through one pinned read
+ * transaction that is renewed after each committed batch, so they always see exactly the state
+ * the in-memory metadata describes. Writes are planned and group-committed by `WriteBatcher`.
+ *
+ * Durability: `saveBatch`, `bootstrap`, `installSnapshot` and identity writes resolve only once
+ * their transaction is flushed to disk. `applyEntries`, `compact` and `createSnapshot` resolve
+ * when committed (visible): after a crash LMDB comes back at some committed transaction, so the
+ * applied index and the KV table always agree, and whatever the log lost to a crash is re-sent
+ * by the leader, while anything the log had acknowledged was durable before it was.
+ */
+import { randomUUID } from "node:crypto";
+import { open, type RootDatabase, type Transaction } from "lmdb";
+import { CompactedError, SnapshotOutOfDateError, UnavailableError } from "../raft/errors.js";
+import { EMPTY_BYTES, type ConfState, type Entry, type GroupId, type HardState } from "../raft/types.js";
+import type { Snapshot, SnapshotMetadata } from "../raft/types.js";
+import { bootstrapState, entryBytes, limitSize } from "../raft/storage.js";
+import {
+  appliedRecord,
+  assertGroupId,
+  assertIndex,
+  confStateRecord,
+  decodeKvValue,
+  decodeLogValue,
+  encodeKvValue,
+  encodeLogValue,
+  generationEndKey,
+  GroupTag,
+  groupKey,
+  hardStateRecord,
+  kvKey,
+  kvUserKey,
+  logHeadRecord,
+  logKey,
+  logKeyIndex,
+  logValueTerm,
+  MAX_GENERATION,
+  prefixSuccessor,
+  snapshotMetadataRecord,
+  type AppliedState,
+  type KvRecord,
+} from "./codec.js";
+import {
+  ApplyOrderError,
+  ClusterIdMismatchError,
+  GroupExistsError,
+  LogGapError,
+  SnapshotCorruptError,
+  SnapshotInProgressError,
+  SnapshotNotAppliedError,
+  StoreClosedError,
+  StoreCorruptError,
+  StoreLimitError,
+} from "./errors.js";
+import {
+  distinctGroups,
+  EMPTY_GROUP_META,
+  isPristine,
+  loadGroup,
+  type GroupMeta,
+  type StoreDbs,
+} from "./group-meta.js";
+import { LmdbGroupStorage, type GroupBackend } from "./group-storage.js";
+import { SnapshotReader } from "./snapshot-format.js";
+import { ApplyTx, type KvAccess } from "./apply-tx.js";
+import { streamGroupImage } from "./snapshot-stream.js";
+import { TailCache } from "./tail-cache.js";
+import {
+  checkOptions,
+  toBytes,
+  type AppliedEntry,
+  type AppliedInfo,
+  type ApplyContext,
+  type GroupUpdate,
+  type InstallOptions,
+  type KeyInput,
+  type KvScanOptions,
+  type NodeStoreOptions,
+  type SnapshotStreamOptions,
+  MAX_SCAN_LIMIT,
+} from "./types.js";
+import { WriteBatcher, type BinaryDb, type JobTx, type WriteBatcherStats } from "./write-batch.js";
+
+const STORE_FORMAT = "1";
+const EMPTY_KEY = new Uint8Array(0);
+
+const MAX_METADATA_NAME = 128;
+const MAX_METADATA_BYTES = 64 * 1024;
+
+interface StagedImage {
+  readonly metadata: SnapshotMetadata;
+  readonly generation: number;
+}
+
+interface GroupSlot {
+  meta: GroupMeta;
+  maxGeneration: number;
+  storage: LmdbGroupStorage | null;
+  staged: StagedImage | null;
+  staging: boolean;
+  logGcRunning: boolean;
+  readonly cache: TailCache;
+}
+
+export class NodeStore implements GroupBackend {
+  private readonly slots = new Map<GroupId, GroupSlot>();
+  private readonly writer: WriteBatcher;
+  private readonly background = new Set<Promise<void>>();
+  private view: Transaction;
+  private closing = false;
+  private nodeIdValue = "";
+  private clusterIdValue: string | null = null;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly maxEntryBytes: number;
+  private readonly gcBatchRecords: number;
+  private readonly onBackgroundError: (err: unknown) => void;
+  private readonly kvAccess: KvAccess;
+
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly nodeDb: BinaryDb,
+    private readonly dbs: StoreDbs,
+    private readonly opts: NodeStoreOptions,
+  ) {
+    this.maxKeyBytes = opts.maxKeyBytes ?? 1024;
+    this.maxValueBytes = opts.maxValueBytes ?? 1024 * 1024;
+    this.maxEntryBytes = opts.maxEntryBytes ?? 8 * 1024 * 1024;
+    this.gcBatchRecords = opts.gcBatchRecords ?? 4096;
+    this.onBackgroundError =
+      opts.onBackgroundError ??
+      ((err) => console.error(`ringleader store: background clean-up failed: ${String(err)}`));
+    this.writer = new WriteBatcher(
+      root,
+      {
+        maxPendingJobs: opts.maxPendingWrites ?? 65_536,
+        maxBatchBytes: opts.maxBatchBytes ?? 64 * 1024 * 1024,
+      },
+      () => this.renewView(),
+    );
+    this.view = root.useReadTransaction();
+    this.kvAccess = {
+      kv: dbs.kv,
+      maxValueBytes: this.maxValueBytes,
+      keyBytes: (key) => this.keyBytes(key),
+      read: (key, userKey) => this.readKv(key, userKey),
+    };
+  }
+
+  static async open(opts: NodeStoreOptions): Promise<NodeStore> {
+    checkOptions(opts);
+    const root = open({
+      path: opts.path,
+      maxDbs: 8,
+      encoding: "binary",
+      overlappingSync: opts.overlappingSync ?? false,
+      ...(opts.mapSizeBytes !== undefined ? { mapSize: opts.mapSizeBytes } : {}),
+    });
+    const binary = { keyEncoding: "binary", encoding: "binary" } as const;
+    const dbs: StoreDbs = {
+      group: root.openDB<Buffer, Buffer>("group", binary),
+      log: root.openDB<Buffer, Buffer>("log", binary),
+      kv: root.openDB<Buffer, Buffer>("kv", binary),
+    };
+    const nodeDb = root.openDB<Buffer, Buffer>("node", binary);
+    const store = new NodeStore(root, nodeDb, dbs, opts);
+    try {
+      await store.init();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private async init(): Promise<void> {
+    const format = this.readNodeString("format");
+    if (format === undefined) {
+      if (this.readNodeString("nodeId") !== undefined)
+        throw new StoreCorruptError("node id without a format");
+      const nodeId = (this.opts.newNodeId ?? randomUUID)();
+      if (nodeId.length === 0 || nodeId.length > 128)
+        throw new RangeError("a node id must be 1..128 characters");
+      await this.writer.submit((tx) => {
+        tx.put(this.nodeDb, nodeKey("format"), Buffer.from(STORE_FORMAT));
+        tx.put(this.nodeDb, nodeKey("nodeId"), Buffer.from(nodeId));
+      }, true);
+    } else if (format !== STORE_FORMAT) {
+      throw new StoreCorruptError(`store format ${format}, this agent reads ${STORE_FORMAT}`);
+    }
+    const nodeId = this.readNodeString("nodeId");
+    if (nodeId === undefined) throw new StoreCorruptError("no node id");
+    this.nodeIdValue = nodeId;
+    this.clusterIdValue = this.readNodeString("clusterId") ?? null;
+
+    const groups = new Set<GroupId>();
+    for (const db of [this.dbs.group, this.dbs.log, this.dbs.kv]) {
+      for (const g of distinctGroups(db, this.view)) groups.add(g);
+    }
+    for (const g of groups) {
+      const loaded = loadGroup(this.dbs, this.view, g);
+      const slot = this.slot(g);
+      slot.meta = loaded.meta;
+      slot.maxGeneration = loaded.maxGeneration;
+      if (loaded.logGarbage) this.startLogGc(g);
+      for (const range of loaded.garbage) this.startKvGc(range.start, range.end);
+    }
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Identity
+
+  /** Created on first open and kept for the life of the data directory. */
+  get nodeId(): string {
+    return this.nodeIdValue;
+  }
+
+  get clusterId(): string | null {
+    return this.clusterIdValue;
+  }
+
+  /** Records the cluster this node joined; durable when it resolves. Joining another is refused. */
+  async setClusterId(id: string): Promise<void> {
+    this.checkOpen();
+    if (id.length === 0 || id.length > 128) throw new RangeError("a cluster id must be 1..128 characters");
+    await this.writer.submit((tx) => {
+      const stored = tx.read("clusterId", () => this.clusterIdValue);
+      if (stored !== null && stored !== id) throw new ClusterIdMismatchError(stored, id);
+      tx.put(this.nodeDb, nodeKey("clusterId"), Buffer.from(id));
+      tx.write("clusterId", id);
+      tx.afterCommit(() => (this.clusterIdValue = id));
+    }, true);
+  }
+
+  getMetadata(name: string): Uint8Array | undefined {
+    this.checkOpen();
+    checkMetadataName(name);
+    const v = this.nodeDb.get(nodeKey(`meta/${name}`), { transaction: this.view });
+    return v === undefined ? undefined : new Uint8Array(v);
+  }
+
+  /** Small named values (a few KiB) that must survive restarts; durable when it resolves. */
+  async setMetadata(name: string, value: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkMetadataName(name);
+    if (value.byteLength > MAX_METADATA_BYTES) {
+      throw new StoreLimitError("metadata value", value.byteLength, MAX_METADATA_BYTES);
+    }
+    const copy = Buffer.from(value);
+    await this.writer.submit((tx) => tx.put(this.nodeDb, nodeKey(`meta/${name}`), copy), true);
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Groups and the Raft log
+
+  /** Groups that have any state on this node, in ascending order. */
+  groupIds(): GroupId[] {
+    return [...this.slots.entries()]
+      .filter(([, s]) => !isPristine(s.meta))
+      .map(([g]) => g)
+      .sort((a, b) => a - b);
+  }
+
+  hasGroup(group: GroupId): boolean {
+    assertGroupId(group);
+    const s = this.slots.get(group);
+    return s !== undefined && !isPristine(s.meta);
+  }
+
+  /** The `Storage` the Raft core reads for `group` (one instance per group). */
+  group(group: GroupId): LmdbGroupStorage {
+    this.checkOpen();
+    assertGroupId(group);
+    const slot = this.slot(group);
+    slot.storage ??= new LmdbGroupStorage(group, this);
+    return slot.storage;
+  }
+
+  /**
+   * A brand-new group founded by `voters`, exactly as `MemoryStorage.bootstrap` (the founding
+   * log and hard state of `bootstrapState`); refused if the group has any state here. Durable.
+   */
+  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
+    this.checkOpen();
+    assertGroupId(group);
+    const boot = bootstrapState(voters);
+    this.checkEntries(boot.entries);
+    await this.writer.submit((tx) => {
+      if (!isPristine(this.metaIn(tx, group))) throw new GroupExistsError(group);
+      this.planSave(tx, { group, hardState: boot.hardState, entries: boot.entries, snapshot: null });
+    }, true);
+  }
+
+  /**
+   * Persists the Readies of many groups: hard state, entries (truncating a conflicting suffix)
+   * and snapshot point, in the order `MemoryStorage` applies them. All updates of one call are
+   * all-or-nothing; every call made in the same event-loop turn shares one transaction and one
+   * fsync. Resolves only when the data is on disk.
+   */
+  saveBatch(updates: readonly GroupUpdate[]): Promise<void> {
+    this.checkOpen();
+    for (const u of updates) {
+      assertGroupId(u.group);
+      this.checkEntries(u.entries);
+      if (u.hardState) checkHardState(u.hardState);
+    }
+    return this.writer.submit((tx) => {
+      for (const u of updates) this.planSave(tx, u);
+    }, true);
+  }
+
+  /** Drops log entries up to and including `index`, which must be applied (as `MemoryStorage.compact`). */
+  compact(group: GroupId, index: number): Promise<void> {
+    this.checkOpen();
+    assertGroupId(group);
+    assertIndex("compact index", index);
+    return this.writer.submit((tx) => {
+      const meta = this.metaIn(tx, group);
+      if (index <= meta.head.index) throw new CompactedError(index);
+      if (index > meta.lastIndex) throw new UnavailableError(index);
+      if (index > meta.applied.index) throw new SnapshotNotAppliedError(index, meta.applied.index);
+      this.setMetaIn(tx, group, this.planCompact(tx, group, meta, index));
+    }, false);
+  }
+
+  /**
+   * Records the snapshot point `index` (already applied) with its membership and compacts the
+   * log up to `index - retainEntries` (kept entries let a slow follower catch up without a
+   * snapshot). The image itself is the live KV table, streamed by `snapshotChunks`.
+   */
+  createSnapshot(
+    group: GroupId,
+    index: number,
+    confState: ConfState,
+    opts: { retainEntries?: number } = {},
+  ): Promise<Snapshot> {
+    this.checkOpen();
+    assertGroupId(group);
+    assertIndex("snapshot index", index);
+    const retain = opts.retainEntries ?? 0;
+    assertIndex("retainEntries", retain);
+    const cs: ConfState = { voters: [...confState.voters], learners: [...confState.learners] };
+    return this.writer.submit((tx) => {
+      let meta = this.metaIn(tx, group);
+      if (index <= meta.snapshot.index) throw new SnapshotOutOfDateError(index);
+      if (index > meta.lastIndex) throw new UnavailableError(index);
+      if (index > meta.applied.index) throw new SnapshotNotAppliedError(index, meta.applied.index);
+      const metadata: SnapshotMetadata = { index, term: this.termIn(tx, group, meta, index), confState: cs };
+      tx.put(this.dbs.group, groupKey(group, GroupTag.Snapshot), snapshotMetadataRecord(metadata));
+      meta = { ...meta, snapshot: metadata };
+      const compactTo = index - retain;
+      if (compactTo > meta.head.index) meta = this.planCompact(tx, group, meta, compactTo);
+      this.setMetaIn(tx, group, meta);
+      return { metadata, data: EMPTY_BYTES };
+    }, false);
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // State machine
+
+  appliedIndex(group: GroupId): number {
+    return this.metaOf(group).applied.index;
+  }
+
+  appliedState(group: GroupId): AppliedInfo {
+    const m = this.metaOf(group);
+    return { index: m.applied.index, term: m.applied.term, confState: m.confState };
+  }
+
+  /**
+   * Applies committed entries to the group's KV table and records the applied index in the same
+   * transaction, so a crash never applies an entry twice or skips one. Entries at or below the
+   * applied index are skipped (a replay after restart); a hole is an `ApplyOrderError`. `apply`
+   * runs when the batch is planned (not during this call) and must be synchronous and
+   * deterministic; if it throws, nothing of this call is written. Resolves when committed.
+   */
+  applyEntries<R>(
+    group: GroupId,
+    entries: readonly Entry[],
+    apply: (entry: Entry, ctx: ApplyContext) => R,
+  ): Promise<AppliedEntry<R>[]> {
+    this.checkOpen();
+    assertGroupId(group);
+    return this.writer.submit((tx) => {
+      const meta = this.metaIn(tx, group);
+      let applied = meta.applied;
+      let confState = meta.confState;
+      let confChanged = false;
+      const results: AppliedEntry<R>[] = [];
+      for (const entry of entries) {
+        if (entry.index <= applied.index) continue;
+        if (entry.index !== applied.index + 1) throw new ApplyOrderError(applied.index, entry.index);
+        const ctx = new ApplyTx(this.kvAccess, tx, group, applied.generation, entry.index);
+        results.push({ index: entry.index, result: apply(entry, ctx) });
+        applied = { index: entry.index, term: entry.term, generation: applied.generation };
+        if (ctx.confState) {
+          confState = ctx.confState;
+          confChanged = true;
+        }
+      }
+      if (results.length === 0) return results;
+      tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+      if (confChanged)
+        tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
+      this.setMetaIn(tx, group, { ...meta, applied, confState });
+      return results;
+    }, false);
+  }
+
+  kvGet(group: GroupId, key: KeyInput): KvRecord | undefined {
+    this.checkOpen();
+    assertGroupId(group);
+    const userKey = this.keyBytes(key);
+    return this.readKv(kvKey(group, this.metaOf(group).applied.generation, userKey), userKey);
+  }
+
+  /** Records in key order, at most `limit` (<= MAX_SCAN_LIMIT). */
+  kvScan(group: GroupId, opts: KvScanOptions): KvRecord[] {
+    this.checkOpen();
+    assertGroupId(group);
+    if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > MAX_SCAN_LIMIT) {
+      throw new RangeError(`scan limit must be in [1, ${MAX_SCAN_LIMIT}], got ${opts.limit}`);
+    }
+    const gen = this.metaOf(group).applied.generation;
+    const prefix = opts.prefix === undefined ? EMPTY_KEY : toBytes(opts.prefix);
+    let start = kvKey(group, gen, prefix);
+    if (opts.after !== undefined) {
+      const after = toBytes(opts.after);
+      // The smallest key strictly greater than `after` is `after` followed by a zero byte.
+      const afterStart = kvKey(group, gen, Buffer.concat([after, Buffer.of(0)]));
+      if (Buffer.compare(afterStart, start) > 0) start = afterStart;
+    }
+    const next = prefixSuccessor(prefix);
+    const end = next === null ? generationEndKey(group, gen) : kvKey(group, gen, next);
+    const out: KvRecord[] = [];
+    if (Buffer.compare(start, end) >= 0) return out;
+    for (const { key, value } of this.dbs.kv.getRange({
+      start,
+      end,
+      limit: opts.limit,
+      transaction: this.view,
+    })) {
+      out.push(decodeKvValue(new Uint8Array(kvUserKey(key)), value));
+    }
+    return out;
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Snapshots
+
+  /**
+   * Streams the group's KV table from ONE read transaction, so the image is consistent while
+   * writes go on. The first chunk is a header naming the applied index, term and membership of
+   * the image (read it with `readSnapshotHeader`); it may be later than `snapshot().metadata`,
+   * and it is the metadata a `snap` message to a follower should carry. Holding the transaction
+   * keeps LMDB from reusing pages freed meanwhile, so consume the stream promptly.
+   */
+  async *snapshotChunks(
+    group: GroupId,
+    opts: SnapshotStreamOptions,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    this.checkOpen();
+    assertGroupId(group);
+    const maxChunkBytes = opts.maxChunkBytes;
+    if (!Number.isInteger(maxChunkBytes) || maxChunkBytes < 1024 || maxChunkBytes > 64 * 1024 * 1024) {
+      throw new RangeError("maxChunkBytes must be in [1 KiB, 64 MiB]");
+    }
+    yield* streamGroupImage(this.root, this.dbs, group, maxChunkBytes);
+  }
+
+  /**
+   * Streams an image into a staging generation of the group's KV table beside the live one.
+   * Nothing visible changes; the image is swapped in, atomically with the log reset, by the
+   * `saveBatch` whose snapshot has the same index and term (the Ready that follows the core
+   * accepting the snapshot), or at once by `installSnapshot`. If the process dies half way, the
+   * staged records are garbage and are deleted on the next open.
+   */
+  async stageSnapshot(
+    group: GroupId,
+    metadata: SnapshotMetadata,
+    chunks: AsyncIterable<Uint8Array>,
+    opts: InstallOptions = {},
+  ): Promise<void> {
+    this.checkOpen();
+    assertGroupId(group);
+    const slot = this.slot(group);
+    if (slot.staging) throw new SnapshotInProgressError(group);
+    if (slot.maxGeneration >= MAX_GENERATION)
+      throw new StoreLimitError("KV generation", slot.maxGeneration, MAX_GENERATION);
+    slot.staging = true;
+    const generation = ++slot.maxGeneration;
+    try {
+      await this.stageInto(group, generation, metadata, chunks, opts);
+      const previous = slot.staged;
+      slot.staged = { metadata, generation };
+      if (previous)
+        this.startKvGc(
+          kvKey(group, previous.generation, EMPTY_KEY),
+          generationEndKey(group, previous.generation),
+        );
+    } catch (err) {
+      this.startKvGc(kvKey(group, generation, EMPTY_KEY), generationEndKey(group, generation));
+      throw err;
+    } finally {
+      slot.staging = false;
+    }
+  }
+
+  /**
+   * Replaces the group's KV table and log with a snapshot image in one durable transaction,
+   * after staging it completely (the old state stays until the new one is whole). Refused with
+   * `SnapshotOutOfDateError` when the node has already committed that far or its log already
+   * holds the snapshot's entry (it should catch up from the log instead, as etcd's raft does).
+   * The commit index is raised to the snapshot index, and the term when it is behind.
+   */
+  async installSnapshot(
+    group: GroupId,
+    metadata: SnapshotMetadata,
+    chunks: AsyncIterable<Uint8Array>,
+    opts: InstallOptions = {},
+  ): Promise<void> {
+    this.checkOpen();
+    assertGroupId(group);
+    this.checkInstallable(group, this.metaOf(group), metadata, null);
+    await this.stageSnapshot(group, metadata, chunks, opts);
+    try {
+      await this.writer.submit((tx) => {
+        let meta = this.metaIn(tx, group);
+        this.checkInstallable(group, meta, metadata, tx);
+        meta = this.planSnapshotReset(tx, group, meta, metadata);
+        const hs = meta.hardState;
+        if (hs.commit < metadata.index || hs.term < metadata.term) {
+          const raised: HardState =
+            hs.term < metadata.term
+              ? { term: metadata.term, vote: "", commit: Math.max(hs.commit, metadata.index) }
+              : { ...hs, commit: Math.max(hs.commit, metadata.index) };
+          tx.put(this.dbs.group, groupKey(group, GroupTag.HardState), hardStateRecord(raised));
+          meta = { ...meta, hardState: raised };
+        }
+        this.setMetaIn(tx, group, meta);
+      }, true);
+    } catch (err) {
+      this.discardStagedSnapshot(group);
+      throw err;
+    }
+  }
+
+  /** Drops a staged image the core did not accept. */
+  discardStagedSnapshot(group: GroupId): void {
+    const slot = this.slots.get(group);
+    const staged = slot?.staged;
+    if (!slot || !staged) return;
+    slot.staged = null;
+    this.startKvGc(kvKey(group, staged.generation, EMPTY_KEY), generationEndKey(group, staged.generation));
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  stats(): Readonly<WriteBatcherStats> {
+    return { ...this.writer.stats };
+  }
+
+  /** Resolves once queued writes and background clean-up (log compaction, old KV tables) are done. */
+  async settle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await this.writer.idle();
+  }
+
+  /** Waits for queued writes, stops background clean-up (it resumes on next open), closes LMDB. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await this.writer.close();
+    this.view.done();
+    await this.root.close();
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // GroupBackend: what LmdbGroupStorage reads through.
+
+  metaOf(group: GroupId): GroupMeta {
+    return this.slots.get(group)?.meta ?? EMPTY_GROUP_META;
+  }
+
+  readEntries(group: GroupId, lo: number, hi: number, maxBytes: number): Entry[] {
+    this.checkOpen();
+    const cached = this.slots.get(group)?.cache.range(lo, hi);
+    if (cached) return limitSize(cached, maxBytes);
+    const out: Entry[] = [];
+    let size = 0;
+    let expect = lo;
+    for (const { key, value } of this.dbs.log.getRange({
+      start: logKey(group, lo),
+      end: logKey(group, hi),
+      transaction: this.view,
+    })) {
+      const index = logKeyIndex(key);
+      if (index !== expect) throw new StoreCorruptError(`group ${group}: log entry ${expect} is missing`);
+      const e = decodeLogValue(index, value);
+      size += entryBytes(e);
+      if (out.length > 0 && size > maxBytes) return out;
+      out.push(e);
+      expect++;
+    }
+    if (expect !== hi) throw new StoreCorruptError(`group ${group}: log entry ${expect} is missing`);
+    return out;
+  }
+
+  readTerm(group: GroupId, index: number): number {
+    this.checkOpen();
+    const cached = this.slots.get(group)?.cache.get(index);
+    if (cached) return cached.term;
+    const value = this.dbs.log.get(logKey(group, index), { transaction: this.view });
+    if (value === undefined) throw new StoreCorruptError(`group ${group}: log entry ${index} is missing`);
+    return logValueTerm(index, value);
+  }
+
+  save(update: GroupUpdate): Promise<void> {
+    return this.saveBatch([update]);
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Planning (runs inside a batch; see write-batch.ts)
+
+  private planSave(tx: JobTx, u: GroupUpdate): void {
+    let meta = this.metaIn(tx, u.group);
+    if (u.snapshot) {
+      const s = u.snapshot.metadata;
+      if (s.index < meta.snapshot.index) throw new SnapshotOutOfDateError(s.index);
+      if (s.index === meta.snapshot.index) {
+        // The same point again is what follows `installSnapshot`: the Ready of the accepted
+        // snapshot. Anything else at that index is out of date, as in MemoryStorage.
+        if (s.term !== meta.snapshot.term || s.index === 0) throw new SnapshotOutOfDateError(s.index);
+      } else {
+        meta = this.planSnapshotReset(tx, u.group, meta, s);
+      }
+    }
+    if (u.entries.length > 0) meta = this.planAppend(tx, u.group, meta, u.entries);
+    if (u.hardState) {
+      tx.put(this.dbs.group, groupKey(u.group, GroupTag.HardState), hardStateRecord(u.hardState));
+      meta = { ...meta, hardState: u.hardState };
+    }
+    this.setMetaIn(tx, u.group, meta);
+  }
+
+  private planAppend(tx: JobTx, group: GroupId, meta: GroupMeta, entries: readonly Entry[]): GroupMeta {
+    const first = meta.head.index + 1;
+    const firstNew = entries[0]!.index;
+    const lastNew = firstNew + entries.length - 1;
+    if (lastNew < first) return meta; // All of it is already compacted.
+    const fresh = first > firstNew ? entries.slice(first - firstNew) : entries;
+    const start = fresh[0]!.index;
+    if (start > meta.lastIndex + 1) throw new LogGapError(meta.lastIndex, start);
+    // The tail cache keeps the decoded view of exactly the bytes written (no second copy).
+    const written: Entry[] = [];
+    for (const e of fresh) {
+      const value = encodeLogValue(e);
+      tx.put(this.dbs.log, logKey(group, e.index), value);
+      tx.write(termSlot(group, e.index), e.term);
+      written.push(decodeLogValue(e.index, value));
+    }
+    const cache = this.slot(group).cache;
+    tx.afterCommit(() => cache.append(written));
+    // A conflicting suffix beyond the new entries goes too (the overlapping part was overwritten).
+    for (let i = lastNew + 1; i <= meta.lastIndex; i++) tx.remove(this.dbs.log, logKey(group, i));
+    return { ...meta, lastIndex: lastNew };
+  }
+
+  /**
+   * Moves the log to a snapshot point: every entry goes, the head becomes the snapshot, and a
+   * staged image with the same index and term becomes the live KV table in the same write.
+   */
+  private planSnapshotReset(tx: JobTx, group: GroupId, meta: GroupMeta, s: SnapshotMetadata): GroupMeta {
+    if (s.index <= meta.head.index) {
+      // The head only moves forward: below it, entries are being deleted in the background.
+      throw new SnapshotOutOfDateError(s.index);
+    }
+    const confState: ConfState = { voters: [...s.confState.voters], learners: [...s.confState.learners] };
+    const metadata: SnapshotMetadata = { index: s.index, term: s.term, confState };
+    // Entries above the new head are deleted now; those below it with the rest of the compacted log.
+    for (let i = Math.max(s.index + 1, meta.head.index + 1); i <= meta.lastIndex; i++) {
+      tx.remove(this.dbs.log, logKey(group, i));
+    }
+    const head = { index: s.index, term: s.term };
+    tx.put(this.dbs.group, groupKey(group, GroupTag.LogHead), logHeadRecord(head));
+    tx.put(this.dbs.group, groupKey(group, GroupTag.Snapshot), snapshotMetadataRecord(metadata));
+    tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
+    let applied: AppliedState = meta.applied;
+    const slot = this.slot(group);
+    tx.afterCommit(() => slot.cache.clear());
+    const staged = slot.staged;
+    // Never swap in an image older than what is applied: that would undo applied entries.
+    if (
+      staged &&
+      staged.metadata.index === s.index &&
+      staged.metadata.term === s.term &&
+      s.index > meta.applied.index
+    ) {
+      const old = meta.applied.generation;
+      applied = { index: s.index, term: s.term, generation: staged.generation };
+      tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+      tx.afterCommit(() => {
+        if (slot.staged === staged) slot.staged = null;
+        this.startKvGc(kvKey(group, old, EMPTY_KEY), generationEndKey(group, old));
+      });
+    }
+    if (meta.lastIndex > meta.head.index) tx.afterCommit(() => this.startLogGc(group));
+    return { ...meta, head, lastIndex: s.index, snapshot: metadata, confState, applied };
+  }
+
+  /** Moves the head to `index`; the entries below are deleted by a background task. */
+  private planCompact(tx: JobTx, group: GroupId, meta: GroupMeta, index: number): GroupMeta {
+    const head = { index, term: this.termIn(tx, group, meta, index) };
+    tx.put(this.dbs.group, groupKey(group, GroupTag.LogHead), logHeadRecord(head));
+    const cache = this.slot(group).cache;
+    tx.afterCommit(() => {
+      cache.dropThrough(index);
+      this.startLogGc(group);
+    });
+    return { ...meta, head };
+  }
+
+  private checkInstallable(group: GroupId, meta: GroupMeta, m: SnapshotMetadata, tx: JobTx | null): void {
+    if (m.index <= meta.hardState.commit || m.index <= meta.applied.index || m.index <= meta.head.index) {
+      throw new SnapshotOutOfDateError(m.index);
+    }
+    if (m.index <= meta.lastIndex) {
+      const term = tx ? this.termIn(tx, group, meta, m.index) : this.readTerm(group, m.index);
+      if (term === m.term) throw new SnapshotOutOfDateError(m.index);
+    }
+  }
+
+  private async stageInto(
+    group: GroupId,
+    generation: number,
+    metadata: SnapshotMetadata,
+    chunks: AsyncIterable<Uint8Array>,
+    opts: InstallOptions,
+  ): Promise<void> {
+    const reader = new SnapshotReader({
+      maxChunkBytes: opts.maxChunkBytes ?? 2 * this.maxValueBytes + 64 * 1024,
+      maxKeyBytes: this.maxKeyBytes,
+      maxValueBytes: this.maxValueBytes,
+    });
+    let sawHeader = false;
+    for await (const chunk of chunks) {
+      opts.signal?.throwIfAborted();
+      this.checkOpen();
+      const records = reader.feed(chunk);
+      if (!sawHeader) {
+        sawHeader = true;
+        const h = reader.metadata!;
+        if (
+          h.index !== metadata.index ||
+          h.term !== metadata.term ||
+          !sameConf(h.confState, metadata.confState)
+        ) {
+          throw new SnapshotCorruptError(
+            `stream is of index ${h.index} term ${h.term}, expected index ${metadata.index} term ${metadata.term}`,
+          );
+        }
+      }
+      if (records.length === 0) continue;
+      // One batch per chunk, awaited before the next is read: memory stays at one chunk.
+      await this.writer.submit((tx) => {
+        for (const r of records)
+          tx.put(this.dbs.kv, kvKey(group, generation, r.key), encodeKvValue(r.version, r.value));
+      }, false);
+    }
+    reader.finish();
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Background clean-up: bounded steps, each its own small batch, stopped by close().
+
+  private startLogGc(group: GroupId): void {
+    const slot = this.slot(group);
+    if (slot.logGcRunning || this.closing) return;
+    slot.logGcRunning = true;
+    this.runBackground(async () => {
+      try {
+        let removed = this.gcBatchRecords;
+        while (removed === this.gcBatchRecords && !this.closing) {
+          removed = await this.writer.submit((tx) => {
+            // Nothing is ever written at or below the head, and the head never moves back, so
+            // every key found below it is garbage.
+            const headIndex = this.metaIn(tx, group).head.index;
+            return this.removeRange(tx, this.dbs.log, logKey(group, 0), logKey(group, headIndex + 1));
+          }, false);
+        }
+      } finally {
+        slot.logGcRunning = false;
+      }
+    });
+  }
+
+  private startKvGc(start: Buffer, end: Buffer): void {
+    if (this.closing) return;
+    this.runBackground(async () => {
+      let removed = this.gcBatchRecords;
+      while (removed === this.gcBatchRecords && !this.closing) {
+        removed = await this.writer.submit((tx) => this.removeRange(tx, this.dbs.kv, start, end), false);
+      }
+    });
+  }
+
+  private removeRange(tx: JobTx, db: BinaryDb, start: Buffer, end: Buffer): number {
+    let n = 0;
+    for (const key of db.getKeys({ start, end, limit: this.gcBatchRecords, transaction: this.view })) {
+      tx.remove(db, Buffer.from(key));
+      n++;
+    }
+    return n;
+  }
+
+  private runBackground(task: () => Promise<void>): void {
+    const run = task().catch((err: unknown) => {
+      if (!this.closing) this.onBackgroundError(err);
+    });
+    this.background.add(run);
+    void run.finally(() => this.background.delete(run));
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // Helpers
+
+  private slot(group: GroupId): GroupSlot {
+    let s = this.slots.get(group);
+    if (!s) {
+      s = {
+        meta: EMPTY_GROUP_META,
+        maxGeneration: 0,
+        storage: null,
+        staged: null,
+        staging: false,
+        logGcRunning: false,
+        cache: new TailCache(this.opts.tailCacheEntries ?? 256, this.opts.tailCacheBytes ?? 1024 * 1024),
+      };
+      this.slots.set(group, s);
+    }
+    return s;
+  }
+
+  private metaIn(tx: JobTx, group: GroupId): GroupMeta {
+    return tx.read(`m${group}`, () => this.metaOf(group));
+  }
+
+  private setMetaIn(tx: JobTx, group: GroupId, meta: GroupMeta): void {
+    tx.write(`m${group}`, meta);
+    tx.afterCommit(() => {
+      this.slot(group).meta = meta;
+    });
+  }
+
+  /** The term at `index` as planned so far in this batch. */
+  private termIn(tx: JobTx, group: GroupId, meta: GroupMeta, index: number): number {
+    if (index === meta.head.index) return meta.head.term;
+    if (index < meta.head.index) throw new CompactedError(index);
+    if (index > meta.lastIndex) throw new UnavailableError(index);
+    return tx.read(termSlot(group, index), () => this.readTerm(group, index));
+  }
+
+  private readKv(key: Buffer, userKey: Uint8Array): KvRecord | undefined {
+    const value = this.dbs.kv.get(key, { transaction: this.view });
+    return value === undefined ? undefined : decodeKvValue(userKey, value);
+  }
+
+  private keyBytes(key: KeyInput): Uint8Array {
+    const bytes = toBytes(key);
+    if (bytes.byteLength === 0 || bytes.byteLength > this.maxKeyBytes) {
+      throw new StoreLimitError("key length", bytes.byteLength, this.maxKeyBytes);
+    }
+    return bytes;
+  }
+
+  private checkEntries(entries: readonly Entry[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      assertIndex("entry index", e.index);
+      assertIndex("entry term", e.term);
+      if (i > 0 && e.index !== entries[0]!.index + i)
+        throw new RangeError("entries must have consecutive indexes");
+      if (e.index === 0) throw new RangeError("entry index 0 is reserved");
+      if (e.type !== "normal" && e.type !== "conf")
+        throw new RangeError(`unknown entry type ${String(e.type)}`);
+      if (e.data.byteLength > this.maxEntryBytes) {
+        throw new StoreLimitError("entry data", e.data.byteLength, this.maxEntryBytes);
+      }
+    }
+  }
+
+  private readNodeString(name: string): string | undefined {
+    const v = this.nodeDb.get(nodeKey(name), { transaction: this.view });
+    return v === undefined ? undefined : Buffer.from(v).toString("utf8");
+  }
+
+  private renewView(): void {
+    // Take the new snapshot before releasing the old one so that lmdb-js never resets a
+    // transaction that a read is about to use.
+    const old = this.view;
+    this.view = this.root.useReadTransaction();
+    old.done();
+  }
+
+  private checkOpen(): void {
+    const failed = this.writer.failed;
+    if (failed) throw failed;
+    if (this.closing) throw new StoreClosedError();
+  }
+}
+
+function nodeKey(name: string): Buffer {
+  return Buffer.from(name, "utf8");
+}
+
+function termSlot(group: GroupId, index: number): string {
+  return `t${group}:${index}`;
+}
+
+function checkHardState(hs: HardState): void {
+  assertIndex("hard state term", hs.term);
+  assertIndex("hard state commit", hs.commit);
+  if (typeof hs.vote !== "string" || hs.vote.length > 128)
+    throw new RangeError("hard state vote must be a node id");
+}
+
+function checkMetadataName(name: string): void {
+  if (name.length === 0 || name.length > MAX_METADATA_NAME) {
+    throw new RangeError(`metadata names must be 1..${MAX_METADATA_NAME} characters`);
+  }
+}
+
+function sameConf(a: ConfState, b: ConfState): boolean {
+  const eq = (x: readonly string[], y: readonly string[]): boolean =>
+    x.length === y.length && [...x].sort().every((v, i) => v === [...y].sort()[i]);
+  return eq(a.voters, b.voters) && eq(a.learners, b.learners);
+}

@@ -1,0 +1,346 @@
+/**
+ * The node store beyond the Raft `Storage` contract: identity, group commit across groups, the
+ * state machine table (atomic apply, versions, scans), compaction in the background, restarts.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { open } from "lmdb";
+import { SnapshotOutOfDateError, UnavailableError, type Entry } from "../../src/raft/index.js";
+import {
+  ApplyOrderError,
+  ClusterIdMismatchError,
+  GroupExistsError,
+  NodeStore,
+  SnapshotNotAppliedError,
+  StoreClosedError,
+  StoreLimitError,
+  type ApplyContext,
+} from "../../src/storage/index.js";
+import { entriesOf, entry } from "./conformance.js";
+import { removeDir, tempDir } from "./lmdb-subject.js";
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+async function withStore(
+  body: (store: NodeStore, dir: string, reopen: () => Promise<NodeStore>) => Promise<void>,
+): Promise<void> {
+  const dir = await tempDir();
+  let store = await NodeStore.open({ path: dir, newNodeId: () => "node-a" });
+  const reopen = async (): Promise<NodeStore> => {
+    await store.close();
+    store = await NodeStore.open({ path: dir, newNodeId: () => "must-not-be-used" });
+    return store;
+  };
+  try {
+    await body(store, dir, reopen);
+  } finally {
+    await store.close();
+    await removeDir(dir);
+  }
+}
+
+/** Counts the keys a group has in one of the store's LMDB databases, straight from the file. */
+async function countKeys(dir: string, dbName: string, group: number): Promise<number> {
+  const root = open({ path: dir, maxDbs: 8 });
+  try {
+    const db = root.openDB<Buffer, Buffer>(dbName, { keyEncoding: "binary", encoding: "binary" });
+    let n = 0;
+    for (const key of db.getKeys()) if (key.readUInt32BE(0) === group) n++;
+    return n;
+  } finally {
+    await root.close();
+  }
+}
+
+/** A state machine for tests: "put k v", "del k", or "cas k version v" (version 0 = absent). */
+function kvCommand(e: Entry, ctx: ApplyContext): string {
+  const [op, key, a, b] = td.decode(e.data).split(" ");
+  if (op === "put") {
+    ctx.put(key!, te.encode(a!));
+    return "ok";
+  }
+  if (op === "del") return ctx.delete(key!) ? "deleted" : "absent";
+  if (op === "cas") {
+    const current = ctx.get(key!)?.version ?? 0;
+    if (current !== Number(a)) return `mismatch:${current}`;
+    ctx.put(key!, te.encode(b!));
+    return "ok";
+  }
+  throw new Error(`bad command ${td.decode(e.data)}`);
+}
+
+const cmd = (index: number, text: string): Entry => entry(index, 1, text);
+
+describe("node identity", () => {
+  it("creates the node id once and keeps it; the cluster id is set once", async () => {
+    await withStore(async (store, _dir, reopen) => {
+      assert.equal(store.nodeId, "node-a");
+      assert.equal(store.clusterId, null);
+      await store.setClusterId("cluster-1");
+      await store.setClusterId("cluster-1");
+      await assert.rejects(store.setClusterId("cluster-2"), ClusterIdMismatchError);
+      await store.setMetadata("labels", te.encode("rack=shelf"));
+      const again = await reopen();
+      assert.equal(again.nodeId, "node-a", "the id generator is not called again");
+      assert.equal(again.clusterId, "cluster-1");
+      assert.equal(td.decode(again.getMetadata("labels")!), "rack=shelf");
+      assert.equal(again.getMetadata("missing"), undefined);
+      await assert.rejects(again.setMetadata("big", new Uint8Array(65 * 1024)), StoreLimitError);
+    });
+  });
+
+  it("a closed store refuses work with StoreClosedError", async () => {
+    const dir = await tempDir();
+    const store = await NodeStore.open({ path: dir });
+    await store.close();
+    try {
+      assert.throws(() => store.group(1), StoreClosedError);
+      assert.throws(() => store.saveBatch([]), StoreClosedError);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
+
+describe("group commit", () => {
+  it("saves of 64 groups issued in one event-loop turn share one transaction and one fsync", async () => {
+    await withStore(async (store) => {
+      const before = store.stats();
+      await Promise.all(
+        Array.from({ length: 64 }, (_, g) =>
+          store.group(g).save({
+            hardState: { term: 1, vote: "", commit: 0 },
+            entries: entriesOf(1, [1, 1]),
+            snapshot: null,
+          }),
+        ),
+      );
+      const after = store.stats();
+      assert.equal(after.batches - before.batches, 1);
+      assert.equal(after.durableBatches - before.durableBatches, 1);
+      assert.equal(after.jobs - before.jobs, 64);
+      for (let g = 0; g < 64; g++) assert.equal(store.group(g).lastIndex(), 2);
+      assert.deepEqual(
+        store.groupIds(),
+        Array.from({ length: 64 }, (_, g) => g),
+      );
+    });
+  });
+
+  it("saveBatch is all-or-nothing: one bad update leaves every group untouched", async () => {
+    await withStore(async (store) => {
+      await store.saveBatch([{ group: 1, hardState: null, entries: entriesOf(1, [1]), snapshot: null }]);
+      await assert.rejects(
+        store.saveBatch([
+          { group: 1, hardState: null, entries: entriesOf(2, [1]), snapshot: null },
+          { group: 2, hardState: null, entries: [entry(5, 1)], snapshot: null }, // a hole
+        ]),
+        (err: unknown) => (err as Error).name === "LogGapError",
+      );
+      assert.equal(store.group(1).lastIndex(), 1);
+      assert.equal(store.group(2).lastIndex(), 0);
+    });
+  });
+
+  it("a failing job in a shared batch does not stop the others", async () => {
+    await withStore(async (store) => {
+      const results = await Promise.allSettled([
+        store.group(1).save({ hardState: null, entries: entriesOf(1, [1]), snapshot: null }),
+        store.group(2).save({ hardState: null, entries: [entry(9, 1)], snapshot: null }),
+        store.group(3).save({ hardState: null, entries: entriesOf(1, [1, 1]), snapshot: null }),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ["fulfilled", "rejected", "fulfilled"],
+      );
+      assert.equal(store.group(3).lastIndex(), 2);
+    });
+  });
+
+  it("bootstrap refuses a group that already has state", async () => {
+    await withStore(async (store) => {
+      await store.bootstrap(5, ["a", "b", "c"]);
+      assert.ok(store.hasGroup(5));
+      assert.ok(!store.hasGroup(6));
+      await assert.rejects(store.bootstrap(5, ["a"]), GroupExistsError);
+    });
+  });
+});
+
+describe("the state machine table", () => {
+  it("applies entries and the applied index in one transaction, with versions for compare-and-set", async () => {
+    await withStore(async (store, _dir, reopen) => {
+      const ents = [
+        cmd(1, "put a 1"),
+        cmd(2, "put b 2"),
+        cmd(3, "cas a 1 3"), // a was written by entry 1: succeeds
+        cmd(4, "cas a 1 4"), // a is now at version 3: fails
+        cmd(5, "del b"),
+        cmd(6, "cas c 0 6"), // c absent: succeeds
+      ];
+      await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+      const results = await store.applyEntries(1, ents, kvCommand);
+      assert.deepEqual(
+        results.map((r) => [r.index, r.result]),
+        [
+          [1, "ok"],
+          [2, "ok"],
+          [3, "ok"],
+          [4, "mismatch:3"],
+          [5, "deleted"],
+          [6, "ok"],
+        ],
+      );
+      const check = (s: NodeStore): void => {
+        assert.equal(s.appliedIndex(1), 6);
+        const a = s.kvGet(1, "a")!;
+        assert.deepEqual([td.decode(a.value), a.version], ["3", 3]);
+        assert.equal(s.kvGet(1, "b"), undefined);
+        assert.equal(s.kvGet(1, "c")!.version, 6);
+      };
+      check(store);
+      check(await reopen());
+    });
+  });
+
+  it("skips entries already applied, refuses holes, and writes nothing when the state machine throws", async () => {
+    await withStore(async (store) => {
+      await store.applyEntries(1, [cmd(1, "put a 1"), cmd(2, "put a 2")], kvCommand);
+      const replay = await store.applyEntries(
+        1,
+        [cmd(1, "put a 1"), cmd(2, "put a 2"), cmd(3, "put z 3")],
+        kvCommand,
+      );
+      assert.deepEqual(
+        replay.map((r) => r.index),
+        [3],
+        "a replay after restart applies only what is new",
+      );
+      assert.equal(store.kvGet(1, "a")!.version, 2);
+      await assert.rejects(store.applyEntries(1, [cmd(5, "put a 5")], kvCommand), ApplyOrderError);
+      await assert.rejects(
+        store.applyEntries(1, [cmd(4, "put q 4"), cmd(5, "bogus")], kvCommand),
+        /bad command/,
+      );
+      assert.equal(store.appliedIndex(1), 3);
+      assert.equal(store.kvGet(1, "q"), undefined, "the first entry of the failed call was rolled back");
+    });
+  });
+
+  it("records the membership a conf entry produced with the applied index", async () => {
+    await withStore(async (store, _dir, reopen) => {
+      const cs = { voters: ["a", "b"], learners: ["c"] };
+      await store.applyEntries(1, [{ ...entry(1, 2), type: "conf" }], (_e, ctx) => ctx.setConfState(cs));
+      assert.deepEqual(store.appliedState(1), { index: 1, term: 2, confState: cs });
+      const again = await reopen();
+      assert.deepEqual(again.appliedState(1), { index: 1, term: 2, confState: cs });
+      assert.deepEqual(again.group(1).initialState().confState, cs);
+    });
+  });
+
+  it("scans in key order with prefix, after and limit, one group at a time", async () => {
+    await withStore(async (store) => {
+      const keys = [
+        "sensors/{kitchen}/t",
+        "sensors/{kitchen}/h",
+        "sensors/{attic}/t",
+        "sensorz",
+        "a",
+        "sensors/",
+      ];
+      await store.applyEntries(
+        1,
+        keys.map((k, i) => cmd(i + 1, `put ${k} v${i}`)),
+        kvCommand,
+      );
+      await store.applyEntries(2, [cmd(1, "put sensors/{kitchen}/x other-group")], kvCommand);
+      const scan = (opts: Parameters<NodeStore["kvScan"]>[1]): string[] =>
+        store.kvScan(1, opts).map((r) => td.decode(r.key));
+      const sorted = [...keys].sort();
+      assert.deepEqual(scan({ limit: 100 }), sorted);
+      assert.deepEqual(
+        scan({ prefix: "sensors/", limit: 100 }),
+        sorted.filter((k) => k.startsWith("sensors/")),
+      );
+      assert.deepEqual(scan({ prefix: "sensors/{kitchen}/", limit: 1 }), ["sensors/{kitchen}/h"]);
+      assert.deepEqual(scan({ prefix: "sensors/{kitchen}/", after: "sensors/{kitchen}/h", limit: 10 }), [
+        "sensors/{kitchen}/t",
+      ]);
+      assert.deepEqual(scan({ after: "sensors/{kitchen}/t", limit: 10 }), ["sensorz"]);
+      assert.deepEqual(scan({ prefix: "nothing", limit: 10 }), []);
+      assert.throws(() => store.kvScan(1, { limit: 0 }), RangeError);
+      assert.throws(() => store.kvGet(1, ""), StoreLimitError);
+      assert.equal(store.kvScan(2, { limit: 10 }).length, 1);
+    });
+  });
+
+  it("scans byte prefixes that end in 0xff", async () => {
+    await withStore(async (store) => {
+      const k1 = Uint8Array.of(1, 0xff);
+      const k2 = Uint8Array.of(1, 0xff, 0);
+      const k3 = Uint8Array.of(2);
+      await store.applyEntries(3, [entry(1, 1)], (_e, ctx) => {
+        for (const k of [k3, k2, k1]) ctx.put(k, k);
+      });
+      const got = store.kvScan(3, { prefix: Uint8Array.of(1, 0xff), limit: 10 }).map((r) => [...r.key]);
+      assert.deepEqual(got, [
+        [1, 0xff],
+        [1, 0xff, 0],
+      ]);
+    });
+  });
+});
+
+describe("snapshot points and compaction", () => {
+  it("createSnapshot compacts what is applied and keeps retained entries; the rest goes in the background", async () => {
+    await withStore(async (store, dir, reopen) => {
+      const g = store.group(1);
+      const ents = Array.from({ length: 50 }, (_, i) => cmd(i + 1, `put k${i % 7} ${i}`));
+      await store.saveBatch([
+        { group: 1, hardState: { term: 1, vote: "", commit: 50 }, entries: ents, snapshot: null },
+      ]);
+      await store.applyEntries(1, ents.slice(0, 30), kvCommand);
+      await assert.rejects(
+        store.createSnapshot(1, 40, { voters: ["a"], learners: [] }),
+        SnapshotNotAppliedError,
+      );
+      await assert.rejects(store.createSnapshot(1, 60, { voters: ["a"], learners: [] }), UnavailableError);
+      const snap = await store.createSnapshot(1, 30, { voters: ["a"], learners: [] }, { retainEntries: 5 });
+      assert.deepEqual(snap.metadata, { index: 30, term: 1, confState: { voters: ["a"], learners: [] } });
+      assert.equal(g.firstIndex(), 26, "five entries before the snapshot point are kept");
+      assert.equal(g.term(25), 1);
+      await assert.rejects(store.createSnapshot(1, 30, { voters: [], learners: [] }), SnapshotOutOfDateError);
+      await store.settle();
+      await store.close();
+      assert.equal(await countKeys(dir, "log", 1), 25, "entries 1..25 are physically gone");
+      const again = await reopen();
+      assert.equal(again.group(1).firstIndex(), 26);
+      assert.equal(again.group(1).lastIndex(), 50);
+      assert.deepEqual(again.group(1).snapshot().metadata, snap.metadata);
+    });
+  });
+
+  it("compacted entries left behind by a crash are deleted on the next open", async () => {
+    const dir = await tempDir();
+    try {
+      let store = await NodeStore.open({ path: dir, gcBatchRecords: 10 });
+      await store.saveBatch([
+        { group: 4, hardState: null, entries: entriesOf(1, new Array(100).fill(1)), snapshot: null },
+      ]);
+      await store.applyEntries(4, store.group(4).entries(1, 81, Infinity), () => undefined);
+      await store.compact(4, 80);
+      // Closing stops the background deletion after at most one step of 10 records.
+      await store.close();
+      const left = await countKeys(dir, "log", 4);
+      assert.ok(left > 20 && left <= 100, `${left} entries on disk after an interrupted clean-up`);
+      store = await NodeStore.open({ path: dir, gcBatchRecords: 10 });
+      assert.equal(store.group(4).firstIndex(), 81);
+      await store.settle();
+      await store.close();
+      assert.equal(await countKeys(dir, "log", 4), 20);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
