@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +42,11 @@ export class LocalCluster {
     private readonly up: ChildProcess,
   ) {}
 
-  static async start(opts: { nodes: number; tickMs?: number }): Promise<LocalCluster> {
+  static async start(opts: {
+    nodes: number;
+    tickMs?: number;
+    snapshotEntries?: number;
+  }): Promise<LocalCluster> {
     const dir = await mkdtemp(join(tmpdir(), "ringleader-cluster-"));
     const up = spawn(
       process.execPath,
@@ -56,6 +61,8 @@ export class LocalCluster {
         "--json",
         "--tick-ms",
         String(opts.tickMs ?? 50),
+        "--snapshot-entries",
+        String(opts.snapshotEntries ?? 10_000),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -140,10 +147,10 @@ export class LocalCluster {
   /** Starts a node again with the same data, exactly as cluster.json says. */
   restart(id: string): void {
     const n = this.nodes.get(id)!;
-    const child = spawn(n.command[0]!, n.command.slice(1), {
-      cwd: n.cwd,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    // Restarted nodes log to a file in the cluster's folder rather than into the test output.
+    const log = openSync(join(this.dir, `${id}.restart.log`), "a");
+    const child = spawn(n.command[0]!, n.command.slice(1), { cwd: n.cwd, stdio: ["ignore", log, log] });
+    closeSync(log);
     this.restarted.set(id, child);
   }
 

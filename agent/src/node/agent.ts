@@ -24,6 +24,7 @@ export interface AgentOptions {
   readonly peer: PeerAddress;
   readonly tickMs: number;
   readonly electionTicks?: number;
+  readonly snapshotEntries?: number;
   readonly logger: Logger;
   /** Called once when the agent's storage fails and it can no longer serve safely. */
   readonly onFatal?: (err: Error) => void;
@@ -69,6 +70,11 @@ export class Agent {
       nodeId,
       () => this.host.groups().map((g) => this.host.status(g)),
       () => this.transport.stats(),
+      () => ({
+        sent: this.host.snapshots.sender.sent,
+        failed: this.host.snapshots.sender.failed,
+        received: this.host.snapshots.receiver.received,
+      }),
     );
     this.host = new RaftHost({
       nodeId,
@@ -77,6 +83,7 @@ export class Agent {
       random: jitterSource(),
       electionTicks: opts.electionTicks ?? 10,
       heartbeatTicks: 1,
+      ...(opts.snapshotEntries ? { snapshotEntries: opts.snapshotEntries } : {}),
       logger,
       observer: {
         onFsync: (ms) => this.metrics.fsyncMs.observe(ms),
@@ -171,6 +178,7 @@ export class Agent {
       commit: st.commit,
       applied: st.applied,
       lastIndex: st.lastIndex,
+      firstIndex: st.firstIndex,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       health: this.healthy(),
       members,

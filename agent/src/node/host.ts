@@ -24,6 +24,7 @@ import {
   type KvResult,
 } from "../kv/commands.js";
 import type { DurableStore, GroupUpdate, KvWrite } from "./ports.js";
+import { SnapshotReceiver, SnapshotSender, isStreamMessage } from "./snapshot-transfer.js";
 
 export type ReadLevel = "strong" | "weak" | "eventual";
 
@@ -59,6 +60,12 @@ export interface HostOptions {
   readonly observer?: HostObserver;
   /** Bound on client requests waiting in one group (writes and reads together). */
   readonly maxPendingPerGroup?: number;
+  /** Take a snapshot (and compact the log) every this many applied entries. */
+  readonly snapshotEntries?: number;
+  /** Entries kept below a snapshot, so a follower a little behind catches up from the log. */
+  readonly snapshotRetainEntries?: number;
+  /** Chunk size of snapshot streams to followers. */
+  readonly snapshotChunkBytes?: number;
 }
 
 interface Waiter<T> {
@@ -75,6 +82,8 @@ class Replica {
   leader: NodeId = "";
   /** State machine work, in log order; the ready loop does not wait for it. */
   applyChain: Promise<void> = Promise.resolve();
+  /** The index of the newest snapshot this node took or installed. */
+  snapshotIndex = 0;
 
   constructor(
     readonly group: GroupId,
@@ -108,8 +117,54 @@ export class RaftHost {
   /** Set when the ready loop failed on disk: the node must not go on as if nothing happened. */
   fatal: Error | null = null;
 
+  readonly snapshots: { sender: SnapshotSender; receiver: SnapshotReceiver };
+  private readonly snapshotEntries: number;
+  private readonly snapshotRetain: number;
+
   constructor(private readonly opts: HostOptions) {
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
+    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.snapshotRetain = opts.snapshotRetainEntries ?? Math.floor(this.snapshotEntries / 2);
+    const transfer = {
+      nodeId: opts.nodeId,
+      store: opts.store,
+      send: (m: Message) => opts.send([m]),
+      logger: opts.logger,
+      ...(opts.snapshotChunkBytes ? { chunkBytes: opts.snapshotChunkBytes } : {}),
+    };
+    this.snapshots = {
+      sender: new SnapshotSender(transfer, (peer, group, ok) => {
+        this.replicas.get(group)?.raw.reportSnapshot(peer, ok);
+        this.kick();
+      }),
+      receiver: new SnapshotReceiver(transfer, (m) => this.deliverSnapshot(m)),
+    };
+  }
+
+  /** Messages leave through here: the core's snapshot requests become chunked streams. */
+  private sendOut(msgs: readonly Message[]): void {
+    const plain: Message[] = [];
+    for (const m of msgs) {
+      if (m.type === "snap") this.snapshots.sender.start(m);
+      else plain.push(m);
+    }
+    if (plain.length > 0) this.opts.send(plain);
+  }
+
+  /** A fully staged snapshot goes to the core, which answers with a Ready that swaps it in. */
+  private deliverSnapshot(m: Message): void {
+    const r = this.replicas.get(m.group);
+    const meta = m.snapshot!.metadata;
+    if (!r) {
+      this.opts.store.discardStagedSnapshot(m.group);
+      return;
+    }
+    const st = r.raw.status();
+    // The core ignores a stale term and refuses a snapshot it has already committed past; then
+    // the staged image would never be swapped in.
+    if (m.term < st.term || meta.index <= st.commit) this.opts.store.discardStagedSnapshot(m.group);
+    r.raw.step(m);
+    this.kick();
   }
 
   addGroup(group: GroupId): void {
@@ -125,7 +180,9 @@ export class RaftHost {
       applied,
       forwardProposals: true,
     });
-    this.replicas.set(group, new Replica(group, raw, applied));
+    const replica = new Replica(group, raw, applied);
+    replica.snapshotIndex = this.opts.store.storage(group).snapshot().metadata.index;
+    this.replicas.set(group, replica);
     this.kick();
   }
 
@@ -151,6 +208,11 @@ export class RaftHost {
   /** Delivers messages from a peer. Messages for groups not hosted here are dropped. */
   receive(msgs: readonly Message[]): void {
     for (const m of msgs) {
+      if (isStreamMessage(m)) {
+        if (m.type === "snap") this.snapshots.receiver.onChunk(m);
+        else this.snapshots.sender.onAck(m);
+        continue;
+      }
       const r = this.replicas.get(m.group);
       if (!r) continue;
       r.raw.step(m);
@@ -291,7 +353,7 @@ export class RaftHost {
     // 0. A leader's replication leaves at once: followers write while we write (thesis §10.2.1).
     const early: Message[] = [];
     for (const { rd } of batch) early.push(...rd.earlyMessages);
-    if (early.length > 0) this.opts.send(early);
+    if (early.length > 0) this.sendOut(early);
     // 1. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
     const updates: GroupUpdate[] = [];
     for (const { r, rd } of batch) {
@@ -307,7 +369,7 @@ export class RaftHost {
     // 2. Only now may anything that depends on those writes leave the node.
     const out: Message[] = [];
     for (const { rd } of batch) out.push(...rd.messages);
-    if (out.length > 0) this.opts.send(out);
+    if (out.length > 0) this.sendOut(out);
     // 3. Apply in the background, in order: the next Ready's write can share the apply's
     //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
     for (const { r, rd } of batch) {
@@ -319,11 +381,15 @@ export class RaftHost {
         const index = rd.snapshot.metadata.index;
         this.enqueueApply(r, async () => {
           r.applied = Math.max(r.applied, index);
+          r.snapshotIndex = Math.max(r.snapshotIndex, index);
         });
       }
       if (rd.committedEntries.length > 0) {
         const entries = rd.committedEntries;
-        this.enqueueApply(r, () => this.apply(r, entries));
+        this.enqueueApply(r, async () => {
+          await this.apply(r, entries);
+          await this.maybeSnapshot(r);
+        });
       }
       for (const rs of rd.readStates) {
         const ctx = new TextDecoder().decode(rs.context);
@@ -391,6 +457,14 @@ export class RaftHost {
     }
   }
 
+  /** Bounds the log: a snapshot every `snapshotEntries` applied entries, then compaction. */
+  private async maybeSnapshot(r: Replica): Promise<void> {
+    if (r.applied - r.snapshotIndex < this.snapshotEntries) return;
+    const index = r.applied;
+    await this.opts.store.createSnapshot(r.group, index, r.raw.confStateAt(index), this.snapshotRetain);
+    r.snapshotIndex = index;
+  }
+
   private releaseAppliedWaiters(r: Replica): void {
     if (r.appliedWaiters.length === 0) return;
     const ready = r.appliedWaiters.filter((w) => w.index <= r.applied);
@@ -425,6 +499,8 @@ export class RaftHost {
 
   stop(): void {
     this.stopped = true;
+    this.snapshots.sender.stop();
+    this.snapshots.receiver.stop();
     for (const r of this.replicas.values()) r.failAll(new UnavailableError("this node is shutting down"));
   }
 }

@@ -2,8 +2,15 @@
  * Opens the node's LMDB store and presents it as the agent's `DurableStore`. The store keeps
  * versions as Raft indexes (numbers) and keys as bytes; the API speaks strings.
  */
-import { NodeStore } from "../storage/index.js";
-import type { Entry, GroupId } from "../raft/index.js";
+import { NodeStore, readSnapshotHeader } from "../storage/index.js";
+import {
+  decodeConfChange,
+  nextConfState,
+  type ConfState,
+  type Entry,
+  type GroupId,
+  type SnapshotMetadata,
+} from "../raft/index.js";
 import type { DurableStore, GroupUpdate, KvRecord, KvWrite } from "./ports.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -36,7 +43,14 @@ export class LmdbDurableStore implements DurableStore {
     entries: readonly Entry[],
     decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
   ): Promise<void> {
+    let conf: ConfState | null = null;
     await this.node.applyEntries(group, entries, (entry, ctx) => {
+      if (entry.type === "conf") {
+        // The applied membership travels in snapshot headers: keep it with the applied index.
+        conf = nextConfState(conf ?? this.node.appliedState(group).confState, decodeConfChange(entry.data));
+        ctx.setConfState(conf);
+        return;
+      }
       const w = decide(entry, (key) => {
         const r = ctx.get(key);
         return r ? { value: r.value, version: String(r.version) } : null;
@@ -44,6 +58,35 @@ export class LmdbDurableStore implements DurableStore {
       if (w.kind === "put") ctx.put(w.key, w.value);
       else if (w.kind === "del") ctx.delete(w.key);
     });
+  }
+
+  async createSnapshot(
+    group: GroupId,
+    index: number,
+    confState: ConfState,
+    retainEntries: number,
+  ): Promise<void> {
+    await this.node.createSnapshot(group, index, confState, { retainEntries });
+  }
+
+  snapshotChunks(group: GroupId, maxChunkBytes: number): AsyncIterable<Uint8Array> {
+    return this.node.snapshotChunks(group, { maxChunkBytes });
+  }
+
+  readSnapshotHeader(chunk: Uint8Array): SnapshotMetadata {
+    return readSnapshotHeader(chunk);
+  }
+
+  stageSnapshot(
+    group: GroupId,
+    metadata: SnapshotMetadata,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    return this.node.stageSnapshot(group, metadata, chunks);
+  }
+
+  discardStagedSnapshot(group: GroupId): void {
+    this.node.discardStagedSnapshot(group);
   }
 
   get(group: GroupId, key: string): KvRecord | null {

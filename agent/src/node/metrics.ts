@@ -17,7 +17,16 @@ export class AgentMetrics {
   readonly apiRequests: Counter<"route" | "status">;
   readonly apiLatencyMs: Histogram<"route">;
 
-  constructor(nodeId: string, statuses: () => RaftStatus[], transport: () => TransportStats | null) {
+  constructor(
+    nodeId: string,
+    statuses: () => RaftStatus[],
+    transport: () => TransportStats | null,
+    snapshots: () => { sent: number; failed: number; received: number } = () => ({
+      sent: 0,
+      failed: 0,
+      received: 0,
+    }),
+  ) {
     this.registry.setDefaultLabels({ node: nodeId });
     const r = [this.registry];
     const raftGauge = (name: string, help: string, pick: (s: RaftStatus) => number) =>
@@ -79,6 +88,21 @@ export class AgentMetrics {
       buckets: LATENCY_BUCKETS_MS,
       registers: r,
     });
+    for (const [field, help] of [
+      ["sent", "Snapshot streams sent to followers"],
+      ["failed", "Snapshot streams abandoned"],
+      ["received", "Snapshot streams received and staged"],
+    ] as const) {
+      new Counter({
+        name: `ringleader_snapshots_${field}_total`,
+        help,
+        registers: r,
+        collect() {
+          this.reset();
+          this.inc(snapshots()[field]);
+        },
+      });
+    }
     const transportCounter = (name: string, help: string, pick: (t: TransportStats) => number) =>
       new Gauge({
         name,

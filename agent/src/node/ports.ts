@@ -3,7 +3,15 @@
  * it for real; tests may use an in-memory one. Kept narrow so the ready loop reads as the Raft
  * contract does: persist, send, apply, advance.
  */
-import type { Entry, GroupId, HardState, Snapshot, Storage } from "../raft/index.js";
+import type {
+  ConfState,
+  Entry,
+  GroupId,
+  HardState,
+  Snapshot,
+  SnapshotMetadata,
+  Storage,
+} from "../raft/index.js";
 
 export interface GroupUpdate {
   readonly group: GroupId;
@@ -48,4 +56,24 @@ export interface DurableStore {
     group: GroupId,
     opts: { prefix: string; after?: string; limit: number },
   ): { key: string; record: KvRecord }[];
+
+  /**
+   * Records a snapshot at `index` (already applied) and compacts the log below it, keeping the
+   * last `retainEntries` entries so a follower a little behind still catches up from the log.
+   */
+  createSnapshot(group: GroupId, index: number, confState: ConfState, retainEntries: number): Promise<void>;
+  /**
+   * The group's state machine image, read from one consistent view, in chunks of about
+   * `maxChunkBytes`. The first chunk is a header naming the image's index, term and membership.
+   */
+  snapshotChunks(group: GroupId, maxChunkBytes: number): AsyncIterable<Uint8Array>;
+  /** The metadata in a stream's first chunk. Throws on a chunk that is not a valid header. */
+  readSnapshotHeader(chunk: Uint8Array): SnapshotMetadata;
+  /**
+   * Writes a received image beside the live state; `saveBatch` with a snapshot of the same index
+   * and term later swaps it in, atomically with the log reset.
+   */
+  stageSnapshot(group: GroupId, metadata: SnapshotMetadata, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Drops a staged image the Raft core did not take. */
+  discardStagedSnapshot(group: GroupId): void;
 }

@@ -85,12 +85,7 @@ export function isHelloFrame(frame: Frame): frame is HelloFrame {
 }
 
 /** Message types that only ever travel inside one process, from the application to its core. */
-const LOCAL_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
-  "hup",
-  "beat",
-  "unreachable",
-  "snapStatus",
-]);
+const LOCAL_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>(["hup", "beat", "unreachable"]);
 
 const WIRE_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
   "prop",
@@ -107,6 +102,9 @@ const WIRE_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
   "readIndexResp",
   "transferLeader",
   "timeoutNow",
+  // Between hosts it acknowledges a chunk of a snapshot stream (agent/src/node/snapshot-transfer.ts);
+  // the core itself only ever receives it locally.
+  "snapStatus",
 ]);
 
 /** Whether a message of this type may be sent to another node. */

@@ -7,14 +7,17 @@ import type { Message } from "../../src/raft/index.js";
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** Three hosts wired by an in-process network that delivers on the next turn. */
-function cluster(ids = ["a", "b", "c"]) {
+function cluster(
+  ids = ["a", "b", "c"],
+  extra: { snapshotEntries?: number; snapshotChunkBytes?: number } = {},
+) {
   const hosts = new Map<string, RaftHost>();
   const stores = new Map<string, MemoryDurableStore>();
   let cut = new Set<string>();
   let seed = 1;
   for (const id of ids) {
     const store = new MemoryDurableStore();
-    store.bootstrap(1, ids);
+    void store.bootstrap(1, ids);
     stores.set(id, store);
     const s = seed++;
     let x = s * 7919;
@@ -23,6 +26,7 @@ function cluster(ids = ["a", "b", "c"]) {
       store,
       random: () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648,
       logger: quiet,
+      ...extra,
       send: (msgs: readonly Message[]) => {
         for (const m of msgs) {
           if (cut.has(m.from) || cut.has(m.to)) continue;
@@ -96,5 +100,32 @@ describe("RaftHost: the ready loop over a durable store", () => {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
     ac.abort();
     await assert.rejects(read, UnavailableError);
+  });
+});
+
+describe("RaftHost: snapshots", () => {
+  it("compacts its log and streams a snapshot to a follower that fell behind the compaction", async () => {
+    const c = cluster(["a", "b", "c"], { snapshotEntries: 20 });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    const laggard = ["a", "b", "c"].find((id) => id !== leaderId)!;
+    c.isolate(laggard);
+    for (let i = 0; i < 100; i++) {
+      const res = await leader.propose(1, { op: "put", key: `k${i}`, value: new Uint8Array([i]), cas: null });
+      assert.equal(res.ok, true);
+    }
+    // The leader compacted below what the laggard has.
+    await until(() => c.stores.get(leaderId)!.storage(1).firstIndex() > 50, "compaction", tickAll);
+    c.heal();
+    const lagStore = c.stores.get(laggard)!;
+    await until(() => lagStore.get(1, "k99") !== null, "the laggard to catch up", tickAll, 5000);
+    assert.ok(c.hosts.get(laggard)!.snapshots.receiver.received >= 1, "caught up through a snapshot");
+    await until(
+      () => leader.snapshots.sender.sent >= 1,
+      "the sender to see the last acknowledgement",
+      tickAll,
+    );
+    for (let i = 0; i < 100; i++) assert.deepEqual([...lagStore.get(1, `k${i}`)!.value], [i]);
   });
 });

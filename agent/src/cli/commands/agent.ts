@@ -17,6 +17,7 @@ interface AgentArgs {
   peers?: string;
   "tick-ms": number;
   "election-ticks": number;
+  "snapshot-entries": number;
   "log-level": string;
   "log-format": string;
 }
@@ -69,6 +70,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 10,
         describe: "Ticks before a follower campaigns",
       })
+      .option("snapshot-entries", {
+        type: "number",
+        default: 10_000,
+        describe: "Snapshot and compact the log every this many applied entries",
+      })
       .option("log-level", { type: "string", default: "info", choices: ["debug", "info", "warn", "error"] })
       .option("log-format", { type: "string", default: "text", choices: ["text", "json"] })
       .example(
@@ -103,6 +109,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       peer: parseHostPort(args.peer, "--peer"),
       tickMs: args["tick-ms"],
       electionTicks: args["election-ticks"],
+      snapshotEntries: args["snapshot-entries"],
       logger,
       onFatal: (err) => {
         logger.error("stopping: storage failed", { error: err.message });

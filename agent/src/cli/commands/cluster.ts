@@ -18,6 +18,7 @@ interface UpArgs {
   dir: string;
   "base-port": number;
   "tick-ms": number;
+  "snapshot-entries": number;
   json: boolean;
 }
 
@@ -138,6 +139,8 @@ async function up(args: UpArgs): Promise<void> {
       peers,
       "--tick-ms",
       String(args["tick-ms"]),
+      "--snapshot-entries",
+      String(args["snapshot-entries"]),
     ];
     const child = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     children.push(child);
@@ -207,6 +210,11 @@ export const clusterCommand: CommandModule<object, object> = {
               describe: "API ports base..base+N-1, peer ports base+100...; 0 picks free ports",
             })
             .option("tick-ms", { type: "number", default: 100, describe: "Raft tick length in milliseconds" })
+            .option("snapshot-entries", {
+              type: "number",
+              default: 10_000,
+              describe: "Each agent snapshots and compacts its log every this many entries",
+            })
             .option("json", { type: "boolean", default: false })
             .example(
               "$0 cluster up --nodes 3 --dir .data/cluster",
