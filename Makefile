@@ -41,8 +41,18 @@ format: setup ## Rewrite the sources in the house format.
 
 test: check unit sim sim-bugs ## Set up and run every test (what CI runs).
 
-run: build ## Set up and run the main job.
-	$(BIN) sim --seeds $(SIM_SEEDS)
+run: build ## Set up and run the main job: a local cluster of CLUSTER_NODES agents (Ctrl-C stops it).
+	$(BIN) cluster up --nodes $(CLUSTER_NODES) --dir $(CLUSTER_DIR)
 
 clean: ## Remove build output.
 	rm -rf dist
+
+# --- firmware bridge ---
+.PHONY: firmware bridge-bench
+
+firmware: ## Build the Arduino firmware and the simavr test harness into firmware-bridge/build/.
+	$(MAKE) -C firmware-bridge/arduino all
+	$(MAKE) -C firmware-bridge/sim all
+
+bridge-bench: build firmware ## Measure the serial bridge: readings/s against the line's capacity, latency.
+	node dist/test/bench/bridge-bench.js
