@@ -13,6 +13,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { hasBody, readBoundedBody, RequestAbortedError } from "./body.js";
 import {
   ApiError,
+  BadRequestError,
   InternalServerError,
   MethodNotAllowedError,
   NotFoundError,
@@ -354,6 +355,11 @@ export class ApiServer {
       const keyRoute = this.routes.find((r) => r.template === "/v1/kv/:key");
       return keyRoute ? { route: keyRoute, rawKey: path.slice(KEY_PREFIX.length) } : null;
     }
+    const MEMBER_PREFIX = "/v1/members/";
+    if (path.startsWith(MEMBER_PREFIX)) {
+      const memberRoute = this.routes.find((r) => r.template === "/v1/members/:id");
+      return memberRoute ? { route: memberRoute, rawKey: path.slice(MEMBER_PREFIX.length) } : null;
+    }
     const route = this.routes.find((r) => r.template === path);
     return route ? { route, rawKey: "" } : null;
   }
@@ -367,6 +373,17 @@ export class ApiServer {
       },
       { template: "/v1/kv", authenticated: true, methods: { GET: this.scan } },
       { template: "/v1/status", authenticated: true, methods: { GET: this.status } },
+      { template: "/v1/aggregate", authenticated: true, methods: { GET: this.aggregate } },
+      {
+        template: "/v1/members",
+        authenticated: true,
+        methods: { GET: this.listMembers, POST: this.joinMember },
+      },
+      {
+        template: "/v1/members/:id",
+        authenticated: true,
+        methods: { POST: this.memberAction, DELETE: this.removeMember },
+      },
       { template: "/healthz", authenticated: false, methods: { GET: this.healthz } },
       { template: "/metrics", authenticated: false, methods: { GET: this.metrics } },
     ];
@@ -377,7 +394,10 @@ export class ApiServer {
     const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
     const value = await readBoundedBody(ctx.req, this.limits.maxValueBytes);
     ctx.bodyConsumed = true;
-    const opts = cas === undefined ? { signal: ctx.signal } : { cas, signal: ctx.signal };
+    const opts =
+      cas === undefined
+        ? { signal: ctx.signal, hops: forwardHops(ctx.req) }
+        : { cas, signal: ctx.signal, hops: forwardHops(ctx.req) };
     const { version } = await this.service.put(key, value, opts);
     return jsonReply(200, { version }, { "x-ringleader-version": version });
   };
@@ -385,7 +405,11 @@ export class ApiServer {
   private readonly getKey: Handler = async (ctx) => {
     const consistency = parseConsistency(parseQuery(ctx.query, ["consistency"]).get("consistency"));
     const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
-    const found = await this.service.get(key, { consistency, signal: ctx.signal });
+    const found = await this.service.get(key, {
+      consistency,
+      signal: ctx.signal,
+      hops: forwardHops(ctx.req),
+    });
     if (found === null) throw new NotFoundError(`key ${JSON.stringify(key)} not found`);
     return {
       status: 200,
@@ -397,13 +421,17 @@ export class ApiServer {
   private readonly delKey: Handler = async (ctx) => {
     const cas = parseCas(parseQuery(ctx.query, ["cas"]).get("cas"));
     const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
-    const opts = cas === undefined ? { signal: ctx.signal } : { cas, signal: ctx.signal };
+    const opts =
+      cas === undefined
+        ? { signal: ctx.signal, hops: forwardHops(ctx.req) }
+        : { cas, signal: ctx.signal, hops: forwardHops(ctx.req) };
     const { version, deleted } = await this.service.del(key, opts);
     return jsonReply(200, { version, deleted }, { "x-ringleader-version": version });
   };
 
   private readonly scan: Handler = async (ctx) => {
-    const params = parseQuery(ctx.query, ["prefix", "limit", "after", "consistency"]);
+    const params = parseQuery(ctx.query, ["prefix", "limit", "after", "consistency", "partition"]);
+    const partition = parsePartition(params.get("partition"));
     const prefix = parseBoundedText(params.get("prefix"), "prefix", this.limits.maxKeyBytes) ?? "";
     const limit = parseLimit(params.get("limit"), this.limits);
     const after = parseBoundedText(params.get("after"), "after", this.limits.maxCursorBytes);
@@ -413,7 +441,9 @@ export class ApiServer {
       limit,
       consistency,
       signal: ctx.signal,
+      hops: forwardHops(ctx.req),
       ...(after === undefined || after === "" ? {} : { after }),
+      ...(partition === undefined ? {} : { partition }),
     });
     const items = page.items.map((item) => ({
       key: item.key,
@@ -426,6 +456,63 @@ export class ApiServer {
   private readonly status: Handler = async (ctx) => {
     parseQuery(ctx.query, []);
     return jsonReply(200, await this.service.status());
+  };
+
+  private readonly aggregate: Handler = async (ctx) => {
+    const params = parseQuery(ctx.query, ["prefix", "fn", "from", "to", "consistency"]);
+    if (!this.service.aggregate) throw new NotFoundError("this service has no aggregation");
+    const fn = params.get("fn");
+    if (fn !== "count" && fn !== "sum" && fn !== "min" && fn !== "max" && fn !== "avg") {
+      throw new BadRequestError("fn must be one of count, sum, min, max, avg");
+    }
+    const prefix = parseBoundedText(params.get("prefix"), "prefix", this.limits.maxKeyBytes) ?? "";
+    const from = parseBoundedText(params.get("from"), "from", this.limits.maxKeyBytes);
+    const to = parseBoundedText(params.get("to"), "to", this.limits.maxKeyBytes);
+    const result = await this.service.aggregate({
+      prefix,
+      fn,
+      consistency: parseConsistency(params.get("consistency")),
+      signal: ctx.signal,
+      hops: forwardHops(ctx.req),
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
+    });
+    return jsonReply(200, result);
+  };
+
+  private readonly listMembers: Handler = async (ctx) => {
+    parseQuery(ctx.query, []);
+    if (!this.service.members) throw new NotFoundError("this service has no membership");
+    return jsonReply(200, { members: await this.service.members.list() });
+  };
+
+  private readonly joinMember: Handler = async (ctx) => {
+    parseQuery(ctx.query, []);
+    if (!this.service.members) throw new NotFoundError("this service has no membership");
+    const body = await readBoundedBody(ctx.req, 64 * 1024);
+    ctx.bodyConsumed = true;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+    } catch {
+      throw new BadRequestError("the body must be JSON: {id, peer, api, weight}");
+    }
+    return jsonReply(200, await this.service.members.join(parsed, ctx.signal));
+  };
+
+  private readonly memberAction: Handler = async (ctx) => {
+    parseQuery(ctx.query, []);
+    if (!this.service.members) throw new NotFoundError("this service has no membership");
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/drain$/.exec(ctx.rawKey);
+    if (!m) throw new NotFoundError("member actions: POST /v1/members/<id>/drain");
+    return jsonReply(200, await this.service.members.drain(m[1]!, ctx.signal));
+  };
+
+  private readonly removeMember: Handler = async (ctx) => {
+    const force = parseQuery(ctx.query, ["force"]).get("force") === "true";
+    if (!this.service.members) throw new NotFoundError("this service has no membership");
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(ctx.rawKey)) throw new BadRequestError("bad member id");
+    return jsonReply(200, await this.service.members.remove(ctx.rawKey, force, ctx.signal));
   };
 
   private readonly healthz: Handler = async () => {
@@ -448,4 +535,19 @@ export class ApiServer {
       body: text,
     };
   };
+}
+
+/** Requests forwarded between agents carry their hop count, so a misrouted one cannot loop. */
+export const HOPS_HEADER = "x-ringleader-hops";
+
+function forwardHops(req: IncomingMessage): number {
+  const raw = req.headers[HOPS_HEADER];
+  const n = typeof raw === "string" ? Number(raw) : 0;
+  return Number.isInteger(n) && n >= 0 && n <= 16 ? n : 16;
+}
+
+function parsePartition(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,4}$/.test(raw)) throw new BadRequestError("partition must be a partition number");
+  return Number(raw);
 }

@@ -36,15 +36,15 @@ export interface KvService {
   put(
     key: string,
     value: Uint8Array,
-    opts: { cas?: string; signal?: AbortSignal },
+    opts: { cas?: string; signal?: AbortSignal; hops?: number },
   ): Promise<{ version: string }>;
   get(
     key: string,
-    opts: { consistency: Consistency; signal?: AbortSignal },
+    opts: { consistency: Consistency; signal?: AbortSignal; hops?: number },
   ): Promise<{ value: Uint8Array; version: string } | null>;
   del(
     key: string,
-    opts: { cas?: string; signal?: AbortSignal },
+    opts: { cas?: string; signal?: AbortSignal; hops?: number },
   ): Promise<{ version: string; deleted: boolean }>;
   scan(opts: {
     prefix: string;
@@ -52,11 +52,50 @@ export interface KvService {
     after?: string;
     consistency: Consistency;
     signal?: AbortSignal;
+    /** How many times the request was already forwarded between nodes (loop guard). */
+    hops?: number;
+    /** Internal fan-out: scan only this partition (scatter-gather across nodes). */
+    partition?: number;
   }): Promise<{ items: KvItem[]; next: string | null }>;
+  /** `GET /v1/aggregate`: count/sum/min/max/avg over numeric values under a prefix. */
+  aggregate?(opts: {
+    prefix: string;
+    fn: AggregateFn;
+    from?: string;
+    to?: string;
+    consistency: Consistency;
+    signal?: AbortSignal;
+    hops?: number;
+  }): Promise<AggregateResult>;
+  /** `/v1/members`: the cluster's membership (absent in services without one). */
+  members?: MembershipService;
   /** A JSON-able view of the cluster, served as `GET /v1/status`. */
   status(): Promise<unknown>;
   /** The Prometheus text exposition, served as `GET /metrics`. */
   metrics(): Promise<string>;
   /** Served as `GET /healthz`: 200 when ok, 503 with the reason otherwise. */
   healthy(): { ok: boolean; reason?: string };
+}
+
+export type AggregateFn = "count" | "sum" | "min" | "max" | "avg";
+
+/** Partial results combine: every partition reports all of them, the entry node picks `fn`. */
+export interface AggregateResult {
+  fn: AggregateFn;
+  value: number | null;
+  count: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+  /** Values under the prefix that were not numbers (skipped). */
+  skipped: number;
+  partitions: number;
+}
+
+export interface MembershipService {
+  list(): Promise<unknown[]>;
+  /** A new node asks to join: `{id, peer, api, weight}`. */
+  join(body: unknown, signal?: AbortSignal): Promise<unknown>;
+  drain(id: string, signal?: AbortSignal): Promise<unknown>;
+  remove(id: string, force: boolean, signal?: AbortSignal): Promise<unknown>;
 }

@@ -1,15 +1,30 @@
 /**
- * One Ringleader agent: the node's durable store, its Raft groups, the peer transport and the
- * client API, wired together. Everything it uses comes in through `AgentDeps`, so tests can run
+ * One Ringleader agent: the node's durable store, its Raft groups (the meta group and the
+ * partitions the ring gives it), the peer transport, the controller that moves replicas, and the
+ * client API, wired together. Everything comes in through `AgentOptions`, so tests can run
  * several agents in one process and the CLI runs one per process.
  */
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { ApiServer } from "../api/server.js";
-import type { GroupId, Message, NodeId } from "../raft/index.js";
+import { ClusterController } from "../cluster/controller.js";
+import { Forwarder } from "../cluster/forward.js";
+import {
+  META_GROUP,
+  MetaView,
+  foundingMetaConf,
+  foundingRing,
+  groupPartition,
+  partitionGroup,
+  type ClusterShape,
+} from "../cluster/meta.js";
+import { placement } from "../ring/placement.js";
+import type { Ring } from "../ring/types.js";
+import type { Message, NodeId } from "../raft/index.js";
 import { PeerTransport, type PeerAddress } from "../transport/tcp-transport.js";
 import type { ClusterConfig } from "./cluster-config.js";
 import { RaftHost } from "./host.js";
-import { DATA_GROUP, RaftKvService } from "./kv-service.js";
+import { RaftKvService, type BalanceStrategy } from "./kv-service.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DurableStore } from "./ports.js";
@@ -18,17 +33,30 @@ export interface AgentOptions {
   readonly nodeId: NodeId;
   readonly config: ClusterConfig;
   readonly store: DurableStore;
-  /** Static peers (id → address), this node included. Discovery replaces this later. */
+  /**
+   * The founders of a new cluster (id → peer address), this node included; every founder must
+   * be given the same list. Ignored once the node has state. Discovery replaces this later.
+   */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /** Join an existing cluster through any member's API (`http://host:port`) instead. */
+  readonly join?: string;
   readonly api: PeerAddress;
   readonly peer: PeerAddress;
+  /** The host others reach this node at (default: the listen host, or `<hostname>.local`). */
+  readonly advertiseHost?: string;
+  readonly weight?: number;
+  readonly shape?: ClusterShape;
   readonly tickMs: number;
   readonly electionTicks?: number;
   readonly snapshotEntries?: number;
+  readonly strategy?: BalanceStrategy;
+  readonly controllerIntervalMs?: number;
   readonly logger: Logger;
   /** Called once when the agent's storage fails and it can no longer serve safely. */
   readonly onFatal?: (err: Error) => void;
 }
+
+export const DEFAULT_SHAPE: ClusterShape = { partitions: 64, replicationFactor: 3 };
 
 /** A seeded generator for election jitter; seeded from the OS so nodes do not tie. */
 function jitterSource(): () => number {
@@ -43,25 +71,43 @@ function jitterSource(): () => number {
   };
 }
 
+function parseAddress(text: string): PeerAddress | undefined {
+  const i = text.lastIndexOf(":");
+  if (i <= 0) return undefined;
+  const port = Number(text.slice(i + 1));
+  return Number.isInteger(port) ? { host: text.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port } : undefined;
+}
+
 export class Agent {
   readonly host: RaftHost;
   readonly metrics: AgentMetrics;
+  readonly meta: MetaView;
   private readonly transport: PeerTransport;
   private readonly api: ApiServer;
+  private readonly forwarder: Forwarder;
+  private controller: ClusterController | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private joinTimer: NodeJS.Timeout | null = null;
   private fatalReported = false;
+  /** Addresses a joining node learns from the member it asked, until its meta replica has them. */
+  private readonly learnedPeers = new Map<NodeId, PeerAddress>();
   private readonly startedAt = Date.now();
   apiPort = 0;
   peerPort = 0;
 
   constructor(private readonly opts: AgentOptions) {
     const { nodeId, logger } = opts;
+    this.meta = new MetaView(opts.store);
     this.transport = new PeerTransport({
       nodeId,
       listen: opts.peer,
       secret: opts.config.secret,
       clusterName: opts.config.clusterName,
-      resolve: (id) => opts.peers.get(id),
+      // The founders' list first, then the member table: addresses may change (DHCP).
+      resolve: (id) => {
+        const m = this.meta.member(id);
+        return (m ? parseAddress(m.peer) : undefined) ?? opts.peers.get(id) ?? this.learnedPeers.get(id);
+      },
       onMessages: (_from, msgs) => this.host.receive(msgs),
       unreachable: (id) => this.host.reportUnreachable(id),
       logger,
@@ -88,19 +134,21 @@ export class Agent {
       observer: {
         onFsync: (ms) => this.metrics.fsyncMs.observe(ms),
         onApply: (ms) => this.metrics.applyMs.observe(ms),
-        onLeaderChange: (group, leader) => {
-          this.metrics.onLeaderChange(group);
-          logger.info("leader changed", { group, leader: leader || "(none)" });
-        },
+        onLeaderChange: (group) => this.metrics.onLeaderChange(group),
         onProposal: (group, outcome) => this.metrics.proposals.inc({ group: String(group), outcome }),
       },
     });
+    this.forwarder = new Forwarder(opts.config.token);
     const service = new RaftKvService({
+      nodeId,
       host: this.host,
       store: opts.store,
+      meta: this.meta,
+      forwarder: this.forwarder,
       status: async () => this.status(),
       metrics: () => this.metrics.text(),
       healthy: () => this.healthy(),
+      ...(opts.strategy ? { strategy: opts.strategy } : {}),
     });
     this.api = new ApiServer({
       service,
@@ -119,18 +167,43 @@ export class Agent {
     for (const m of msgs) this.transport.send(m.to, m);
   }
 
-  async start(): Promise<void> {
-    const groups: GroupId[] = [DATA_GROUP];
-    for (const g of groups) {
-      if (!this.opts.store.hasGroup(g)) {
-        // A brand-new node of a static cluster: every node is started with the same peer list,
-        // so each one bootstraps the same membership.
-        const voters = [...this.opts.peers.keys()].sort();
-        await this.opts.store.bootstrap(g, voters);
-        this.opts.logger.info("bootstrapped a new group", { group: g, voters: voters.join(",") });
+  private advertised(port: number, listenHost: string): string {
+    const host =
+      this.opts.advertiseHost ??
+      (listenHost === "0.0.0.0" || listenHost === "::" ? `${hostname()}.local` : listenHost);
+    return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  }
+
+  /** A brand-new founder writes the meta group and its partitions exactly as every founder does. */
+  private async bootstrapFounder(): Promise<Ring> {
+    const founders = [...this.opts.peers.keys()];
+    const shape = this.opts.shape ?? DEFAULT_SHAPE;
+    const ring = foundingRing(founders, shape);
+    const conf = foundingMetaConf(founders);
+    await this.opts.store.bootstrap(META_GROUP, conf.voters, conf.learners);
+    for (const part of placement(ring).partitions) {
+      if (part.replicas.includes(this.opts.nodeId)) {
+        await this.opts.store.bootstrap(partitionGroup(part.partition), part.replicas);
       }
-      this.host.addGroup(g);
     }
+    this.opts.logger.info("bootstrapped a new cluster", {
+      founders: founders.sort().join(","),
+      partitions: shape.partitions,
+      replication: shape.replicationFactor,
+    });
+    return ring;
+  }
+
+  async start(): Promise<void> {
+    const { store, nodeId, logger } = this.opts;
+    let founding: Ring | null = null;
+    if (!store.hasGroup(META_GROUP)) {
+      if (this.opts.join) logger.info("joining an existing cluster", { via: this.opts.join });
+      else if (this.opts.peers.size > 0) founding = await this.bootstrapFounder();
+      else throw new Error("a new node needs founders (--peers) or a cluster to join (--join)");
+    }
+    this.host.addGroup(META_GROUP);
+    for (const g of store.groupIds()) if (g !== META_GROUP && !this.host.hosts(g)) this.host.addGroup(g);
     this.peerPort = (await this.transport.start()).port;
     this.apiPort = (await this.api.start()).port;
     this.ticker = setInterval(() => {
@@ -140,59 +213,137 @@ export class Agent {
         this.opts.onFatal?.(this.host.fatal);
       }
     }, this.opts.tickMs);
-    this.opts.logger.info("agent started", {
-      node: this.opts.nodeId,
-      cluster: this.opts.config.clusterName,
-      api: `${this.opts.api.host}:${this.apiPort}`,
-      peer: `${this.opts.peer.host}:${this.peerPort}`,
+    const self = {
+      id: nodeId,
+      peer: this.advertised(this.peerPort, this.opts.peer.host),
+      api: `http://${this.advertised(this.apiPort, this.opts.api.host)}`,
+      weight: this.opts.weight ?? 1,
+    };
+    this.controller = new ClusterController({
+      nodeId,
+      host: this.host,
+      meta: this.meta,
+      self: () => self,
+      logger,
+      foundingRing: founding,
+      ...(this.opts.controllerIntervalMs ? { intervalMs: this.opts.controllerIntervalMs } : {}),
     });
+    this.controller.start();
+    if (this.opts.join && !this.meta.member(nodeId)) this.askToJoin(self);
+    logger.info("agent started", {
+      node: nodeId,
+      cluster: this.opts.config.clusterName,
+      api: self.api,
+      peer: self.peer,
+    });
+  }
+
+  /** Asks a member to add us, retrying until the member table has us. */
+  private askToJoin(self: { id: string; peer: string; api: string; weight: number }): void {
+    const attempt = async (): Promise<void> => {
+      if (this.meta.member(self.id)) return;
+      try {
+        const res = await fetch(new URL("/v1/members", this.opts.join), {
+          method: "POST",
+          headers: { authorization: `Bearer ${this.opts.config.token}`, "content-type": "application/json" },
+          body: JSON.stringify(self),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (res.ok) {
+          await this.learnPeers();
+          this.opts.logger.info("asked to join; waiting for the meta group", { via: this.opts.join });
+          return;
+        }
+        this.opts.logger.warn("join refused; retrying", {
+          status: res.status,
+          body: (await res.text()).slice(0, 200),
+        });
+      } catch (err) {
+        this.opts.logger.warn("could not reach the cluster to join; retrying", {
+          via: this.opts.join,
+          error: String(err),
+        });
+      }
+      this.joinTimer = setTimeout(() => void attempt(), 2000);
+    };
+    void attempt();
+  }
+
+  /** Reads the member table from the member we joined through, so we can answer its leaders. */
+  private async learnPeers(): Promise<void> {
+    const res = await fetch(new URL("/v1/members", this.opts.join), {
+      headers: { authorization: `Bearer ${this.opts.config.token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) return;
+    const body = (await res.json()) as { members?: { id?: unknown; peer?: unknown }[] };
+    for (const m of body.members ?? []) {
+      const addr = typeof m.peer === "string" ? parseAddress(m.peer) : undefined;
+      if (typeof m.id === "string" && addr) this.learnedPeers.set(m.id, addr);
+    }
   }
 
   healthy(): { ok: boolean; reason?: string } {
     if (this.host.fatal) return { ok: false, reason: `storage failed: ${this.host.fatal.message}` };
-    const st = this.host.status(DATA_GROUP);
-    if (!st.leader) return { ok: false, reason: "no leader known" };
+    const st = this.host.status(META_GROUP);
+    if (!st.leader) return { ok: false, reason: "no meta leader known" };
+    for (const g of this.host.groups()) {
+      if (!this.host.status(g).leader)
+        return { ok: false, reason: `partition ${groupPartition(g)} has no leader` };
+    }
     return { ok: true };
   }
 
   status(): unknown {
-    const st = this.host.status(DATA_GROUP);
-    const members = [...new Set([...st.confState.voters, ...st.confState.learners])].sort().map((id) => {
-      const pr = st.progress.get(id);
-      const addr = this.opts.peers.get(id);
-      return {
-        id,
-        peer: addr ? `${addr.host}:${addr.port}` : null,
-        voter: st.confState.voters.includes(id),
-        ...(pr
-          ? { match: pr.match, lag: st.lastIndex - pr.match, state: pr.state, active: pr.recentActive }
-          : {}),
-      };
-    });
-    return {
-      id: this.opts.nodeId,
-      cluster: this.opts.config.clusterName,
-      leader: st.leader || null,
-      role: st.role,
-      term: st.term,
-      commit: st.commit,
-      applied: st.applied,
-      lastIndex: st.lastIndex,
-      firstIndex: st.firstIndex,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      health: this.healthy(),
-      members,
-      groups: this.host.groups().map((g) => {
+    const meta = this.host.status(META_GROUP);
+    const ring = this.meta.ring();
+    const partitions = this.host
+      .groups()
+      .filter((g) => g !== META_GROUP)
+      .map((g) => {
         const s = this.host.status(g);
         return {
-          group: g,
+          partition: groupPartition(g),
           role: s.role,
           leader: s.leader || null,
           term: s.term,
           commit: s.commit,
           applied: s.applied,
+          voters: s.confState.voters,
+          learners: s.confState.learners,
         };
-      }),
+      });
+    const members = this.meta.members().map((m) => {
+      const pr = meta.progress.get(m.id);
+      return {
+        ...m,
+        ...(pr ? { match: pr.match, lag: meta.lastIndex - pr.match, active: pr.recentActive } : {}),
+      };
+    });
+    return {
+      id: this.opts.nodeId,
+      cluster: this.opts.config.clusterName,
+      leader: meta.leader || null,
+      role: meta.role,
+      term: meta.term,
+      commit: meta.commit,
+      applied: meta.applied,
+      lastIndex: meta.lastIndex,
+      firstIndex: meta.firstIndex,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      health: this.healthy(),
+      ring: ring
+        ? {
+            partitions: ring.partitions,
+            replication: ring.replicationFactor,
+            nodes: ring.nodes.map((n) => n.id),
+          }
+        : null,
+      leaderOf: partitions.filter((p) => p.role === "leader").length,
+      replicaOf: partitions.length,
+      controller: this.controller?.stats ?? null,
+      members,
+      partitions,
     };
   }
 
@@ -201,6 +352,8 @@ export class Agent {
    * timeout), then closes the API, the transport and the groups.
    */
   async stop(opts: { transferTimeoutMs?: number } = {}): Promise<void> {
+    this.controller?.stop();
+    if (this.joinTimer) clearTimeout(this.joinTimer);
     const transfers = this.host.transferAllLeadership();
     if (transfers > 0) {
       const deadline = Date.now() + (opts.transferTimeoutMs ?? 2000);
@@ -212,6 +365,7 @@ export class Agent {
     this.host.stop();
     await this.api.stop();
     await this.transport.stop();
+    this.forwarder.close();
     this.opts.logger.info("agent stopped", { node: this.opts.nodeId });
   }
 }

@@ -7,6 +7,7 @@ import {
   NoLeaderError,
   ProposalDroppedError,
   RawNode,
+  type ConfChange,
   type Entry,
   type GroupId,
   type Message,
@@ -84,6 +85,8 @@ class Replica {
   applyChain: Promise<void> = Promise.resolve();
   /** The index of the newest snapshot this node took or installed. */
   snapshotIndex = 0;
+  /** When (ms) a leader last sent this replica an append, heartbeat or snapshot. */
+  lastLeaderContactMs = Date.now();
 
   constructor(
     readonly group: GroupId,
@@ -190,6 +193,28 @@ export class RaftHost {
     return [...this.replicas.keys()];
   }
 
+  hosts(group: GroupId): boolean {
+    return this.replicas.has(group);
+  }
+
+  /** Milliseconds since a leader last reached this replica. */
+  sinceLeaderContactMs(group: GroupId): number {
+    return Date.now() - this.replica(group).lastLeaderContactMs;
+  }
+
+  /** Stops hosting a group (its data stays on disk); waiting clients get `UnavailableError`. */
+  removeGroup(group: GroupId): void {
+    const r = this.replicas.get(group);
+    if (!r) return;
+    this.replicas.delete(group);
+    r.failAll(new UnavailableError(`this node no longer hosts group ${group}`));
+  }
+
+  proposeConfChange(group: GroupId, cc: ConfChange): void {
+    this.replica(group).raw.proposeConfChange(cc);
+    this.kick();
+  }
+
   status(group: GroupId): RaftStatus {
     return this.replica(group).raw.status();
   }
@@ -215,6 +240,7 @@ export class RaftHost {
       }
       const r = this.replicas.get(m.group);
       if (!r) continue;
+      if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") r.lastLeaderContactMs = Date.now();
       r.raw.step(m);
     }
     this.kick();

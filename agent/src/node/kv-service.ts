@@ -1,41 +1,159 @@
 /**
- * The agent's side of the client API: it turns HTTP requests into Raft proposals and read
- * barriers on the right group, and local LMDB reads once the barrier is passed.
+ * The agent's side of the client API. A key maps to its partition through the ring; when this
+ * node hosts that partition the request becomes a Raft proposal or read barrier on the local
+ * replica (which forwards to the partition leader inside Raft), otherwise it is forwarded over
+ * HTTP to a node that hosts it. Scans and aggregations fan out to every partition that may hold
+ * matching keys and merge the answers.
  */
-import { CasMismatchError, ServiceUnavailableError } from "../api/errors.js";
-import { ABSENT_VERSION, type Consistency, type KvItem, type KvService } from "../api/service.js";
+import { BadRequestError, CasMismatchError, NotFoundError, ServiceUnavailableError } from "../api/errors.js";
+import {
+  ABSENT_VERSION,
+  type AggregateFn,
+  type AggregateResult,
+  type Consistency,
+  type KvItem,
+  type KvService,
+  type MembershipService,
+} from "../api/service.js";
+import { Forwarder, type ForwardReply } from "../cluster/forward.js";
+import {
+  MEMBER_PREFIX,
+  META_GROUP,
+  partitionGroup,
+  type MemberRecord,
+  type MetaView,
+} from "../cluster/meta.js";
 import type { KvCommandInput } from "../kv/commands.js";
-import type { GroupId } from "../raft/index.js";
+import { hashTag, partitionForKey } from "../ring/keys.js";
+import type { GroupId, NodeId } from "../raft/index.js";
 import { UnavailableError, type RaftHost } from "./host.js";
 import type { DurableStore } from "./ports.js";
 
-/** Until the ring lands (issue 4), one data group holds every key. */
-export const DATA_GROUP: GroupId = 1;
+export type BalanceStrategy = "random" | "round-robin" | "ip-hash" | "least-loaded";
 
 export interface KvServiceDeps {
+  readonly nodeId: NodeId;
   readonly host: RaftHost;
   readonly store: DurableStore;
+  readonly meta: MetaView;
+  readonly forwarder: Forwarder;
   readonly status: () => Promise<unknown>;
   readonly metrics: () => Promise<string>;
   readonly healthy: () => { ok: boolean; reason?: string };
+  /** How `eventual` reads pick a replica when this node holds none of the partition. */
+  readonly strategy?: BalanceStrategy;
+  /** Load reported by each node (lower is better), for `least-loaded`. */
+  readonly loadOf?: (id: NodeId) => number;
 }
 
-export class RaftKvService implements KvService {
-  constructor(private readonly deps: KvServiceDeps) {}
+const enc = new TextEncoder();
+const dec = new TextDecoder();
 
-  private groupFor(_key: string): GroupId {
-    return DATA_GROUP;
+export class RaftKvService implements KvService {
+  private rr = 0;
+  readonly members: MembershipService;
+
+  constructor(private readonly deps: KvServiceDeps) {
+    this.members = new Members(deps);
   }
+
+  // ---- Routing ---------------------------------------------------------------------------
+
+  private partitions(): number {
+    const ring = this.deps.meta.ring();
+    if (!ring) throw new ServiceUnavailableError("this node does not know the ring yet", 1);
+    return ring.partitions;
+  }
+
+  private partitionOf(key: string): number {
+    return partitionForKey(this.partitions(), key);
+  }
+
+  /** Whether this node holds a replica of `partition` that is a member of its group. */
+  private local(partition: number): boolean {
+    const g = partitionGroup(partition);
+    if (!this.deps.host.hosts(g)) return false;
+    const cs = this.deps.host.status(g).confState;
+    return cs.voters.includes(this.deps.nodeId) || cs.learners.includes(this.deps.nodeId);
+  }
+
+  /** API base URLs of the nodes that should hold `partition`, best first. */
+  private remotes(partition: number, prefer: "leader" | "spread"): string[] {
+    const ids = [...this.deps.meta.replicas(partition)].filter((id) => id !== this.deps.nodeId);
+    let ordered = ids;
+    if (prefer === "spread" && ids.length > 1) {
+      const strategy = this.deps.strategy ?? "round-robin";
+      if (strategy === "random") {
+        const i = Math.floor(Math.random() * ids.length);
+        ordered = [...ids.slice(i), ...ids.slice(0, i)];
+      } else if (strategy === "least-loaded" && this.deps.loadOf) {
+        ordered = [...ids].sort((a, b) => this.deps.loadOf!(a) - this.deps.loadOf!(b));
+      } else {
+        const i = this.rr++ % ids.length;
+        ordered = [...ids.slice(i), ...ids.slice(0, i)];
+      }
+    }
+    const out: string[] = [];
+    for (const id of ordered) {
+      const api = this.deps.meta.member(id)?.api;
+      if (api) out.push(api);
+    }
+    return out;
+  }
+
+  /** Sends the request to the partition's nodes in turn until one answers other than 503. */
+  private async forward(
+    partition: number,
+    prefer: "leader" | "spread",
+    method: string,
+    path: string,
+    opts: { body?: Uint8Array; hops?: number; signal?: AbortSignal },
+  ): Promise<ForwardReply> {
+    const targets = this.remotes(partition, prefer);
+    if (targets.length === 0) {
+      throw new ServiceUnavailableError(`no known node holds partition ${partition} yet`, 1);
+    }
+    let last: unknown = null;
+    for (const base of targets) {
+      try {
+        const reply = await this.deps.forwarder.request(base, method, path, {
+          hops: opts.hops ?? 0,
+          ...(opts.body ? { body: opts.body } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        if (reply.status !== 503) return reply;
+        last = reply;
+      } catch (err) {
+        if (!(err instanceof ServiceUnavailableError)) throw err;
+        last = err;
+      }
+    }
+    if (last instanceof ServiceUnavailableError) throw last;
+    return last as ForwardReply;
+  }
+
+  // ---- Writes ----------------------------------------------------------------------------
 
   private async write(
     cmd: KvCommandInput,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal; hops?: number },
   ): Promise<{ version: string; deleted?: boolean }> {
-    const result = await mapUnavailable(() => this.deps.host.propose(this.groupFor(cmd.key), cmd, signal));
+    const partition = this.partitionOf(cmd.key);
+    if (!this.local(partition)) {
+      const path = `/v1/kv/${encodeURIComponent(cmd.key)}${cmd.cas !== null ? `?cas=${cmd.cas}` : ""}`;
+      const reply = await this.forward(partition, "leader", cmd.op === "put" ? "PUT" : "DELETE", path, {
+        ...opts,
+        ...(cmd.op === "put" ? { body: cmd.value } : {}),
+      });
+      if (reply.status !== 200) Forwarder.fail(reply);
+      return JSON.parse(reply.body.toString("utf8")) as { version: string; deleted?: boolean };
+    }
+    const result = await mapUnavailable(() =>
+      this.deps.host.propose(partitionGroup(partition), cmd, opts.signal),
+    );
     if (!result.ok) {
-      throw new CasMismatchError(
-        `version of ${JSON.stringify(cmd.key)} is ${result.current === ABSENT_VERSION ? "absent (0)" : result.current}, not ${cmd.cas}`,
-      );
+      const current = result.current === ABSENT_VERSION ? "absent (0)" : result.current;
+      throw new CasMismatchError(`version of ${JSON.stringify(cmd.key)} is ${current}, not ${cmd.cas}`);
     }
     return result;
   }
@@ -43,27 +161,52 @@ export class RaftKvService implements KvService {
   async put(
     key: string,
     value: Uint8Array,
-    opts: { cas?: string; signal?: AbortSignal },
+    opts: { cas?: string; signal?: AbortSignal; hops?: number },
   ): Promise<{ version: string }> {
-    const r = await this.write({ op: "put", key, value, cas: opts.cas ?? null }, opts.signal);
+    const r = await this.write({ op: "put", key, value, cas: opts.cas ?? null }, opts);
     return { version: r.version };
   }
 
   async del(
     key: string,
-    opts: { cas?: string; signal?: AbortSignal },
+    opts: { cas?: string; signal?: AbortSignal; hops?: number },
   ): Promise<{ version: string; deleted: boolean }> {
-    const r = await this.write({ op: "del", key, cas: opts.cas ?? null }, opts.signal);
+    const r = await this.write({ op: "del", key, cas: opts.cas ?? null }, opts);
     return { version: r.version, deleted: r.deleted ?? false };
   }
 
+  // ---- Reads -----------------------------------------------------------------------------
+
   async get(
     key: string,
-    opts: { consistency: Consistency; signal?: AbortSignal },
+    opts: { consistency: Consistency; signal?: AbortSignal; hops?: number },
   ): Promise<{ value: Uint8Array; version: string } | null> {
-    const group = this.groupFor(key);
-    await mapUnavailable(() => this.deps.host.readBarrier(group, opts.consistency, opts.signal));
-    return this.deps.store.get(group, key);
+    const partition = this.partitionOf(key);
+    if (!this.local(partition)) {
+      const path = `/v1/kv/${encodeURIComponent(key)}?consistency=${opts.consistency}`;
+      const reply = await this.forward(
+        partition,
+        opts.consistency === "eventual" ? "spread" : "leader",
+        "GET",
+        path,
+        opts,
+      );
+      if (reply.status === 404) return null;
+      if (reply.status !== 200) Forwarder.fail(reply);
+      return { value: new Uint8Array(reply.body), version: reply.version ?? "0" };
+    }
+    const g = partitionGroup(partition);
+    await mapUnavailable(() => this.deps.host.readBarrier(g, opts.consistency, opts.signal));
+    return this.deps.store.get(g, key);
+  }
+
+  /** Partitions that may hold keys starting with `prefix`: one if the prefix fixes a hash tag. */
+  private partitionsFor(prefix: string): number[] {
+    const close = prefix.indexOf("}");
+    if (hashTag(prefix) !== null && close >= 0 && close < prefix.length) {
+      return [this.partitionOf(prefix)];
+    }
+    return Array.from({ length: this.partitions() }, (_, p) => p);
   }
 
   async scan(opts: {
@@ -72,19 +215,136 @@ export class RaftKvService implements KvService {
     after?: string;
     consistency: Consistency;
     signal?: AbortSignal;
+    hops?: number;
+    partition?: number;
   }): Promise<{ items: KvItem[]; next: string | null }> {
-    const group = DATA_GROUP;
-    await mapUnavailable(() => this.deps.host.readBarrier(group, opts.consistency, opts.signal));
-    // One extra row tells whether another page follows.
-    const rows = this.deps.store.scan(group, {
+    if (opts.partition !== undefined) {
+      if (opts.partition >= this.partitions()) throw new BadRequestError(`no partition ${opts.partition}`);
+      return this.scanPartition(opts.partition, opts);
+    }
+    const pages = await Promise.all(this.partitionsFor(opts.prefix).map((p) => this.scanPartition(p, opts)));
+    // Merge in key order; one more than asked tells whether another page follows.
+    const all = pages.flatMap((p) => p.items).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const more = all.length > opts.limit || pages.some((p) => p.next !== null);
+    const items = all.slice(0, opts.limit);
+    const next = more && items.length > 0 ? items[items.length - 1]!.key : null;
+    return { items, next };
+  }
+
+  private async scanPartition(
+    partition: number,
+    opts: {
+      prefix: string;
+      limit: number;
+      after?: string;
+      consistency: Consistency;
+      signal?: AbortSignal;
+      hops?: number;
+    },
+  ): Promise<{ items: KvItem[]; next: string | null }> {
+    if (!this.local(partition)) {
+      const q = new URLSearchParams({
+        prefix: opts.prefix,
+        limit: String(opts.limit),
+        consistency: opts.consistency,
+        partition: String(partition),
+        ...(opts.after ? { after: opts.after } : {}),
+      });
+      const reply = await this.forward(
+        partition,
+        opts.consistency === "eventual" ? "spread" : "leader",
+        "GET",
+        `/v1/kv?${q}`,
+        opts,
+      );
+      if (reply.status !== 200) Forwarder.fail(reply);
+      const body = JSON.parse(reply.body.toString("utf8")) as {
+        items: { key: string; value: string; version: string }[];
+        next: string | null;
+      };
+      return {
+        items: body.items.map((i) => ({
+          key: i.key,
+          value: Buffer.from(i.value, "base64"),
+          version: i.version,
+        })),
+        next: body.next,
+      };
+    }
+    const g = partitionGroup(partition);
+    await mapUnavailable(() => this.deps.host.readBarrier(g, opts.consistency, opts.signal));
+    const rows = this.deps.store.scan(g, {
       prefix: opts.prefix,
       limit: opts.limit + 1,
       ...(opts.after !== undefined ? { after: opts.after } : {}),
     });
     const page = rows.slice(0, opts.limit);
-    const items = page.map((r) => ({ key: r.key, value: r.record.value, version: r.record.version }));
-    const next = rows.length > opts.limit ? (page[page.length - 1]?.key ?? null) : null;
-    return { items, next };
+    return {
+      items: page.map((r) => ({ key: r.key, value: r.record.value, version: r.record.version })),
+      next: rows.length > opts.limit ? (page[page.length - 1]?.key ?? null) : null,
+    };
+  }
+
+  /**
+   * count/sum/min/max/avg over the numeric values of keys under `prefix` (within [from, to) when
+   * given). Each partition computes its part from a full scan of its range in pages; the entry
+   * node combines them.
+   */
+  async aggregate(opts: {
+    prefix: string;
+    fn: AggregateFn;
+    from?: string;
+    to?: string;
+    consistency: Consistency;
+    signal?: AbortSignal;
+    hops?: number;
+  }): Promise<AggregateResult> {
+    const acc = { count: 0, sum: 0, min: null as number | null, max: null as number | null, skipped: 0 };
+    const parts = this.partitionsFor(opts.prefix);
+    await Promise.all(
+      parts.map(async (p) => {
+        let after: string | undefined;
+        for (;;) {
+          const page = await this.scanPartition(p, {
+            ...opts,
+            limit: 1000,
+            ...(after !== undefined ? { after } : {}),
+          });
+          let done = page.next === null;
+          for (const item of page.items) {
+            if (opts.from !== undefined && item.key < opts.from) continue;
+            if (opts.to !== undefined && item.key >= opts.to) {
+              done = true;
+              break;
+            }
+            const n = Number(dec.decode(item.value));
+            if (!Number.isFinite(n) || dec.decode(item.value).trim() === "") {
+              acc.skipped++;
+              continue;
+            }
+            acc.count++;
+            acc.sum += n;
+            acc.min = acc.min === null ? n : Math.min(acc.min, n);
+            acc.max = acc.max === null ? n : Math.max(acc.max, n);
+          }
+          if (done || page.items.length === 0) break;
+          after = page.items[page.items.length - 1]!.key;
+        }
+      }),
+    );
+    const value =
+      opts.fn === "count"
+        ? acc.count
+        : opts.fn === "sum"
+          ? acc.sum
+          : opts.fn === "min"
+            ? acc.min
+            : opts.fn === "max"
+              ? acc.max
+              : acc.count > 0
+                ? acc.sum / acc.count
+                : null;
+    return { fn: opts.fn, value, ...acc, partitions: parts.length };
   }
 
   status(): Promise<unknown> {
@@ -100,6 +360,84 @@ export class RaftKvService implements KvService {
   }
 }
 
+/** Membership changes, written to the meta group; the meta leader's controller acts on them. */
+class Members implements MembershipService {
+  constructor(private readonly deps: KvServiceDeps) {}
+
+  async list(): Promise<MemberRecord[]> {
+    return this.deps.meta.members();
+  }
+
+  private async putMember(record: MemberRecord, signal?: AbortSignal): Promise<void> {
+    const res = await mapUnavailable(() =>
+      this.deps.host.propose(
+        META_GROUP,
+        {
+          op: "put",
+          key: MEMBER_PREFIX + record.id,
+          value: enc.encode(JSON.stringify(record)),
+          cas: this.deps.meta.memberVersion(record.id),
+        },
+        signal,
+      ),
+    );
+    if (!res.ok) throw new ServiceUnavailableError("the member record changed meanwhile; retry", 1);
+  }
+
+  async join(body: unknown, signal?: AbortSignal): Promise<unknown> {
+    const b = body as Partial<MemberRecord>;
+    if (typeof b.id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(b.id)) {
+      throw new BadRequestError("id must be 1-64 letters, digits, dots, dashes or underscores");
+    }
+    if (typeof b.peer !== "string" || !/^.+:\d{1,5}$/.test(b.peer))
+      throw new BadRequestError("peer must be host:port");
+    if (typeof b.api !== "string" || !/^https?:\/\//.test(b.api))
+      throw new BadRequestError("api must be a URL");
+    const weight = b.weight ?? 1;
+    if (!Number.isInteger(weight) || weight < 1 || weight > 16)
+      throw new BadRequestError("weight must be 1-16");
+    const existing = this.deps.meta.member(b.id);
+    if (existing?.state === "removed") {
+      throw new BadRequestError(
+        `${b.id} was removed from this cluster; start it with a fresh data directory and a new id`,
+      );
+    }
+    const record: MemberRecord = {
+      id: b.id,
+      peer: b.peer,
+      api: b.api,
+      weight,
+      state: existing?.state ?? "up",
+      since: existing?.since ?? Date.now(),
+    };
+    await this.putMember(record, signal);
+    return record;
+  }
+
+  async drain(id: string, signal?: AbortSignal): Promise<unknown> {
+    const m = this.deps.meta.member(id);
+    if (!m) throw new NotFoundError(`no member ${id}`);
+    if (m.state !== "up") return m;
+    const record: MemberRecord = { ...m, state: "draining", since: Date.now() };
+    await this.putMember(record, signal);
+    return record;
+  }
+
+  async remove(id: string, force: boolean, signal?: AbortSignal): Promise<unknown> {
+    const m = this.deps.meta.member(id);
+    if (!m) throw new NotFoundError(`no member ${id}`);
+    const ring = this.deps.meta.ring();
+    if (!force && ring?.nodes.some((n) => n.id === id)) {
+      throw new BadRequestError(
+        `${id} still holds replicas; drain it first (or pass force=true for a dead board)`,
+      );
+    }
+    const record: MemberRecord = { ...m, state: "removed", since: Date.now() };
+    await this.putMember(record, signal);
+    return record;
+  }
+}
+
 async function mapUnavailable<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -108,3 +446,5 @@ async function mapUnavailable<T>(fn: () => Promise<T>): Promise<T> {
     throw err;
   }
 }
+
+export type { GroupId };

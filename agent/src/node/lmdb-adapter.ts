@@ -18,12 +18,16 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export class LmdbDurableStore implements DurableStore {
   constructor(readonly node: NodeStore) {}
 
+  groupIds(): GroupId[] {
+    return this.node.groupIds();
+  }
+
   hasGroup(group: GroupId): boolean {
     return this.node.hasGroup(group);
   }
 
-  bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
-    return this.node.bootstrap(group, voters);
+  bootstrap(group: GroupId, voters: readonly string[], learners: readonly string[] = []): Promise<void> {
+    return this.node.bootstrap(group, voters, learners);
   }
 
   storage(group: GroupId) {

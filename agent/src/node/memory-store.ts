@@ -29,12 +29,20 @@ export class MemoryDurableStore implements DurableStore {
   private readonly groups = new Map<GroupId, GroupState>();
   saves = 0;
 
+  groupIds(): GroupId[] {
+    return [...this.groups.keys()].sort((a, b) => a - b);
+  }
+
   hasGroup(group: GroupId): boolean {
     return this.groups.has(group);
   }
 
-  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
-    this.groups.set(group, this.fresh(MemoryStorage.bootstrap(voters)));
+  async bootstrap(
+    group: GroupId,
+    voters: readonly string[],
+    learners: readonly string[] = [],
+  ): Promise<void> {
+    this.groups.set(group, this.fresh(MemoryStorage.bootstrap(voters, learners)));
   }
 
   private fresh(storage: MemoryStorage): GroupState {

@@ -32,10 +32,12 @@ export type KvWrite =
   | { readonly kind: "none" };
 
 export interface DurableStore {
+  /** Every group that has state on this node. */
+  groupIds(): GroupId[];
   /** Whether the group has any state here (a membership, a log or a vote). */
   hasGroup(group: GroupId): boolean;
   /** Creates a brand-new group whose first members are `voters`; durable when it resolves. */
-  bootstrap(group: GroupId, voters: readonly string[]): Promise<void>;
+  bootstrap(group: GroupId, voters: readonly string[], learners?: readonly string[]): Promise<void>;
   /** The stable log of a group, read synchronously by the Raft core. */
   storage(group: GroupId): Storage;
   /** Persists the Readies of many groups in one transaction; resolves once it is on disk (fsync). */

@@ -36,14 +36,22 @@ export interface Storage {
  * joins later and replicates from index 1 derives the same membership as the founders (as etcd
  * does). Every founder must be given the same voters, in any order.
  */
-export function bootstrapState(voters: readonly string[]): { hardState: HardState; entries: Entry[] } {
+export function bootstrapState(
+  voters: readonly string[],
+  learners: readonly string[] = [],
+): { hardState: HardState; entries: Entry[] } {
   if (voters.length === 0) throw new Error("bootstrap needs at least one voter");
-  const sorted = [...new Set(voters)].sort();
-  const entries: Entry[] = sorted.map((id, i) => ({
+  const v = [...new Set(voters)].sort();
+  const l = [...new Set(learners)].filter((id) => !v.includes(id)).sort();
+  const changes = [
+    ...v.map((nodeId) => ({ type: "addVoter" as const, nodeId })),
+    ...l.map((nodeId) => ({ type: "addLearner" as const, nodeId })),
+  ];
+  const entries: Entry[] = changes.map((cc, i) => ({
     term: 1,
     index: i + 1,
     type: "conf",
-    data: encodeConfChange({ type: "addVoter", nodeId: id }),
+    data: encodeConfChange(cc),
   }));
   return { hardState: { term: 1, vote: "", commit: entries.length }, entries };
 }
@@ -86,9 +94,9 @@ export class MemoryStorage implements Storage {
   private confState: ConfState = EMPTY_CONF_STATE;
 
   /** A brand-new group: see `bootstrapState`. */
-  static bootstrap(voters: readonly string[]): MemoryStorage {
+  static bootstrap(voters: readonly string[], learners: readonly string[] = []): MemoryStorage {
     const s = new MemoryStorage();
-    const boot = bootstrapState(voters);
+    const boot = bootstrapState(voters, learners);
     s.append(boot.entries);
     s.setHardState(boot.hardState);
     return s;

@@ -292,10 +292,14 @@ export class NodeStore implements GroupBackend {
    * A brand-new group founded by `voters`, exactly as `MemoryStorage.bootstrap` (the founding
    * log and hard state of `bootstrapState`); refused if the group has any state here. Durable.
    */
-  async bootstrap(group: GroupId, voters: readonly string[]): Promise<void> {
+  async bootstrap(
+    group: GroupId,
+    voters: readonly string[],
+    learners: readonly string[] = [],
+  ): Promise<void> {
     this.checkOpen();
     assertGroupId(group);
-    const boot = bootstrapState(voters);
+    const boot = bootstrapState(voters, learners);
     this.checkEntries(boot.entries);
     await this.writer.submit((tx) => {
       if (!isPristine(this.metaIn(tx, group))) throw new GroupExistsError(group);

@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandModule } from "yargs";
 import { Agent } from "../../node/agent.js";
+import type { BalanceStrategy } from "../../node/kv-service.js";
 import { readClusterConfig } from "../../node/cluster-config.js";
 import { openDurableStore } from "../../node/lmdb-adapter.js";
 import { createLogger, type LogFormat, type LogLevel } from "../../node/logger.js";
@@ -18,6 +19,12 @@ interface AgentArgs {
   "tick-ms": number;
   "election-ticks": number;
   "snapshot-entries": number;
+  join?: string;
+  weight: number;
+  partitions: number;
+  replication: number;
+  strategy: string;
+  "advertise-host"?: string;
   "log-level": string;
   "log-format": string;
 }
@@ -70,6 +77,25 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 10,
         describe: "Ticks before a follower campaigns",
       })
+      .option("join", { type: "string", describe: "Join an existing cluster through a member's API URL" })
+      .option("weight", { type: "number", default: 1, describe: "Share of replicas this board takes (1-16)" })
+      .option("partitions", {
+        type: "number",
+        default: 64,
+        describe: "Partitions of a NEW cluster (fixed forever)",
+      })
+      .option("replication", {
+        type: "number",
+        default: 3,
+        describe: "Replicas per partition of a NEW cluster",
+      })
+      .option("strategy", {
+        type: "string",
+        default: "round-robin",
+        choices: ["random", "round-robin", "ip-hash", "least-loaded"],
+        describe: "How eventual reads pick a replica on another node",
+      })
+      .option("advertise-host", { type: "string", describe: "Address other nodes reach this one at" })
       .option("snapshot-entries", {
         type: "number",
         default: 10_000,
@@ -87,15 +113,19 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       format: args["log-format"] as LogFormat,
     });
     const config = await readClusterConfig(resolve(args.config));
-    if (!args.peers)
-      throw new UsageError(
-        "--peers is required until discovery lands (id=host:port,... with this node included)",
-      );
-    const peers = parsePeers(args.peers);
+    const peers = args.peers ? parsePeers(args.peers) : new Map<string, PeerAddress>();
     const dataDir = resolve(args.data);
     await mkdir(dataDir, { recursive: true });
     const opened = await openDurableStore(dataDir, args.id);
-    if (!peers.has(opened.nodeId)) {
+    const fresh = !opened.store.hasGroup(0);
+    if (fresh && !args.join && peers.size === 0) {
+      await opened.close();
+      throw new UsageError(
+        "a new node needs --peers (the founders of a new cluster, this node included) or --join <api url of a member>",
+      );
+    }
+    if (fresh && !args.join && !peers.has(opened.nodeId)) {
+      await opened.close();
       throw new UsageError(
         `this node's id ${opened.nodeId} is not in --peers (${[...peers.keys()].join(", ")})`,
       );
@@ -110,6 +140,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       tickMs: args["tick-ms"],
       electionTicks: args["election-ticks"],
       snapshotEntries: args["snapshot-entries"],
+      weight: args.weight,
+      shape: { partitions: args.partitions, replicationFactor: args.replication },
+      strategy: args.strategy as BalanceStrategy,
+      ...(args.join ? { join: args.join } : {}),
+      ...(args["advertise-host"] ? { advertiseHost: args["advertise-host"] } : {}),
       logger,
       onFatal: (err) => {
         logger.error("stopping: storage failed", { error: err.message });

@@ -1,0 +1,274 @@
+/**
+ * Keeps this node's part of the cluster converging on the placement the ring asks for.
+ *
+ * Every node runs it; what it does depends on what the node leads:
+ *  - every node hosts the replicas the ring gives it (an empty replica waits for its leader to
+ *    add it), and stops hosting a replica the ring took away once its leader has let go;
+ *  - the meta leader keeps the ring in step with the member table (a member joins: its tokens
+ *    are allocated; it drains or is removed: its tokens go) and keeps every member in the meta
+ *    group (up to five voters, the rest learners);
+ *  - each partition leader moves its own group toward the placement, one configuration change
+ *    at a time: add the new replica as a learner, promote it once caught up, then remove the
+ *    replica that no longer belongs (handing leadership away first if that is itself), and
+ *    finally hands leadership to the partition's preferred leader, which spreads leaders evenly.
+ * A node starts at most `maxCatchUps` learners at once, so a join moves a few replicas at a time.
+ */
+import {
+  ProposalDroppedError,
+  TransferRejectedError,
+  type ConfChange,
+  type NodeId,
+  type RaftStatus,
+} from "../raft/index.js";
+import { addNode, removeNode } from "../ring/ring.js";
+import type { Ring } from "../ring/types.js";
+import type { RaftHost } from "../node/host.js";
+import {
+  MAX_META_VOTERS,
+  MEMBER_PREFIX,
+  META_GROUP,
+  RING_KEY,
+  groupPartition,
+  partitionGroup,
+  type MemberRecord,
+  type MetaView,
+} from "./meta.js";
+
+export interface ControllerLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ControllerOptions {
+  readonly nodeId: NodeId;
+  readonly host: RaftHost;
+  readonly meta: MetaView;
+  /** How this node wants to be known: its addresses and weight. */
+  readonly self: () => Omit<MemberRecord, "state" | "since">;
+  readonly logger: ControllerLogger;
+  /** The founders' ring, written by the first meta leader when the meta group has none. */
+  readonly foundingRing: Ring | null;
+  readonly intervalMs?: number;
+  /** Learners this node catches up at once, over all the partitions it leads. */
+  readonly maxCatchUps?: number;
+  /** A replica the ring took away stops being hosted after this long without its leader. */
+  readonly releaseAfterMs?: number;
+  /** Seconds between leadership hand-overs of one partition to its preferred leader. */
+  readonly leaderBalanceEveryMs?: number;
+}
+
+const enc = new TextEncoder();
+/** A learner this close to the leader's commit index is caught up enough to vote. */
+const CAUGHT_UP_LAG = 16;
+
+export class ClusterController {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private readonly lastBalance = new Map<number, number>();
+  private readonly intervalMs: number;
+  private readonly maxCatchUps: number;
+  private readonly releaseAfterMs: number;
+  private readonly balanceEveryMs: number;
+  /** Counts of what this node did, for status and tests. */
+  readonly stats = { confChanges: 0, transfers: 0, ringChanges: 0, hosted: 0, released: 0 };
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.intervalMs = opts.intervalMs ?? 500;
+    this.maxCatchUps = opts.maxCatchUps ?? 4;
+    this.releaseAfterMs = opts.releaseAfterMs ?? 10_000;
+    this.balanceEveryMs = opts.leaderBalanceEveryMs ?? 5_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.round(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One pass over everything this node is responsible for. Never throws. */
+  async round(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      this.reconcileHosting();
+      const meta = this.opts.host.status(META_GROUP);
+      if (meta.leader !== "") await this.registerSelf();
+      if (meta.role === "leader") await this.metaDuties(meta);
+      for (const g of this.opts.host.groups()) {
+        if (g === META_GROUP) continue;
+        const st = this.opts.host.status(g);
+        if (st.role === "leader") this.partitionDuties(g, st);
+      }
+    } catch (err) {
+      this.opts.logger.warn("controller round failed; retrying", { error: String(err) });
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private reconcileHosting(): void {
+    const { host, meta, nodeId } = this.opts;
+    const ring = meta.ring();
+    if (!ring) return;
+    for (let p = 0; p < ring.partitions; p++) {
+      const g = partitionGroup(p);
+      const wanted = meta.replicas(p).includes(nodeId);
+      if (wanted && !host.hosts(g)) {
+        host.addGroup(g);
+        this.stats.hosted++;
+      } else if (!wanted && host.hosts(g)) {
+        // Keep serving until the leader has removed us: it then stops talking to us. A leader
+        // hands leadership away before it removes itself, so it never releases here.
+        if (host.status(g).role !== "leader" && host.sinceLeaderContactMs(g) > this.releaseAfterMs) {
+          host.removeGroup(g);
+          this.stats.released++;
+          this.opts.logger.info("released a replica the ring moved away", { partition: p });
+        }
+      }
+    }
+  }
+
+  private async registerSelf(): Promise<void> {
+    const { meta, nodeId } = this.opts;
+    const want = this.opts.self();
+    const have = meta.member(nodeId);
+    if (have && have.peer === want.peer && have.api === want.api && have.weight === want.weight) return;
+    if (have && have.state === "removed") return;
+    const record: MemberRecord = { ...want, state: have?.state ?? "up", since: have?.since ?? Date.now() };
+    await this.putMeta(MEMBER_PREFIX + nodeId, record, meta.memberVersion(nodeId));
+  }
+
+  private async putMeta(key: string, value: unknown, cas: string): Promise<boolean> {
+    const res = await this.opts.host.propose(META_GROUP, {
+      op: "put",
+      key,
+      value: enc.encode(JSON.stringify(value)),
+      cas,
+    });
+    return res.ok;
+  }
+
+  private async metaDuties(st: RaftStatus): Promise<void> {
+    const { meta } = this.opts;
+    let ring = meta.ring();
+    if (!ring) {
+      if (!this.opts.foundingRing) return;
+      if (await this.putMeta(RING_KEY, this.opts.foundingRing, "0")) this.stats.ringChanges++;
+      return;
+    }
+    const members = meta.members();
+    // One ring change per round: joins first, then departures.
+    const inRing = new Set(ring.nodes.map((n) => n.id));
+    const joiner = members.find((m) => m.state === "up" && !inRing.has(m.id));
+    const leaver = members.find((m) => m.state !== "up" && inRing.has(m.id));
+    let next: Ring | null = null;
+    if (joiner && this.metaMember(st, joiner.id))
+      next = addNode(ring, { id: joiner.id, weight: joiner.weight });
+    else if (leaver && ring.nodes.length > 1) next = removeNode(ring, leaver.id);
+    if (next) {
+      if (await this.putMeta(RING_KEY, next, meta.ringVersion())) {
+        this.stats.ringChanges++;
+        this.opts.logger.info("ring changed", {
+          joined: joiner?.id,
+          left: next === ring ? undefined : leaver?.id,
+        });
+        ring = next;
+      }
+      return;
+    }
+    this.metaMembership(st, members);
+  }
+
+  private metaMember(st: RaftStatus, id: NodeId): boolean {
+    return st.confState.voters.includes(id) || st.confState.learners.includes(id);
+  }
+
+  /** Every live member follows the meta log; up to five of them vote. */
+  private metaMembership(st: RaftStatus, members: MemberRecord[]): void {
+    const live = members.filter((m) => m.state !== "removed");
+    const notIn = live.find((m) => !this.metaMember(st, m.id));
+    if (notIn) return this.confChange(META_GROUP, { type: "addLearner", nodeId: notIn.id });
+    const gone = [...st.confState.voters, ...st.confState.learners].find(
+      (id) => id !== this.opts.nodeId && members.find((m) => m.id === id)?.state === "removed",
+    );
+    if (gone) return this.confChange(META_GROUP, { type: "removeNode", nodeId: gone });
+    if (st.confState.voters.length < MAX_META_VOTERS) {
+      const promote = st.confState.learners.find(
+        (id) => live.some((m) => m.id === id && m.state === "up") && this.caughtUp(st, id),
+      );
+      if (promote) this.confChange(META_GROUP, { type: "addVoter", nodeId: promote });
+    }
+  }
+
+  private caughtUp(st: RaftStatus, id: NodeId): boolean {
+    const pr = st.progress.get(id);
+    return pr !== undefined && pr.state === "replicate" && pr.match + CAUGHT_UP_LAG >= st.commit;
+  }
+
+  private partitionDuties(group: number, st: RaftStatus): void {
+    const { nodeId, meta } = this.opts;
+    const partition = groupPartition(group);
+    const target = meta.replicas(partition);
+    if (target.length === 0) return;
+    const { voters, learners } = st.confState;
+    const missing = target.find((id) => !voters.includes(id) && !learners.includes(id));
+    if (missing) {
+      if (this.catchUpsInFlight() < this.maxCatchUps)
+        this.confChange(group, { type: "addLearner", nodeId: missing });
+      return;
+    }
+    const ready = learners.find((id) => target.includes(id) && this.caughtUp(st, id));
+    if (ready) return this.confChange(group, { type: "addVoter", nodeId: ready });
+    if (learners.some((id) => target.includes(id))) return; // Still catching up.
+    const extraVoter = voters.find((id) => !target.includes(id));
+    if (extraVoter === nodeId) {
+      const heir = target.find((id) => voters.includes(id) && this.caughtUp(st, id));
+      if (heir) this.transfer(group, heir);
+      return;
+    }
+    if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
+    const extraLearner = learners.find((id) => !target.includes(id));
+    if (extraLearner) return this.confChange(group, { type: "removeNode", nodeId: extraLearner });
+    const preferred = target[0]!;
+    const last = this.lastBalance.get(partition) ?? 0;
+    if (preferred !== nodeId && this.caughtUp(st, preferred) && Date.now() - last > this.balanceEveryMs) {
+      this.lastBalance.set(partition, Date.now());
+      this.transfer(group, preferred);
+    }
+  }
+
+  /** Learners being caught up in partitions this node leads. */
+  private catchUpsInFlight(): number {
+    let n = 0;
+    for (const g of this.opts.host.groups()) {
+      if (g === META_GROUP) continue;
+      const st = this.opts.host.status(g);
+      if (st.role === "leader" && st.confState.learners.length > 0) n++;
+    }
+    return n;
+  }
+
+  private confChange(group: number, cc: ConfChange): void {
+    try {
+      this.opts.host.proposeConfChange(group, cc);
+      this.stats.confChanges++;
+      this.opts.logger.info("membership change", { group, change: cc.type, node: cc.nodeId });
+    } catch (err) {
+      // One change at a time: the previous one is still committing, or the term is new.
+      if (!(err instanceof ProposalDroppedError)) throw err;
+    }
+  }
+
+  private transfer(group: number, to: NodeId): void {
+    try {
+      this.opts.host.transferLeadership(group, to);
+      this.stats.transfers++;
+    } catch (err) {
+      if (!(err instanceof TransferRejectedError)) throw err;
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The cluster's own metadata, kept in the meta Raft group (group 0) as ordinary key-value
+ * records: one per member (id, addresses, weight, state) and the hash ring (tokens and
+ * partition count). Every node replicates the meta group (up to five voters, the rest learners),
+ * so every node reads placement and addresses from its own disk.
+ */
+import { addNode, createRing } from "../ring/ring.js";
+import { placement, type Placement } from "../ring/placement.js";
+import type { Ring } from "../ring/types.js";
+import type { GroupId, NodeId } from "../raft/index.js";
+import type { DurableStore } from "../node/ports.js";
+
+export const META_GROUP: GroupId = 0;
+/** At most this many meta voters; more members follow the meta log as learners. */
+export const MAX_META_VOTERS = 5;
+
+export const RING_KEY = "ring";
+export const MEMBER_PREFIX = "member/";
+
+export type MemberState = "up" | "draining" | "removed";
+
+export interface MemberRecord {
+  readonly id: NodeId;
+  /** host:port of the peer (TLS) listener. */
+  readonly peer: string;
+  /** Base URL of the client HTTP API. */
+  readonly api: string;
+  readonly weight: number;
+  readonly state: MemberState;
+  /** When the state last changed (ms since the epoch, from the proposer's clock). */
+  readonly since: number;
+}
+
+export function partitionGroup(partition: number): GroupId {
+  return partition + 1;
+}
+
+export function groupPartition(group: GroupId): number {
+  return group - 1;
+}
+
+export interface ClusterShape {
+  readonly partitions: number;
+  readonly replicationFactor: number;
+}
+
+const dec = new TextDecoder();
+
+/** The ring every founder computes from the same founder list: it must be deterministic. */
+export function foundingRing(founders: readonly NodeId[], shape: ClusterShape): Ring {
+  let ring = createRing({ partitions: shape.partitions, replicationFactor: shape.replicationFactor });
+  for (const id of [...founders].sort()) ring = addNode(ring, { id, weight: 1 });
+  return ring;
+}
+
+/** The meta group's first voters and learners among the founders. */
+export function foundingMetaConf(founders: readonly NodeId[]): { voters: NodeId[]; learners: NodeId[] } {
+  const sorted = [...founders].sort();
+  return { voters: sorted.slice(0, MAX_META_VOTERS), learners: sorted.slice(MAX_META_VOTERS) };
+}
+
+/** Reads the meta state from this node's replica of the meta group. */
+export class MetaView {
+  private cachedRingVersion = "";
+  private cachedRing: Ring | null = null;
+  private cachedPlacement: Placement | null = null;
+
+  constructor(private readonly store: DurableStore) {}
+
+  ring(): Ring | null {
+    if (!this.store.hasGroup(META_GROUP)) return null;
+    const rec = this.store.get(META_GROUP, RING_KEY);
+    if (!rec) return null;
+    if (rec.version !== this.cachedRingVersion) {
+      this.cachedRing = JSON.parse(dec.decode(rec.value)) as Ring;
+      this.cachedPlacement = null;
+      this.cachedRingVersion = rec.version;
+    }
+    return this.cachedRing;
+  }
+
+  ringVersion(): string {
+    this.ring();
+    return this.cachedRingVersion;
+  }
+
+  placement(): Placement | null {
+    const ring = this.ring();
+    if (!ring) return null;
+    this.cachedPlacement ??= placement(ring);
+    return this.cachedPlacement;
+  }
+
+  /** The target replicas of `partition`, preferred leader first. */
+  replicas(partition: number): readonly NodeId[] {
+    return this.placement()?.partitions[partition]?.replicas ?? [];
+  }
+
+  member(id: NodeId): MemberRecord | null {
+    if (!this.store.hasGroup(META_GROUP)) return null;
+    const rec = this.store.get(META_GROUP, MEMBER_PREFIX + id);
+    return rec ? (JSON.parse(dec.decode(rec.value)) as MemberRecord) : null;
+  }
+
+  memberVersion(id: NodeId): string {
+    return this.store.get(META_GROUP, MEMBER_PREFIX + id)?.version ?? "0";
+  }
+
+  members(): MemberRecord[] {
+    if (!this.store.hasGroup(META_GROUP)) return [];
+    return this.store
+      .scan(META_GROUP, { prefix: MEMBER_PREFIX, limit: 10_000 })
+      .map((r) => JSON.parse(dec.decode(r.record.value)) as MemberRecord);
+  }
+}
