@@ -56,3 +56,30 @@ firmware: ## Build the Arduino firmware and the simavr test harness into firmwar
 
 bridge-bench: build firmware ## Measure the serial bridge: readings/s against the line's capacity, latency.
 	node dist/test/bench/bridge-bench.js
+
+# --- images ---
+# SD-card images (images/README.md). Variables: BASE (Raspberry Pi OS .img or .img.xz, trixie or
+# later), OUT (image to write, default ringleader.img), CONFIG (cluster config from `ringleader
+# init`, default ringleader.json), IMAGE_FLAGS (more `image build` flags, e.g. "--user pi
+# --ssh-key ~/.ssh/id_ed25519.pub --boards boards.csv"), DEVICE (card for `make flash`).
+BASE ?=
+OUT ?= ringleader.img
+CONFIG ?= ringleader.json
+IMAGE_FLAGS ?=
+DEVICE ?=
+IMAGE_DEBS := mtools dosfstools e2fsprogs fdisk xz-utils util-linux qemu-user-static
+.PHONY: image image-deps image-test flash
+
+image-deps: ## Install the Debian tools the image builder and its tests use (as root).
+	apt-get install -y -q $(IMAGE_DEBS)
+
+image: build ## Build a ready-to-flash image: make image BASE=raspios.img.xz [OUT=.. CONFIG=.. IMAGE_FLAGS=..]
+	@test -n "$(BASE)" || { echo "make image: set BASE to a Raspberry Pi OS .img or .img.xz" >&2; exit 2; }
+	$(BIN) image build --base "$(BASE)" --config "$(CONFIG)" --out "$(OUT)" $(IMAGE_FLAGS)
+
+image-test: build ## Run only the image tests (builder, arm64 bundle under qemu, flasher).
+	node --test --test-reporter=spec --test-reporter-destination=stdout $$(find dist/images/test -name '*.test.js' | sort)
+
+flash: build ## Write OUT to a card and verify it: make flash OUT=shelf.img DEVICE=/dev/sdX
+	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE, e.g. /dev/sdX (see lsblk)" >&2; exit 2; }
+	$(BIN) image flash "$(OUT)" "$(DEVICE)"

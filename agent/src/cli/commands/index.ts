@@ -1,10 +1,14 @@
 import type { CommandModule } from "yargs";
 import { agentCommand } from "./agent.js";
+import { aggCommand } from "./agg.js";
+import { membersCommand } from "./members.js";
 import { benchCommand } from "./bench.js";
 import { casCommand } from "./cas.js";
 import { clusterCommand } from "./cluster.js";
 import { delCommand } from "./del.js";
 import { getCommand } from "./get.js";
+import { imageCommand } from "./image.js";
+import { selftestCommand } from "./selftest.js";
 import { initCommand } from "./init.js";
 import { putCommand } from "./put.js";
 import { scanCommand } from "./scan.js";
@@ -23,6 +27,10 @@ export const commands: CommandModule<any, any>[] = [
   scanCommand,
   casCommand,
   statusCommand,
+  membersCommand,
+  aggCommand,
+  imageCommand,
+  selftestCommand,
   benchCommand,
   simCommand,
 ];

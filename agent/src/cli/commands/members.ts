@@ -1,0 +1,61 @@
+/**
+ * `ringleader members list | drain <id> | remove <id>`: planned membership changes. Draining
+ * takes a board's tokens off the ring, so its replicas move to the others a few at a time;
+ * removing forgets a drained (or dead, with --force) board for good.
+ */
+import type { Argv, CommandModule } from "yargs";
+import { withClientOptions, type ClientArgs, type GlobalArgs } from "../options.js";
+import { formatTable, writeJson, writeLine } from "../output.js";
+import { adminRequest } from "./admin-request.js";
+
+interface MembersArgs extends GlobalArgs, ClientArgs {
+  action: string;
+  id?: string;
+  force: boolean;
+}
+
+interface MemberRow {
+  id: string;
+  peer: string;
+  api: string;
+  weight: number;
+  state: string;
+  lag?: number;
+  active?: boolean;
+}
+
+export const membersCommand: CommandModule<object, MembersArgs> = {
+  command: "members <action> [id]",
+  describe: "List the cluster's boards, or drain or remove one",
+  builder: (y: Argv<object>): Argv<MembersArgs> =>
+    withClientOptions(y)
+      .positional("action", { type: "string", choices: ["list", "drain", "remove"], demandOption: true })
+      .positional("id", { type: "string", describe: "The member's node id (drain, remove)" })
+      .option("force", { type: "boolean", default: false, describe: "remove: even if it still holds replicas (dead board)" })
+      .example("$0 members list", "Every board, its addresses, weight and state")
+      .example("$0 members drain n3", "Move every replica off n3 (watch `ringleader status`)")
+      .example("$0 members remove n3", "Forget n3 once drained") as Argv<MembersArgs>,
+  handler: async (args) => {
+    if (args.action === "list") {
+      const status = await adminRequest<{ members: MemberRow[] }>(args, "GET", "/v1/status");
+      if (args.json) return writeJson({ members: status.members });
+      const rows = status.members.map((m) => [m.id, m.state, String(m.weight), m.peer, m.api, m.lag === undefined ? "-" : String(m.lag)]);
+      return writeLine(formatTable(["ID", "STATE", "WEIGHT", "PEER", "API", "META LAG"], rows));
+    }
+    if (!args.id) throw new Error(`members ${args.action} needs a node id`);
+    const result =
+      args.action === "drain"
+        ? await adminRequest<MemberRow>(args, "POST", `/v1/members/${encodeURIComponent(args.id)}/drain`)
+        : await adminRequest<MemberRow>(
+            args,
+            "DELETE",
+            `/v1/members/${encodeURIComponent(args.id)}${args.force ? "?force=true" : ""}`,
+          );
+    if (args.json) return writeJson(result);
+    return writeLine(
+      args.action === "drain"
+        ? `${result.id} is draining: its replicas move to the other boards. \`ringleader status\` shows progress.`
+        : `${result.id} is removed from the cluster.`,
+    );
+  },
+};
