@@ -154,6 +154,41 @@ export class LocalCluster {
     this.restarted.set(id, child);
   }
 
+  /** Starts a brand-new node that joins through `via`'s API, and waits until it serves. */
+  async join(id: string, via: string, opts: { tickMs?: number } = {}): Promise<NodeInfo> {
+    const logPath = join(this.dir, `${id}.log`);
+    const log = openSync(logPath, "a");
+    const command = [
+      process.execPath,
+      CLI,
+      "agent",
+      "--config",
+      join(this.dir, "ringleader.json"),
+      "--data",
+      join(this.dir, id),
+      "--id",
+      id,
+      "--api",
+      "127.0.0.1:0",
+      "--peer",
+      "127.0.0.1:0",
+      "--join",
+      this.nodes.get(via)!.api,
+      "--tick-ms",
+      String(opts.tickMs ?? 50),
+    ];
+    const child = spawn(command[0]!, command.slice(1), { cwd: this.dir, stdio: ["ignore", log, log] });
+    closeSync(log);
+    this.restarted.set(id, child);
+    const api = await this.waitFor(`${id} to start`, 20_000, async () => {
+      const m = /agent started .*api=(http:\/\/[0-9.]+:\d+)/.exec(await readFile(logPath, "utf8"));
+      return m ? m[1]! : null;
+    });
+    const info: NodeInfo = { id, pid: child.pid ?? -1, api, peer: "", command, cwd: this.dir };
+    this.nodes.set(id, info);
+    return info;
+  }
+
   async stop(): Promise<void> {
     for (const c of this.restarted.values()) if (c.exitCode === null) c.kill("SIGTERM");
     if (this.up.exitCode === null) {

@@ -3,6 +3,7 @@ import { agentCommand } from "./agent.js";
 import { aggCommand } from "./agg.js";
 import { membersCommand } from "./members.js";
 import { benchCommand } from "./bench.js";
+import { bridgeCommand } from "./bridge.js";
 import { casCommand } from "./cas.js";
 import { clusterCommand } from "./cluster.js";
 import { delCommand } from "./del.js";
@@ -32,5 +33,6 @@ export const commands: CommandModule<any, any>[] = [
   imageCommand,
   selftestCommand,
   benchCommand,
+  bridgeCommand,
   simCommand,
 ];

@@ -1,0 +1,205 @@
+/**
+ * Store-and-forward: the outbox on LMDB, the sink that falls back to it, the forwarder that drains
+ * it in order, exactly-once writes, and the time mapping that keeps keys stable.
+ */
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import fc from "fast-check";
+import { OutboxFullError } from "../src/errors.js";
+import { BridgeMetrics } from "../src/metrics.js";
+import { Outbox, type OutboxEntry } from "../src/outbox.js";
+import { DEFAULT_SINK_OPTIONS, ReadingSink, writeIdempotent } from "../src/sink.js";
+import { epochOf, shouldAnchor, timestampText, type Anchor } from "../src/time-map.js";
+import { FakeCluster, tempDir, testLogger, until } from "./support.js";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function entry(seq: number, device = "shed"): OutboxEntry {
+  const time = timestampText(Date.UTC(2025, 5, 1) + seq * 10);
+  return {
+    key: `sensors/{${device}}/t/${time}`,
+    value: JSON.stringify({ device, sensor: "t", value: seq, time, boot: 1, seq, uptimeMs: seq * 10 }),
+    device,
+    boot: 1,
+    seq,
+  };
+}
+
+function setup(limits = { maxEntries: 10_000, maxBytes: 1 << 22 }) {
+  const tmp = tempDir("rl-outbox-");
+  const outbox = Outbox.open({ dir: tmp.dir, limits });
+  const cluster = new FakeCluster();
+  const metrics = new BridgeMetrics({
+    outboxDepth: () => outbox.depth,
+    outboxBytes: () => outbox.bytes,
+    devices: () => 0,
+    decoderStats: () => ({
+      framesOk: 0,
+      resyncs: 0,
+      badCrc: 0,
+      oversized: 0,
+      malformed: 0,
+      bytesIn: 0,
+      bytesDropped: 0,
+    }),
+  });
+  const sink = new ReadingSink(cluster, outbox, metrics, testLogger(), {
+    ...DEFAULT_SINK_OPTIONS,
+    forwardBatch: 8,
+    retryBaseMs: 5,
+    retryMaxMs: 20,
+  });
+  cleanups.push(() => tmp.remove());
+  cleanups.push(() => outbox.close());
+  cleanups.push(() => sink.stop());
+  return { tmp, outbox, cluster, metrics, sink };
+}
+
+describe("outbox and sink", () => {
+  it("buffers while the cluster is down and forwards everything in order once it is back", async () => {
+    const { outbox, cluster, sink } = setup();
+    const forwarded: number[] = [];
+    sink.onForwarded = (e) => forwarded.push(e.seq);
+    sink.start();
+    cluster.down = true;
+    const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => sink.submit(entry(i))));
+    assert.ok(outcomes.every((o) => o.status === "buffered"));
+    assert.equal(outbox.depth, 50);
+    // While the outbox holds readings, new ones queue behind them even if the cluster answers.
+    cluster.down = false;
+    assert.equal((await sink.submit(entry(50))).status, "buffered");
+    await until("the outbox to drain", () => outbox.depth === 0);
+    assert.equal(cluster.data.size, 51);
+    // Forwarded in batches of 8 that are written together: batch order is kept.
+    const batches = Array.from({ length: Math.ceil(forwarded.length / 8) }, (_, b) =>
+      forwarded.slice(b * 8, b * 8 + 8),
+    );
+    for (let b = 1; b < batches.length; b++)
+      assert.ok(Math.min(...batches[b]!) > Math.max(...batches[b - 1]!));
+    // And once it is empty, readings go straight to the cluster again.
+    assert.deepEqual(await sink.submit(entry(51)), {
+      status: "committed",
+      duplicate: false,
+      key: entry(51).key,
+    });
+  });
+
+  it("turns a write that committed but reported a failure into one key, not two", async () => {
+    const { outbox, cluster, sink, metrics } = setup();
+    sink.start();
+    cluster.commitThenFail = 1;
+    assert.equal((await sink.submit(entry(1))).status, "buffered");
+    await until("the outbox to drain", () => outbox.depth === 0);
+    assert.equal(cluster.data.size, 1);
+    const text = await metrics.registry.getSingleMetricAsString("ringleader_bridge_readings_duplicate_total");
+    assert.match(text, /_total 1$/m);
+  });
+
+  it("tells the device to retry when the outbox is full, and never drops what it acknowledged", async () => {
+    const { outbox, cluster, sink } = setup({ maxEntries: 5, maxBytes: 1 << 20 });
+    cluster.down = true;
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => sink.submit(entry(i))));
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["buffered", "buffered", "buffered", "buffered", "buffered", "retry", "retry", "retry"],
+    );
+    assert.equal(outbox.depth, 5);
+    await assert.rejects(outbox.append(entry(99)), OutboxFullError);
+    cluster.down = false;
+    sink.start();
+    await until("the outbox to drain", () => outbox.depth === 0);
+    assert.deepEqual([...cluster.data.keys()].sort(), [0, 1, 2, 3, 4].map((i) => entry(i).key).sort());
+  });
+
+  it("keeps readings and time anchors across a restart", async () => {
+    const tmp = tempDir("rl-outbox-reopen-");
+    cleanups.push(() => tmp.remove());
+    const limits = { maxEntries: 100, maxBytes: 1 << 20 };
+    const first = Outbox.open({ dir: tmp.dir, limits });
+    await Promise.all([first.append(entry(1)), first.append(entry(2))]);
+    first.saveAnchors("shed", 1, [{ uptimeMs: 10, epochMs: 1000 }]);
+    await first.close();
+    const second = Outbox.open({ dir: tmp.dir, limits });
+    cleanups.push(() => second.close());
+    assert.equal(second.depth, 2);
+    assert.ok(second.has("shed", 1, 2));
+    assert.deepEqual(
+      second.peek(10).map((e) => e.entry.seq),
+      [1, 2],
+    );
+    assert.deepEqual(second.anchors("shed", 1), [{ uptimeMs: 10, epochMs: 1000 }]);
+    assert.deepEqual(second.anchors("shed", 2), []);
+  });
+
+  it("writes exactly once through retries, and takes the alternate key for a different reading", async () => {
+    const cluster = new FakeCluster();
+    const signal = AbortSignal.timeout(1000);
+    const a = entry(1);
+    assert.deepEqual(await writeIdempotent(cluster, a, signal), { key: a.key, duplicate: false });
+    assert.deepEqual(await writeIdempotent(cluster, a, signal), { key: a.key, duplicate: true });
+    const other = { ...entry(2), key: a.key };
+    assert.deepEqual(await writeIdempotent(cluster, other, signal), {
+      key: `${a.key}~1.2`,
+      duplicate: false,
+    });
+    assert.deepEqual(await writeIdempotent(cluster, other, signal), { key: `${a.key}~1.2`, duplicate: true });
+    assert.equal(cluster.data.size, 2);
+  });
+});
+
+describe("time mapping", () => {
+  const anchorsArb = fc
+    .array(fc.tuple(fc.integer({ min: 1, max: 100_000 }), fc.integer({ min: -500, max: 500 })), {
+      minLength: 1,
+      maxLength: 8,
+    })
+    .map((steps) => {
+      const out: Anchor[] = [];
+      let u = 0;
+      let e = 1_700_000_000_000;
+      for (const [du, drift] of steps) {
+        u += du;
+        e += du + drift;
+        out.push({ uptimeMs: u, epochMs: e });
+      }
+      return out;
+    });
+
+  it("gives a reading the same time whenever it is seen, once its anchor exists", () => {
+    // The bridge knows every anchor below a reading's uptime before it sees the reading (the
+    // device sends TIME_REPLY before anything sampled later). Anchors added afterwards must not
+    // change the reading's time.
+    fc.assert(
+      fc.property(anchorsArb, fc.integer({ min: 0, max: 900_000 }), (anchors, u) => {
+        const known = anchors.filter((a, i) => i === 0 || a.uptimeMs < u);
+        assert.equal(epochOf(known, u), epochOf(anchors, u));
+      }),
+    );
+  });
+
+  it("adds anchors only for drift beyond the tolerance", () => {
+    const first: Anchor = { uptimeMs: 1000, epochMs: 50_000 };
+    assert.ok(shouldAnchor([], first, 100));
+    assert.ok(!shouldAnchor([first], { uptimeMs: 11_000, epochMs: 60_050 }, 100));
+    assert.ok(shouldAnchor([first], { uptimeMs: 11_000, epochMs: 60_200 }, 100));
+    assert.ok(!shouldAnchor([first], { uptimeMs: 900, epochMs: 0 }, 100));
+  });
+
+  it("writes timestamps that sort as text in time order", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 253_402_300_799_999 }),
+        fc.integer({ min: 0, max: 253_402_300_799_999 }),
+        (a, b) => {
+          const ta = timestampText(a);
+          const tb = timestampText(b);
+          assert.equal(ta.length, 24);
+          assert.equal(Math.sign(a - b), ta < tb ? -1 : ta > tb ? 1 : 0);
+        },
+      ),
+    );
+  });
+});
