@@ -75,7 +75,9 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
 
   it("moves exactly the predicted replicas onto new boards, keeps every key, and drains one away", async () => {
     const founders = ["n1", "n2", "n3"];
-    const before = await cluster.waitFor("every partition to have a leader", 60_000, () => leaderViews(cluster, founders));
+    const before = await cluster.waitFor("every partition to have a leader", 60_000, () =>
+      leaderViews(cluster, founders),
+    );
     const keys = Array.from({ length: KEYS }, (_, i) => `k/${i}`);
     await inParallel(keys, 32, async (k) => {
       const base = cluster.endpoints()[Number(k.slice(2)) % 3]!;
@@ -89,8 +91,17 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
     const predicted = diffPlacement(placement(ring3), placement(ring5));
     assert.ok(predicted.every((m) => m.to === "n4" || m.to === "n5"));
 
-    await cluster.join("n4", "n1");
-    await cluster.join("n5", "n2");
+    // Boards join one after another, each once the ring has taken the previous one.
+    for (const [id, via] of [
+      ["n4", "n1"],
+      ["n5", "n2"],
+    ] as const) {
+      await cluster.join(id, via);
+      await cluster.waitFor(`${id} to be in the ring`, 60_000, async () => {
+        const r = await call(cluster, cluster.nodes.get("n1")!.api, "GET", "/v1/status");
+        return (JSON.parse(r.text) as { ring?: { nodes: string[] } }).ring?.nodes.includes(id) ? true : null;
+      });
+    }
     const all = ["n1", "n2", "n3", "n4", "n5"];
     const target = placement(ring5);
     const settled = await cluster.waitFor("the partitions to reach the new placement", 300_000, async () => {
@@ -98,7 +109,8 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
       if (!views) return null;
       for (const p of target.partitions) {
         const v = views.get(p.partition);
-        if (!v || v.learners.length > 0 || [...v.voters].sort().join() !== [...p.replicas].sort().join()) return null;
+        if (!v || v.learners.length > 0 || [...v.voters].sort().join() !== [...p.replicas].sort().join())
+          return null;
       }
       return views;
     });
@@ -114,12 +126,16 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
     assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} keys wrong after the joins`);
 
     // Drain n2, then remove it: every partition is back at three replicas, none on n2.
-    assert.equal((await call(cluster, cluster.nodes.get("n1")!.api, "POST", "/v1/members/n2/drain")).status, 200);
+    assert.equal(
+      (await call(cluster, cluster.nodes.get("n1")!.api, "POST", "/v1/members/n2/drain")).status,
+      200,
+    );
     const rest = all.filter((id) => id !== "n2");
     await cluster.waitFor("n2 to hold no replica", 300_000, async () => {
       const views = await leaderViews(cluster, rest);
       if (!views) return null;
-      for (const v of views.values()) if (v.voters.includes("n2") || v.voters.length !== 3 || v.learners.length) return null;
+      for (const v of views.values())
+        if (v.voters.includes("n2") || v.voters.length !== 3 || v.learners.length) return null;
       return true;
     });
     const removed = await call(cluster, cluster.nodes.get("n1")!.api, "DELETE", "/v1/members/n2");

@@ -215,15 +215,19 @@ export class ClusterController {
     const target = meta.replicas(partition);
     if (target.length === 0) return;
     const { voters, learners } = st.confState;
+    // Promote first: a caught-up learner frees a catch-up slot for the next partition.
+    const ready = learners.find((id) => target.includes(id) && this.caughtUp(st, id));
+    if (ready) return this.confChange(group, { type: "addVoter", nodeId: ready });
+    // A learner the ring no longer wants (it changed again meanwhile) only holds a slot.
+    const strayLearner = learners.find((id) => !target.includes(id));
+    if (strayLearner) return this.confChange(group, { type: "removeNode", nodeId: strayLearner });
     const missing = target.find((id) => !voters.includes(id) && !learners.includes(id));
     if (missing) {
       if (this.catchUpsInFlight() < this.maxCatchUps)
         this.confChange(group, { type: "addLearner", nodeId: missing });
       return;
     }
-    const ready = learners.find((id) => target.includes(id) && this.caughtUp(st, id));
-    if (ready) return this.confChange(group, { type: "addVoter", nodeId: ready });
-    if (learners.some((id) => target.includes(id))) return; // Still catching up.
+    if (learners.length > 0) return; // Still catching up.
     const extraVoter = voters.find((id) => !target.includes(id));
     if (extraVoter === nodeId) {
       const heir = target.find((id) => voters.includes(id) && this.caughtUp(st, id));
@@ -231,8 +235,6 @@ export class ClusterController {
       return;
     }
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
-    const extraLearner = learners.find((id) => !target.includes(id));
-    if (extraLearner) return this.confChange(group, { type: "removeNode", nodeId: extraLearner });
     const preferred = target[0]!;
     const last = this.lastBalance.get(partition) ?? 0;
     if (preferred !== nodeId && this.caughtUp(st, preferred) && Date.now() - last > this.balanceEveryMs) {
@@ -247,7 +249,7 @@ export class ClusterController {
     for (const g of this.opts.host.groups()) {
       if (g === META_GROUP) continue;
       const st = this.opts.host.status(g);
-      if (st.role === "leader" && st.confState.learners.length > 0) n++;
+      if (st.role === "leader") n += st.confState.learners.filter((id) => !this.caughtUp(st, id)).length;
     }
     return n;
   }

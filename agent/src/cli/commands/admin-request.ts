@@ -6,7 +6,12 @@ import { errorFromResponse } from "../../api/errors.js";
 import { EndpointsUnreachableError } from "../../client/errors.js";
 import { clientConfigFromArgs, withClientErrors, type ClientArgs } from "../options.js";
 
-export async function adminRequest<T>(args: ClientArgs, method: string, path: string, body?: unknown): Promise<T> {
+export async function adminRequest<T>(
+  args: ClientArgs,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   const config = clientConfigFromArgs(args);
   return withClientErrors(async () => {
     const failures: string[] = [];

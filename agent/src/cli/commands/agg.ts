@@ -20,7 +20,11 @@ export const aggCommand: CommandModule<object, AggArgs> = {
   describe: "Aggregate numeric values under a prefix: count, sum, min, max, avg",
   builder: (y: Argv<object>): Argv<AggArgs> =>
     withConsistencyOption(withClientOptions(y))
-      .positional("fn", { type: "string", choices: ["count", "sum", "min", "max", "avg"], demandOption: true })
+      .positional("fn", {
+        type: "string",
+        choices: ["count", "sum", "min", "max", "avg"],
+        demandOption: true,
+      })
       .option("prefix", { type: "string", default: "", describe: "Only keys starting with this" })
       .option("from", { type: "string", describe: "Only keys >= this" })
       .option("to", { type: "string", describe: "Only keys < this" })
@@ -33,11 +37,12 @@ export const aggCommand: CommandModule<object, AggArgs> = {
     const q = new URLSearchParams({ fn: args.fn, prefix: args.prefix, consistency: args.consistency });
     if (args.from) q.set("from", args.from);
     if (args.to) q.set("to", args.to);
-    const r = await adminRequest<{ value: number | null; count: number; skipped: number; partitions: number }>(
-      args,
-      "GET",
-      `/v1/aggregate?${q}`,
-    );
+    const r = await adminRequest<{
+      value: number | null;
+      count: number;
+      skipped: number;
+      partitions: number;
+    }>(args, "GET", `/v1/aggregate?${q}`);
     if (args.json) return writeJson(r);
     return writeLine(
       `${args.fn} = ${r.value === null ? "(no values)" : r.value} over ${r.count} values` +

@@ -31,7 +31,11 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
     withClientOptions(y)
       .positional("action", { type: "string", choices: ["list", "drain", "remove"], demandOption: true })
       .positional("id", { type: "string", describe: "The member's node id (drain, remove)" })
-      .option("force", { type: "boolean", default: false, describe: "remove: even if it still holds replicas (dead board)" })
+      .option("force", {
+        type: "boolean",
+        default: false,
+        describe: "remove: even if it still holds replicas (dead board)",
+      })
       .example("$0 members list", "Every board, its addresses, weight and state")
       .example("$0 members drain n3", "Move every replica off n3 (watch `ringleader status`)")
       .example("$0 members remove n3", "Forget n3 once drained") as Argv<MembersArgs>,
@@ -39,7 +43,14 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
     if (args.action === "list") {
       const status = await adminRequest<{ members: MemberRow[] }>(args, "GET", "/v1/status");
       if (args.json) return writeJson({ members: status.members });
-      const rows = status.members.map((m) => [m.id, m.state, String(m.weight), m.peer, m.api, m.lag === undefined ? "-" : String(m.lag)]);
+      const rows = status.members.map((m) => [
+        m.id,
+        m.state,
+        String(m.weight),
+        m.peer,
+        m.api,
+        m.lag === undefined ? "-" : String(m.lag),
+      ]);
       return writeLine(formatTable(["ID", "STATE", "WEIGHT", "PEER", "API", "META LAG"], rows));
     }
     if (!args.id) throw new Error(`members ${args.action} needs a node id`);
