@@ -6,7 +6,7 @@ SIM_SEEDS ?= 500
 CLUSTER_NODES ?= 3
 CLUSTER_DIR ?= .data/cluster
 
-.PHONY: help setup build test unit sim sim-bugs check lint format run clean
+.PHONY: help deps setup build test unit sim sim-bugs check lint format run clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -14,6 +14,9 @@ help: ## List the targets.
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+deps: ## Install the Debian packages the tests use (image tools, AVR toolchain, simavr).
+	bash test/scripts/install-deps.sh
 
 setup: $(NODE_MODULES) ## Install the npm dependencies (npm ci).
 
@@ -39,7 +42,7 @@ lint: check
 format: setup ## Rewrite the sources in the house format.
 	npx prettier --write .
 
-test: check unit sim sim-bugs ## Set up and run every test (what CI runs).
+test: deps check unit sim sim-bugs ## Set up and run every test (what CI runs).
 
 run: build ## Set up and run the main job: a local cluster of CLUSTER_NODES agents (Ctrl-C stops it).
 	$(BIN) cluster up --nodes $(CLUSTER_NODES) --dir $(CLUSTER_DIR)

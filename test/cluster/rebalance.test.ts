@@ -25,12 +25,19 @@ interface PartitionView {
  */
 async function call(c: LocalCluster, base: string, method: string, path: string, body?: string) {
   for (let attempt = 0; ; attempt++) {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${c.token}` },
-      ...(body !== undefined ? { body } : {}),
-      signal: AbortSignal.timeout(10_000),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${c.token}` },
+        ...(body !== undefined ? { body } : {}),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      // A kept-alive connection the server closed at the same moment: retry like any client.
+      if (attempt >= 5) throw err;
+      continue;
+    }
     const text = await res.text();
     if (res.status !== 503 || attempt >= 50) return { status: res.status, text };
     await new Promise((r) => setTimeout(r, 100 * Math.min(attempt + 1, 10)));
