@@ -6,6 +6,7 @@
  */
 import { addNode, createRing } from "../ring/ring.js";
 import { placement, type Placement } from "../ring/placement.js";
+import { ringFromObject } from "../ring/format.js";
 import type { Ring } from "../ring/types.js";
 import type { GroupId, NodeId } from "../raft/index.js";
 import type { DurableStore } from "../node/ports.js";
@@ -72,7 +73,8 @@ export class MetaView {
     const rec = this.store.get(META_GROUP, RING_KEY);
     if (!rec) return null;
     if (rec.version !== this.cachedRingVersion) {
-      this.cachedRing = JSON.parse(dec.decode(rec.value)) as Ring;
+      // Validated: a damaged ring must stop placement here, not move replicas at random.
+      this.cachedRing = ringFromObject(JSON.parse(dec.decode(rec.value)));
       this.cachedPlacement = null;
       this.cachedRingVersion = rec.version;
     }

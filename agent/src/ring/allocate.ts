@@ -27,11 +27,15 @@
  * capped at one replica per partition) it makes heavy boards lead and light ones trail, which is
  * what lets a fourth or fifth board join without pushing anyone out of bounds. Each term is a
  * squared deviation in units of `balanceTolerance` of its target, with a steep extra penalty when
- * a load nears its bound. Two small terms follow: successors (the first node after the replicas,
- * which inherits a replica when one leaves) in proportion to weight, so removals stay balanced;
- * and spread, which prefers gaps between partition positions that hold none of X's tokens and few
- * tokens at all, so that every gap stays crowded with distinct nodes and later joins can enter one
- * partition at a time rather than whole runs of them.
+ * a load nears its bound. Smaller terms follow:
+ *
+ *   successors  the first node after a partition's replicas inherits a replica when one of them
+ *               leaves; each node should succeed partitions in proportion to its weight, and no
+ *               small node should succeed many partitions of one and the same node (which would
+ *               all land on it if that node left), so removals stay near balance too;
+ *   spread      prefer gaps between partition positions that hold none of X's tokens and few
+ *               tokens at all, so that every gap stays crowded with distinct nodes and later joins
+ *               can enter one partition at a time rather than whole runs of them.
  *
  * Search. Each of the node's `vnodesPerWeight × weight` tokens goes greedily to the slot that
  * lowers the cost most (per replica gained, while the node has tokens to spare); then every token
@@ -50,7 +54,9 @@ const COST_LOAD = 100;
 const COST_LOAD_BOUND = 100;
 const COST_TAILS = 100;
 const COST_LEADERS = 30;
-const COST_SUCCESSORS = 0.3;
+const COST_SUCCESSORS = 1;
+/** Per squared replica (in units of the heir's tolerance) that one heir inherits beyond its limit. */
+const COST_PAIRS = 3;
 const COST_SPREAD_OWN = 0.5;
 const COST_SPREAD_CROWD = 0.02;
 /** Passes of the revisiting search; a third pass rarely moves a token. */
@@ -88,6 +94,17 @@ class Allocation implements TokenIndex {
   readonly tolerance: number[][] = [];
   readonly successorTarget: number[];
   readonly successorTolerance: number[];
+  /**
+   * pairs[r × n + s]: partitions that r replicates and s succeeds, i.e. what s inherits when r
+   * leaves. pairLimit is how many of them are no concentration yet: the expectation (r's share
+   * times s's fraction of successors) plus half a replica, or Infinity where the expectation is
+   * large (few nodes): there every node inherits many replicas and a tolerance of 15 % has room.
+   */
+  readonly pairs: Float64Array;
+  readonly pairLimit: Float64Array;
+  readonly nodeCount: number;
+  private readonly pairKeys: number[] = [];
+  private readonly pairDeltas: number[] = [];
   /** X's tokens per gap (gap q is [pos(q), pos(q+1))), and everyone's. */
   readonly ownPerGap: number[];
   readonly tokensPerGap: number[];
@@ -146,6 +163,49 @@ class Allocation implements TokenIndex {
     this.successorTarget = open.map((w) => (openWeight > 0 ? (successors * w) / openWeight : 0));
     this.successorTolerance = this.successorTarget.map(balanceTolerance);
     this.cost = weights.map((_, node) => this.nodeCost(node, false));
+    this.nodeCount = n;
+    this.pairs = new Float64Array(n * n);
+    this.pairLimit = new Float64Array(n * n);
+    for (let r = 0; r < n; r++) {
+      for (let su = 0; su < n; su++) {
+        const expected = (share[r]! * this.successorTarget[su]!) / this.partitions;
+        this.pairLimit[r * n + su] = expected < 1.5 ? expected + 0.5 : Infinity;
+      }
+    }
+    for (let p = 0; p < this.partitions; p++) this.addPairs(this.walkOwners[p]!, +1);
+  }
+
+  private addPairs(walk: readonly number[], by: number): void {
+    const successor = walk[this.rf];
+    if (successor === undefined) return;
+    for (let k = 0; k < this.rf; k++) this.pairs[walk[k]! * this.nodeCount + successor]! += by;
+  }
+
+  private bumpPair(replica: number, successor: number, by: number): void {
+    const key = replica * this.nodeCount + successor;
+    if (this.pairLimit[key] === Infinity) return;
+    const at = this.pairKeys.indexOf(key);
+    if (at >= 0) this.pairDeltas[at]! += by;
+    else {
+      this.pairKeys.push(key);
+      this.pairDeltas.push(by);
+    }
+  }
+
+  private pairCostDelta(): number {
+    let delta = 0;
+    for (let i = 0; i < this.pairKeys.length; i++) {
+      const key = this.pairKeys[i]!;
+      const limit = this.pairLimit[key]!;
+      // In units of the inheriting node's tolerance: concentration only matters where it is small.
+      const scale = this.tolerance[0]![key % this.nodeCount]!;
+      const before = Math.max(0, this.pairs[key]! - limit) / scale;
+      const after = Math.max(0, this.pairs[key]! + this.pairDeltas[i]! - limit) / scale;
+      delta += COST_PAIRS * (after * after - before * before);
+    }
+    this.pairKeys.length = 0;
+    this.pairDeltas.length = 0;
+    return delta;
   }
 
   gapOf(position: number): number {
@@ -216,15 +276,23 @@ class Allocation implements TokenIndex {
     for (let i = 0; i < c.count; i++) {
       const old = this.walkOwners[c.partition[i]!]!;
       const xAt = old.indexOf(this.x);
-      for (let k = c.rank[i]!; k < this.depth; k++) {
+      const r = c.rank[i]!;
+      for (let k = r; k < this.depth; k++) {
         const before = old[k];
-        const after = this.ownerAfter(old, xAt, c.rank[i]!, k);
+        const after = this.ownerAfter(old, xAt, r, k);
         if (before === after) continue;
         if (before !== undefined) this.bump(before, k, -1);
         if (after !== undefined) this.bump(after, k, +1);
       }
+      const oldSuccessor = old[this.rf];
+      const newSuccessor = this.ownerAfter(old, xAt, r, this.rf);
+      for (let k = 0; k < this.rf; k++) {
+        if (oldSuccessor !== undefined && old[k] !== undefined) this.bumpPair(old[k]!, oldSuccessor, -1);
+        const replica = k < r ? old[k] : this.ownerAfter(old, xAt, r, k);
+        if (newSuccessor !== undefined && replica !== undefined) this.bumpPair(replica, newSuccessor, +1);
+      }
     }
-    let delta = 0;
+    let delta = this.pairCostDelta();
     for (const node of this.touched) {
       delta += this.nodeCost(node, true) - this.cost[node]!;
       this.scratch.fill(0, node * this.depth, (node + 1) * this.depth);
@@ -289,6 +357,8 @@ class Allocation implements TokenIndex {
   }
 
   private setWalk(p: number, owners: number[], offsets: number[]): void {
+    this.addPairs(this.walkOwners[p]!, -1);
+    this.addPairs(owners, +1);
     this.walkOwners[p]!.forEach((owner, rank) => this.counts[owner * this.depth + rank]!--);
     owners.forEach((owner, rank) => this.counts[owner * this.depth + rank]!++);
     for (const owner of this.walkOwners[p]!) this.touch(owner);

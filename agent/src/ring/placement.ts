@@ -85,7 +85,8 @@ export function diffPlacement(before: Placement, after: Placement): Move[] {
   const moves: Move[] = [];
   before.partitions.forEach((b, i) => {
     const a = after.partitions[i]!;
-    if (a.partition !== b.partition) throw new RingArgumentError("placements list partitions in different orders");
+    if (a.partition !== b.partition)
+      throw new RingArgumentError("placements list partitions in different orders");
     const gone = b.replicas.filter((id) => !a.replicas.includes(id));
     const come = a.replicas.filter((id) => !b.replicas.includes(id));
     for (let k = 0; k < Math.max(gone.length, come.length); k++) {

@@ -9,6 +9,7 @@ import {
   DEFAULT_REPLICATION_FACTOR,
   DEFAULT_VNODES_PER_WEIGHT,
   MAX_NODES,
+  MAX_RING_TOKENS,
   MAX_REPLICATION_FACTOR,
   MAX_VNODES_PER_WEIGHT,
   MAX_WEIGHT,
@@ -21,6 +22,10 @@ import {
   type RingOptions,
 } from "./types.js";
 
+/**
+ * An empty ring. The partition count is fixed for the cluster's life (each partition is a Raft
+ * group); the defaults are 64 partitions, 3 replicas and 16 tokens per unit of weight.
+ */
 export function createRing(options: RingOptions = {}): Ring {
   const partitions = options.partitions ?? DEFAULT_PARTITIONS;
   const replicationFactor = options.replicationFactor ?? DEFAULT_REPLICATION_FACTOR;
@@ -38,11 +43,15 @@ export function createRing(options: RingOptions = {}): Ring {
 export function addNode(ring: Ring, node: NewNode): Ring {
   const weight = node.weight ?? 1;
   checkNodeId(node.id);
-  checkWhole("weight", weight, 1, MAX_WEIGHT);
+  checkWhole(`the weight of ${node.id}`, weight, 1, MAX_WEIGHT);
   if (ring.nodes.some((n) => n.id === node.id)) {
     throw new RingArgumentError(`node ${node.id} is already in the ring`);
   }
   if (ring.nodes.length >= MAX_NODES) throw new RingArgumentError(`a ring holds at most ${MAX_NODES} nodes`);
+  const tokenCount = ring.nodes.reduce((sum, n) => sum + n.tokens.length, ring.vnodesPerWeight * weight);
+  if (tokenCount > MAX_RING_TOKENS) {
+    throw new RingArgumentError(`a ring holds at most ${MAX_RING_TOKENS} tokens (vnodes × weight, summed)`);
+  }
   const tokens = allocateTokens(ring, weight);
   return { ...ring, nodes: [...ring.nodes, { id: node.id, weight, tokens }] };
 }

@@ -14,11 +14,12 @@ export const RING_FORMAT = 1;
 export const DEFAULT_PARTITIONS = 64;
 export const DEFAULT_REPLICATION_FACTOR = 3;
 /**
- * Tokens per unit of weight. 16 gives a node of weight 1 about as many tokens as it can hold
- * replicas when the cluster is small (64 partitions over 4 nodes = 48 each), which is what lets
- * the allocator reach the balance bound from the fourth board on; more tokens make every join
- * slower and the ring in the meta group bigger (50 nodes of weight 2.5 ≈ 2,000 tokens ≈ 8 KiB)
- * without improving the balance measurably. See `allocate.ts`.
+ * Tokens per unit of weight. With 16, every join of every sequence of up to 6 nodes with weights
+ * 1–4 (all 5,460 of them) and of random sequences up to 50 nodes stays within the balance bound;
+ * with 8 a few joins of 7-node rings miss it by a replica. More tokens make joins slower and the
+ * ring in the meta group bigger (50 nodes of weight 2.5 hold 2,000 tokens, about 8 KiB in CBOR)
+ * without improving the balance: what limits it at 64 partitions is the ring's structure, not
+ * the number of slots. See `allocate.ts`.
  */
 export const DEFAULT_VNODES_PER_WEIGHT = 16;
 
@@ -27,7 +28,9 @@ export const MAX_PARTITIONS = 4096;
 export const MAX_REPLICATION_FACTOR = 7;
 export const MAX_VNODES_PER_WEIGHT = 256;
 export const MAX_WEIGHT = 16;
-export const MAX_NODES = 1024;
+export const MAX_NODES = 256;
+/** Tokens in one ring; allocation time grows with it (a 50-node ring of weight 2.5 holds 2,000). */
+export const MAX_RING_TOKENS = 32_768;
 /** A node id: letters, digits, `.`, `_`, `-`; what hostnames and UUIDs use, and no separator of the CLI. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

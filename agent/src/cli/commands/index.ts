@@ -12,6 +12,7 @@ import { imageCommand } from "./image.js";
 import { selftestCommand } from "./selftest.js";
 import { initCommand } from "./init.js";
 import { putCommand } from "./put.js";
+import { ringCommand } from "./ring.js";
 import { scanCommand } from "./scan.js";
 import { simCommand } from "./sim.js";
 import { statusCommand } from "./status.js";
@@ -29,6 +30,7 @@ export const commands: CommandModule<any, any>[] = [
   casCommand,
   statusCommand,
   membersCommand,
+  ringCommand,
   aggCommand,
   imageCommand,
   selftestCommand,
