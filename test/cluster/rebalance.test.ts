@@ -35,7 +35,10 @@ async function call(c: LocalCluster, base: string, method: string, path: string,
       });
     } catch (err) {
       // A kept-alive connection the server closed at the same moment: retry like any client.
-      if (attempt >= 5) throw err;
+      if (attempt >= 5) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new Error(`${method} ${base}${path}: ${cause?.code ?? ""} ${cause?.message ?? String(err)}`);
+      }
       continue;
     }
     const text = await res.text();

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,7 +68,12 @@ export class LocalCluster {
     );
     const cluster = new LocalCluster(dir, up);
     let stderr = "";
-    up.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-20_000)));
+    const upLog = openSync(join(dir, "cluster-up.log"), "a");
+    up.stderr!.on("data", (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-20_000);
+      writeSync(upLog, b);
+    });
+    up.once("exit", () => closeSync(upLog));
     let stdout = "";
     const ready = new Promise<void>((resolve, reject) => {
       up.stdout!.on("data", (b: Buffer) => {
@@ -203,7 +208,9 @@ export class LocalCluster {
       ),
     );
     for (const n of this.nodes.values()) if (isAlive(n.pid)) process.kill(n.pid, "SIGKILL");
-    await rm(this.dir, { recursive: true, force: true });
+    // RINGLEADER_KEEP_CLUSTER=1 keeps the data and logs of a failed run for a look afterwards.
+    if (process.env.RINGLEADER_KEEP_CLUSTER === "1") process.stderr.write(`# cluster kept in ${this.dir}\n`);
+    else await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -397,6 +397,7 @@ export class Raft {
 
   send(m: Message): void {
     if (m.to === this.id) throw new Error(`raft: ${this.id} sending ${m.type} to itself`);
+    if (m.from !== this.id) throw new Error(`raft: ${this.id} sending ${m.type} in the name of ${m.from}`);
     this.msgs.push(m);
   }
 
@@ -916,15 +917,13 @@ function stepFollower(r: Raft, m: Message): void {
       r.lead = m.from;
       r.handleSnapshot(m);
       return;
-    case "transferLeader":
-      if (r.lead !== NO_NODE) r.send({ ...m, to: r.lead, term: 0 });
-      return;
     case "timeoutNow":
       // The leader chose us: campaign at once, skipping pre-vote and the lease check.
       r.hup(true);
       return;
     case "readIndex":
-      if (r.lead !== NO_NODE) r.send({ ...m, to: r.lead, term: 0 });
+      // A read another node forwarded to us when we led. Dropping it is safe (its reader times
+      // out and asks again); forwarding it on would send a message in that node's name.
       return;
     case "readIndexResp":
       r.readStates.push({ index: m.index, context: m.context });
