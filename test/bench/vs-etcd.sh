@@ -5,6 +5,7 @@
 #
 #   test/bench/vs-etcd.sh                 # full run (about 3 minutes)
 #   DURATION=3 CONCURRENCY="1 64" test/bench/vs-etcd.sh
+#   PARTITIONS=1 TARGETS=ringleader test/bench/vs-etcd.sh   # one Raft group instead of 64
 #
 # etcd is Debian's etcd-server (3.4) at its default durability (fsync on every commit batch).
 set -euo pipefail
@@ -14,6 +15,7 @@ CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
 VALUE_SIZE=${VALUE_SIZE:-100}
 KEYS=${KEYS:-10000}
 TARGETS=${TARGETS:-"ringleader etcd"}
+PARTITIONS=${PARTITIONS:-64}
 CLI="node dist/agent/src/cli/main.js"
 
 if ! command -v etcd >/dev/null; then
@@ -57,7 +59,7 @@ start_etcd() {
 }
 
 start_ringleader() {
-  $CLI cluster up --nodes 3 --dir "$WORK/rl" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
+  $CLI cluster up --nodes 3 --dir "$WORK/rl" --partitions "$PARTITIONS" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
   PIDS+=($!)
   for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }

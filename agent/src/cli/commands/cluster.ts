@@ -19,6 +19,7 @@ interface UpArgs {
   "base-port": number;
   "tick-ms": number;
   "snapshot-entries": number;
+  partitions: number;
   json: boolean;
 }
 
@@ -141,6 +142,8 @@ async function up(args: UpArgs): Promise<void> {
       String(args["tick-ms"]),
       "--snapshot-entries",
       String(args["snapshot-entries"]),
+      "--partitions",
+      String(args.partitions),
     ];
     const child = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     children.push(child);
@@ -210,6 +213,7 @@ export const clusterCommand: CommandModule<object, object> = {
               describe: "API ports base..base+N-1, peer ports base+100...; 0 picks free ports",
             })
             .option("tick-ms", { type: "number", default: 100, describe: "Raft tick length in milliseconds" })
+            .option("partitions", { type: "number", default: 64, describe: "Partitions (Raft groups) of the new cluster" })
             .option("snapshot-entries", {
               type: "number",
               default: 10_000,
