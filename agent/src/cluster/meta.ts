@@ -66,12 +66,15 @@ export class MetaView {
   private cachedRing: Ring | null = null;
   private cachedPlacement: Placement | null = null;
 
+  /** A founder knows the founding ring before the meta group has stored it. */
+  foundingRing: Ring | null = null;
+
   constructor(private readonly store: DurableStore) {}
 
   ring(): Ring | null {
-    if (!this.store.hasGroup(META_GROUP)) return null;
+    if (!this.store.hasGroup(META_GROUP)) return this.foundingRing;
     const rec = this.store.get(META_GROUP, RING_KEY);
-    if (!rec) return null;
+    if (!rec) return this.foundingRing;
     if (rec.version !== this.cachedRingVersion) {
       // Validated: a damaged ring must stop placement here, not move replicas at random.
       this.cachedRing = ringFromObject(JSON.parse(dec.decode(rec.value)));

@@ -129,6 +129,8 @@ export class Agent {
       random: jitterSource(),
       electionTicks: opts.electionTicks ?? 10,
       heartbeatTicks: 1,
+      // Long enough to ride out an election (one to two election timeouts) before a 503.
+      leaderWaitMs: (opts.tickMs * (opts.electionTicks ?? 10)) / 2,
       ...(opts.snapshotEntries ? { snapshotEntries: opts.snapshotEntries } : {}),
       logger,
       observer: {
@@ -201,7 +203,11 @@ export class Agent {
       if (this.opts.join) logger.info("joining an existing cluster", { via: this.opts.join });
       else if (this.opts.peers.size > 0) founding = await this.bootstrapFounder();
       else throw new Error("a new node needs founders (--peers) or a cluster to join (--join)");
+    } else if (!this.meta.ring() && !this.opts.join && this.opts.peers.size > 0) {
+      // A founder restarted before the meta group stored the ring: the founders' ring stands.
+      founding = foundingRing([...this.opts.peers.keys()], this.opts.shape ?? DEFAULT_SHAPE);
     }
+    this.meta.foundingRing = founding;
     this.host.addGroup(META_GROUP);
     for (const g of store.groupIds()) if (g !== META_GROUP && !this.host.hosts(g)) this.host.addGroup(g);
     this.peerPort = (await this.transport.start()).port;
@@ -287,6 +293,7 @@ export class Agent {
     if (this.host.fatal) return { ok: false, reason: `storage failed: ${this.host.fatal.message}` };
     const st = this.host.status(META_GROUP);
     if (!st.leader) return { ok: false, reason: "no meta leader known" };
+    if (!this.meta.ring()) return { ok: false, reason: "the ring is not known yet" };
     for (const g of this.host.groups()) {
       if (!this.host.status(g).leader)
         return { ok: false, reason: `partition ${groupPartition(g)} has no leader` };

@@ -67,6 +67,8 @@ export interface HostOptions {
   readonly snapshotRetainEntries?: number;
   /** Chunk size of snapshot streams to followers. */
   readonly snapshotChunkBytes?: number;
+  /** A request finding no leader re-checks this often, for up to four times as long. */
+  readonly leaderWaitMs?: number;
 }
 
 interface Waiter<T> {
@@ -81,6 +83,8 @@ class Replica {
   appliedWaiters: { index: number; waiter: Waiter<void> }[] = [];
   applied: number;
   leader: NodeId = "";
+  /** Requests waiting for an election or a transfer to finish. */
+  leaderWaiters: (() => void)[] = [];
   /** State machine work, in log order; the ready loop does not wait for it. */
   applyChain: Promise<void> = Promise.resolve();
   /** The index of the newest snapshot this node took or installed. */
@@ -122,11 +126,14 @@ export class RaftHost {
 
   readonly snapshots: { sender: SnapshotSender; receiver: SnapshotReceiver };
   private readonly snapshotEntries: number;
+  /** How often a request waiting for a leader looks again (about one heartbeat). */
+  private readonly leaderWaitMs: number;
   private readonly snapshotRetain: number;
 
   constructor(private readonly opts: HostOptions) {
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
     this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.leaderWaitMs = opts.leaderWaitMs ?? 250;
     this.snapshotRetain = opts.snapshotRetainEntries ?? Math.floor(this.snapshotEntries / 2);
     const transfer = {
       nodeId: opts.nodeId,
@@ -266,9 +273,10 @@ export class RaftHost {
   }
 
   /** Proposes a write and resolves with its outcome once it is applied here. */
-  propose(group: GroupId, cmd: KvCommandInput, signal?: AbortSignal): Promise<KvResult> {
+  async propose(group: GroupId, cmd: KvCommandInput, signal?: AbortSignal): Promise<KvResult> {
     const r = this.replica(group);
     this.checkUsable(r);
+    await this.waitForStableLeader(r, signal);
     const id = this.nextRequestId();
     const full: KvCommand = { ...cmd, id };
     return new Promise<KvResult>((resolve, reject) => {
@@ -303,6 +311,7 @@ export class RaftHost {
     if (level === "eventual") return;
     const r = this.replica(group);
     this.checkUsable(r);
+    await this.waitForStableLeader(r, signal);
     const ctx = this.nextRequestId();
     const index = await new Promise<number>((resolve, reject) => {
       const cleanup = onAbort(signal, () => {
@@ -324,6 +333,26 @@ export class RaftHost {
       this.kick();
     });
     await this.waitApplied(r, index, signal);
+  }
+
+  /**
+   * An election or a leadership transfer takes a few ticks; a request that arrives meanwhile
+   * waits for it (within its own deadline) instead of failing at once.
+   */
+  private async waitForStableLeader(r: Replica, signal?: AbortSignal): Promise<void> {
+    const settled = (): boolean => {
+      const st = r.raw.status();
+      return st.leader !== "" && st.leadTransferee === "";
+    };
+    if (settled()) return;
+    const deadline = Date.now() + 4 * this.leaderWaitMs;
+    while (!settled() && Date.now() < deadline && !signal?.aborted && !this.stopped) {
+      await new Promise<void>((resolve) => {
+        r.leaderWaiters.push(resolve);
+        // Also re-check on every tick: a transfer that is abandoned changes no leader.
+        setTimeout(resolve, this.leaderWaitMs).unref();
+      });
+    }
   }
 
   private waitApplied(r: Replica, index: number, signal?: AbortSignal): Promise<void> {
@@ -402,6 +431,9 @@ export class RaftHost {
       if (rd.softState && rd.softState.leader !== r.leader) {
         r.leader = rd.softState.leader;
         this.opts.observer?.onLeaderChange?.(r.group, r.leader);
+        const waiters = r.leaderWaiters;
+        r.leaderWaiters = [];
+        for (const w of waiters) w();
       }
       if (rd.snapshot) {
         const index = rd.snapshot.metadata.index;

@@ -73,14 +73,13 @@ async function portsFor(n: number, base: number): Promise<{ api: number; peer: n
   return out;
 }
 
-async function waitHealthy(api: string, token: string, signal: AbortSignal): Promise<void> {
+/** Waits until the node answers /healthz with 200: the meta group and every partition it holds have a leader. */
+async function waitHealthy(api: string, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
-      const res = await fetch(`${api}/v1/status`, { headers: { authorization: `Bearer ${token}` }, signal });
-      if (res.ok) {
-        const body = (await res.json()) as { leader?: string };
-        if (body.leader) return;
-      }
+      const res = await fetch(`${api}/healthz`, { signal });
+      await res.arrayBuffer();
+      if (res.ok) return;
     } catch {
       // Not up yet.
     }
@@ -180,7 +179,7 @@ async function up(args: UpArgs): Promise<void> {
   }
 
   const timeout = setTimeout(() => stopAll.abort(), 30_000);
-  await Promise.all(nodes.map((n) => waitHealthy(n.api, config.token, stopAll.signal)));
+  await Promise.all(nodes.map((n) => waitHealthy(n.api, stopAll.signal)));
   clearTimeout(timeout);
   if (!stopping) {
     if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
@@ -213,7 +212,11 @@ export const clusterCommand: CommandModule<object, object> = {
               describe: "API ports base..base+N-1, peer ports base+100...; 0 picks free ports",
             })
             .option("tick-ms", { type: "number", default: 100, describe: "Raft tick length in milliseconds" })
-            .option("partitions", { type: "number", default: 64, describe: "Partitions (Raft groups) of the new cluster" })
+            .option("partitions", {
+              type: "number",
+              default: 64,
+              describe: "Partitions (Raft groups) of the new cluster",
+            })
             .option("snapshot-entries", {
               type: "number",
               default: 10_000,
