@@ -155,9 +155,11 @@ export class ClusterController {
   private async metaDuties(st: RaftStatus): Promise<void> {
     const { meta } = this.opts;
     let ring = meta.ring();
-    if (!ring) {
-      if (!this.opts.foundingRing) return;
-      if (await this.putMeta(RING_KEY, this.opts.foundingRing, "0")) this.stats.ringChanges++;
+    if (!ring) return;
+    if (!meta.ringStored()) {
+      // Only the founders' ring so far (held in memory): store it before changing anything.
+      if (this.opts.foundingRing && (await this.putMeta(RING_KEY, this.opts.foundingRing, "0")))
+        this.stats.ringChanges++;
       return;
     }
     const members = meta.members();

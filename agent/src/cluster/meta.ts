@@ -84,6 +84,11 @@ export class MetaView {
     return this.cachedRing;
   }
 
+  /** Whether the meta group has stored a ring (a founder may only hold the founding ring). */
+  ringStored(): boolean {
+    return this.store.hasGroup(META_GROUP) && this.store.get(META_GROUP, RING_KEY) !== null;
+  }
+
   ringVersion(): string {
     this.ring();
     return this.cachedRingVersion;

@@ -24,6 +24,7 @@ import type { Message, NodeId } from "../raft/index.js";
 import { PeerTransport, type PeerAddress } from "../transport/tcp-transport.js";
 import type { ClusterConfig } from "./cluster-config.js";
 import { RaftHost } from "./host.js";
+import { xorshift32 } from "./jitter.js";
 import { RaftKvService, type BalanceStrategy } from "./kv-service.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics } from "./metrics.js";
@@ -57,19 +58,6 @@ export interface AgentOptions {
 }
 
 export const DEFAULT_SHAPE: ClusterShape = { partitions: 64, replicationFactor: 3 };
-
-/** A seeded generator for election jitter; seeded from the OS so nodes do not tie. */
-function jitterSource(): () => number {
-  let s = randomBytes(4).readUInt32LE(0) || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x1_0000_0000;
-  };
-}
 
 function parseAddress(text: string): PeerAddress | undefined {
   const i = text.lastIndexOf(":");
@@ -126,7 +114,8 @@ export class Agent {
       nodeId,
       store: opts.store,
       send: (msgs) => this.send(msgs),
-      random: jitterSource(),
+      // Seeded from the OS so that nodes do not tie.
+      random: xorshift32(randomBytes(4).readUInt32LE(0)),
       electionTicks: opts.electionTicks ?? 10,
       heartbeatTicks: 1,
       // Long enough to ride out an election (one to two election timeouts) before a 503.

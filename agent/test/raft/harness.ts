@@ -11,19 +11,10 @@ import {
   type Message,
   type RaftConfig,
 } from "../../src/raft/index.js";
+import { xorshift32 } from "../../src/node/jitter.js";
 
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    // xorshift32: good enough for election jitter in tests.
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x1_0000_0000;
-  };
-}
+/** Election jitter from a fixed seed, so scenario tests replay the same way. */
+export const seeded = xorshift32;
 
 export interface TestNode {
   id: string;
