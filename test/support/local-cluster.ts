@@ -46,6 +46,7 @@ export class LocalCluster {
     nodes: number;
     tickMs?: number;
     snapshotEntries?: number;
+    replaceAfterSec?: number;
   }): Promise<LocalCluster> {
     const dir = await mkdtemp(join(tmpdir(), "ringleader-cluster-"));
     const up = spawn(
@@ -63,6 +64,8 @@ export class LocalCluster {
         String(opts.tickMs ?? 50),
         "--snapshot-entries",
         String(opts.snapshotEntries ?? 10_000),
+        "--replace-after",
+        String(opts.replaceAfterSec ?? 300),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );

@@ -55,6 +55,8 @@ export interface ControllerOptions {
   readonly releaseAfterMs?: number;
   /** Seconds between leadership hand-overs of one partition to its preferred leader. */
   readonly leaderBalanceEveryMs?: number;
+  /** A member the meta leader has not heard from for this long is marked down and replaced. */
+  readonly replaceAfterMs?: number;
 }
 
 const enc = new TextEncoder();
@@ -69,6 +71,9 @@ export class ClusterController {
   private readonly maxCatchUps: number;
   private readonly releaseAfterMs: number;
   private readonly balanceEveryMs: number;
+  private readonly replaceAfterMs: number;
+  /** On the meta leader: when each member was last heard from (ms). */
+  private readonly lastSeen = new Map<NodeId, number>();
   /** Counts of what this node did, for status and tests. */
   readonly stats = { confChanges: 0, transfers: 0, ringChanges: 0, hosted: 0, released: 0 };
 
@@ -77,6 +82,7 @@ export class ClusterController {
     this.maxCatchUps = opts.maxCatchUps ?? 4;
     this.releaseAfterMs = opts.releaseAfterMs ?? 10_000;
     this.balanceEveryMs = opts.leaderBalanceEveryMs ?? 5_000;
+    this.replaceAfterMs = opts.replaceAfterMs ?? 300_000;
   }
 
   start(): void {
@@ -163,6 +169,7 @@ export class ClusterController {
       return;
     }
     const members = meta.members();
+    if (await this.markLiveness(st, members)) return;
     // One ring change per round: joins first, then departures.
     const inRing = new Set(ring.nodes.map((n) => n.id));
     const joiner = members.find((m) => m.state === "up" && !inRing.has(m.id));
@@ -183,6 +190,40 @@ export class ClusterController {
       return;
     }
     this.metaMembership(st, members);
+  }
+
+  /**
+   * Marks a member down once the meta leader has not heard from it for `replaceAfterMs` (its
+   * tokens then leave the ring and its replicas are rebuilt on the others), and up again when it
+   * is heard from. A new meta leader starts every clock afresh, so it never acts on old silence.
+   */
+  private async markLiveness(st: RaftStatus, members: MemberRecord[]): Promise<boolean> {
+    const now = Date.now();
+    for (const m of members) {
+      if (m.id === this.opts.nodeId) continue;
+      if (st.progress.get(m.id)?.recentActive) this.lastSeen.set(m.id, now);
+      else if (!this.lastSeen.has(m.id)) this.lastSeen.set(m.id, now);
+    }
+    for (const m of members) {
+      const seen = m.id === this.opts.nodeId ? now : (this.lastSeen.get(m.id) ?? now);
+      const silent = now - seen > this.replaceAfterMs;
+      let state: MemberRecord["state"] | null = null;
+      if (m.state === "up" && silent) state = "down";
+      else if (m.state === "down" && !silent) state = "up";
+      if (!state) continue;
+      const record: MemberRecord = { ...m, state, since: now };
+      if (await this.putMeta(MEMBER_PREFIX + m.id, record, this.opts.meta.memberVersion(m.id))) {
+        this.opts.logger.warn(
+          state === "down" ? "member unreachable; rebuilding its replicas elsewhere" : "member is back",
+          {
+            member: m.id,
+            silentMs: now - seen,
+          },
+        );
+      }
+      return true;
+    }
+    return false;
   }
 
   private metaMember(st: RaftStatus, id: NodeId): boolean {

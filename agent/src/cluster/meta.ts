@@ -18,7 +18,8 @@ export const MAX_META_VOTERS = 5;
 export const RING_KEY = "ring";
 export const MEMBER_PREFIX = "member/";
 
-export type MemberState = "up" | "draining" | "removed";
+/** `down`: unreachable for longer than the replace-after time; its replicas are rebuilt elsewhere. */
+export type MemberState = "up" | "draining" | "down" | "removed";
 
 export interface MemberRecord {
   readonly id: NodeId;

@@ -52,6 +52,8 @@ export interface AgentOptions {
   readonly snapshotEntries?: number;
   readonly strategy?: BalanceStrategy;
   readonly controllerIntervalMs?: number;
+  /** A board unreachable for this long is replaced: its replicas are rebuilt on the others. */
+  readonly replaceAfterMs?: number;
   readonly logger: Logger;
   /** Called once when the agent's storage fails and it can no longer serve safely. */
   readonly onFatal?: (err: Error) => void;
@@ -222,6 +224,7 @@ export class Agent {
       logger,
       foundingRing: founding,
       ...(this.opts.controllerIntervalMs ? { intervalMs: this.opts.controllerIntervalMs } : {}),
+      ...(this.opts.replaceAfterMs ? { replaceAfterMs: this.opts.replaceAfterMs } : {}),
     });
     this.controller.start();
     if (this.opts.join && !this.meta.member(nodeId)) this.askToJoin(self);

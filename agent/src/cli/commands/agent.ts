@@ -21,6 +21,7 @@ interface AgentArgs {
   "snapshot-entries": number;
   join?: string;
   weight: number;
+  "replace-after": number;
   partitions: number;
   replication: number;
   strategy: string;
@@ -78,6 +79,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         describe: "Ticks before a follower campaigns",
       })
       .option("join", { type: "string", describe: "Join an existing cluster through a member's API URL" })
+      .option("replace-after", {
+        type: "number",
+        default: 300,
+        describe: "Seconds a board may be unreachable before its replicas are rebuilt elsewhere",
+      })
       .option("weight", { type: "number", default: 1, describe: "Share of replicas this board takes (1-16)" })
       .option("partitions", {
         type: "number",
@@ -141,6 +147,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       electionTicks: args["election-ticks"],
       snapshotEntries: args["snapshot-entries"],
       weight: args.weight,
+      replaceAfterMs: args["replace-after"] * 1000,
       shape: { partitions: args.partitions, replicationFactor: args.replication },
       strategy: args.strategy as BalanceStrategy,
       ...(args.join ? { join: args.join } : {}),

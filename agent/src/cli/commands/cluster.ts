@@ -20,6 +20,7 @@ interface UpArgs {
   "tick-ms": number;
   "snapshot-entries": number;
   partitions: number;
+  "replace-after": number;
   json: boolean;
 }
 
@@ -143,6 +144,8 @@ async function up(args: UpArgs): Promise<void> {
       String(args["snapshot-entries"]),
       "--partitions",
       String(args.partitions),
+      "--replace-after",
+      String(args["replace-after"]),
     ];
     const child = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     children.push(child);
@@ -216,6 +219,11 @@ export const clusterCommand: CommandModule<object, object> = {
               type: "number",
               default: 64,
               describe: "Partitions (Raft groups) of the new cluster",
+            })
+            .option("replace-after", {
+              type: "number",
+              default: 300,
+              describe: "Seconds a node may be unreachable before its replicas are rebuilt elsewhere",
             })
             .option("snapshot-entries", {
               type: "number",
