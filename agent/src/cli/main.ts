@@ -4,7 +4,7 @@
  */
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { commands } from "./commands/index.js";
+import { loadCommands } from "./commands/index.js";
 import { runWithErrorBoundary } from "./errors.js";
 import { failToBoundary } from "./options.js";
 
@@ -22,6 +22,6 @@ await runWithErrorBoundary(async () => {
     .alias("h", "help")
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100));
-  for (const command of commands) cli = cli.command(command);
+  for (const command of await loadCommands(hideBin(process.argv))) cli = cli.command(command);
   await cli.parseAsync();
 });
