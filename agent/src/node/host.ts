@@ -412,7 +412,9 @@ export class RaftHost {
     // 1. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
     const updates: GroupUpdate[] = [];
     for (const { r, rd } of batch) {
-      if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      // A commit index alone (no term, vote, entry or snapshot to sync) is not worth a write:
+      // it is learned again from the leader, and on restart the applied index stands for it.
+      if (rd.mustSync || rd.entries.length > 0 || rd.snapshot) {
         updates.push({ group: r.group, hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
       }
     }
@@ -482,7 +484,6 @@ export class RaftHost {
   }
 
   private async apply(r: Replica, entries: readonly Entry[]): Promise<void> {
-    const results: { id: string; result: KvResult }[] = [];
     const t0 = performance.now();
     await this.opts.store.apply(r.group, entries, (entry, read): KvWrite => {
       if (entry.type !== "normal" || entry.data.length === 0) return { kind: "none" };
@@ -499,20 +500,19 @@ export class RaftHost {
       }
       const current = read(cmd.key)?.version ?? ABSENT_VERSION;
       const result = decide(cmd, current, entry.index);
-      results.push({ id: cmd.id, result });
+      // Answer the writer now: its entry is committed (on a majority's disk) and this outcome is
+      // what every replica decides, so a crash before the KV table's own commit only replays it.
+      const w = r.pendingWrites.get(cmd.id);
+      if (w) {
+        r.pendingWrites.delete(cmd.id);
+        w.resolve(result);
+      }
       if (!result.ok) return { kind: "none" };
       if (cmd.op === "del") return { kind: "del", key: cmd.key };
       return { kind: "put", key: cmd.key, value: cmd.value, version: result.version };
     });
     this.opts.observer?.onApply?.(performance.now() - t0, entries.length);
     r.applied = entries[entries.length - 1]!.index;
-    for (const { id, result } of results) {
-      const w = r.pendingWrites.get(id);
-      if (w) {
-        r.pendingWrites.delete(id);
-        w.resolve(result);
-      }
-    }
   }
 
   /** Bounds the log: a snapshot every `snapshotEntries` applied entries, then compaction. */

@@ -189,14 +189,14 @@ export class Raft {
     this.confBase = { index: snap.metadata.index, conf: snap.metadata.confState };
     this.conf = this.confBase.conf;
     this.loadConfPoints();
-    if (hardState.commit < this.log.committed || hardState.commit > this.log.lastIndex()) {
-      if (hardState.commit > this.log.lastIndex()) {
-        throw new Error(`raft: stored commit ${hardState.commit} is past last index ${this.log.lastIndex()}`);
-      }
+    if (hardState.commit > this.log.lastIndex()) {
+      throw new Error(`raft: stored commit ${hardState.commit} is past last index ${this.log.lastIndex()}`);
     }
     this.term = hardState.term;
     this.vote = hardState.vote;
-    this.log.commitTo(hardState.commit);
+    // The application may persist a commit index lazily (it can be learned again from the
+    // leader); whatever it applied was committed, so the applied index is a commit index too.
+    this.log.commitTo(Math.max(hardState.commit, Math.min(cfg.applied ?? 0, this.log.lastIndex())));
     if (cfg.applied !== undefined && cfg.applied > this.log.applied) this.log.appliedTo(cfg.applied);
     this.becomeFollower(this.term, NO_NODE);
   }
