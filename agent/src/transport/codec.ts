@@ -87,7 +87,8 @@ export function isHelloFrame(frame: Frame): frame is HelloFrame {
 /** Message types that only ever travel inside one process, from the application to its core. */
 const LOCAL_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>(["hup", "beat", "unreachable"]);
 
-const WIRE_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
+/** Message types that travel between nodes. */
+export const WIRE_TYPES: readonly MessageType[] = [
   "prop",
   "app",
   "appResp",
@@ -105,7 +106,9 @@ const WIRE_MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
   // Between hosts it acknowledges a chunk of a snapshot stream (agent/src/node/snapshot-transfer.ts);
   // the core itself only ever receives it locally.
   "snapStatus",
-]);
+];
+
+const WIRE_MESSAGE_TYPES: ReadonlySet<string> = new Set<string>(WIRE_TYPES);
 
 /** Whether a message of this type may be sent to another node. */
 export function isWireMessageType(type: string): type is MessageType {

@@ -41,22 +41,9 @@ export function appendWith(from: NodeId, to: NodeId, index: number, entryBytes: 
   return msg("app", from, to, { term: 3, logTerm: 3, index, commit: index, entries });
 }
 
-export const WIRE_TYPES: readonly MessageType[] = [
-  "prop",
-  "app",
-  "appResp",
-  "vote",
-  "voteResp",
-  "preVote",
-  "preVoteResp",
-  "snap",
-  "heartbeat",
-  "heartbeatResp",
-  "readIndex",
-  "readIndexResp",
-  "transferLeader",
-  "timeoutNow",
-];
+import { WIRE_TYPES } from "../../src/transport/codec.js";
+
+export { WIRE_TYPES };
 
 const uintArb = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat());
 const bytesArb = fc.uint8Array({ maxLength: 48 });
