@@ -183,12 +183,15 @@ describe("cli: client commands", () => {
     const human = await cli(["status"]);
     assert.equal(human.code, 0, human.stderr);
     const out = human.stdout.toString();
-    assert.match(out, /^ID\s+API\s+ROLE\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+LAG\s+HEALTH$/m);
+    assert.match(
+      out,
+      /^ID\s+API\s+ROLE\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+LAG\s+REPLICAS\s+LEADS\s+HEALTH$/m,
+    );
     const row = out
       .split("\n")
       .find((l) => l.startsWith("n1"))
       ?.split(/\s+/);
-    assert.deepEqual(row, ["n1", t.url, "leader", "n1", "4", "17", "16", "0", "ok"]);
+    assert.deepEqual(row, ["n1", t.url, "leader", "n1", "4", "17", "16", "0", "-", "-", "ok"]);
     const machine = await cli(["status", "--json"]);
     assert.deepEqual(json(machine), { nodes: [{ api: t.url, status: t.service.statusView, error: null }] });
   });

@@ -67,7 +67,20 @@ function lagsFromLeaders(statuses: readonly Json[]): Map<string, string> {
   return lags;
 }
 
-const HEADERS = ["ID", "API", "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "HEALTH"];
+/** ROLE/LEADER/TERM/COMMIT/APPLIED/LAG are the meta group's; REPLICAS and LEADS count partitions. */
+const HEADERS = [
+  "ID",
+  "API",
+  "ROLE",
+  "LEADER",
+  "TERM",
+  "COMMIT",
+  "APPLIED",
+  "LAG",
+  "REPLICAS",
+  "LEADS",
+  "HEALTH",
+];
 
 function row(status: Json, api: string, lags: Map<string, string>): string[] {
   const id = field(status, "id", "nodeId");
@@ -80,6 +93,8 @@ function row(status: Json, api: string, lags: Map<string, string>): string[] {
     field(status, "commit", "commitIndex"),
     field(status, "applied", "appliedIndex"),
     field(status, "lag") ?? (id === undefined ? undefined : lags.get(id)),
+    field(status, "replicaOf"),
+    field(status, "leaderOf"),
     healthText(status),
   ];
   return cells.map((cell) => (cell === undefined || cell === "" ? "-" : cell));
@@ -101,7 +116,7 @@ export function renderStatus(reports: readonly NodeReport[]): string {
   const rows = reports.map((r) =>
     isRecord(r.status)
       ? row(r.status, r.api, lags)
-      : ["-", r.api, "-", "-", "-", "-", "-", "-", `unreachable: ${r.error ?? "no status"}`],
+      : ["-", r.api, "-", "-", "-", "-", "-", "-", "-", "-", `unreachable: ${r.error ?? "no status"}`],
   );
   const lines = [formatTable(HEADERS, rows)];
   const cluster = statuses.map((s) => field(s, "cluster", "clusterName")).find((c) => c !== undefined);
