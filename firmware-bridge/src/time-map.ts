@@ -28,14 +28,17 @@ export function epochOf(anchors: readonly Anchor[], uptimeMs: number): number {
 
 /**
  * Whether `measured` should become a new anchor: the first one always; later ones only when the
- * device clock has drifted more than `toleranceMs` from what the anchors predict (a ceramic
- * resonator, as on the Uno, may drift by 0.5 %), so anchors stay few.
+ * device clock has fallen behind what the anchors predict by more than `toleranceMs` (a ceramic
+ * resonator, as on the Uno, may drift by 0.5 %), so anchors stay few. Never for a clock that ran
+ * ahead: that anchor would step time back, and readings just after it would sort before readings
+ * taken before it (seen with the simulator catching up under load). The cost: a fast clock's
+ * timestamps may run ahead of the wall clock by its drift; PROTOCOL.md, "Time", says so.
  */
 export function shouldAnchor(anchors: readonly Anchor[], measured: Anchor, toleranceMs: number): boolean {
   const last = anchors[anchors.length - 1];
   if (last === undefined) return true;
   if (measured.uptimeMs <= last.uptimeMs) return false;
-  return Math.abs(epochOf(anchors, measured.uptimeMs) - measured.epochMs) > toleranceMs;
+  return measured.epochMs - epochOf(anchors, measured.uptimeMs) > toleranceMs;
 }
 
 /** Fixed-width ISO-8601 UTC with milliseconds: sorts as text in time order (years 0-9999). */
