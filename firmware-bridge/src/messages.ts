@@ -260,7 +260,10 @@ function items(m: Message): CborItem[] {
         m.boot,
         m.seq,
         m.sensor,
-        Number.isSafeInteger(m.value) && Math.abs(m.value) < 2 ** 31 ? m.value : new Float32(m.value),
+        // The int32 range, -2^31 included (a float32 would print it as -2147483600).
+        Number.isSafeInteger(m.value) && m.value >= -(2 ** 31) && m.value < 2 ** 31
+          ? m.value
+          : new Float32(m.value),
         m.uptimeMs,
       ];
     case "ack":
