@@ -68,7 +68,20 @@ describe("ringleader bridge (the CLI process)", { timeout: 180_000 }, () => {
     let stderr = "";
     bridge.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-8000)));
     try {
-      const [line] = (await once(bridge.stdout!, "data")) as [Buffer];
+      // Bounded: a bridge that dies or hangs at start fails here with its own words, not at the
+      // suite's timeout.
+      const [line] = (await Promise.race([
+        once(bridge.stdout!, "data"),
+        once(bridge, "exit").then(([code]) => {
+          throw new Error(`the bridge exited (${String(code)}) before it was ready:\n${stderr}`);
+        }),
+        new Promise((_, reject) =>
+          setTimeout(
+            () => reject(new Error(`the bridge was not ready after 30 s:\n${stderr}`)),
+            30_000,
+          ).unref(),
+        ),
+      ])) as [Buffer];
       const ready = JSON.parse(line.toString().split("\n")[0]!) as { bridge: string; metrics: string };
       assert.equal(ready.bridge, "running");
       // The bridge asks WHO when it opens the port, so a board that booted earlier links up too.
