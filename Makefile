@@ -24,7 +24,7 @@ build: setup ## Compile the TypeScript into dist/.
 	npx tsc -p tsconfig.json
 
 unit: build ## Run the unit and integration tests (node:test).
-	node --test --test-reporter=spec --test-reporter-destination=stdout $$(find dist -name '*.test.js' | sort)
+	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist -name '*.test.js' | sort)
 
 sim: build ## Run the deterministic simulator over SIM_SEEDS seeds.
 	$(BIN) sim --seeds $(SIM_SEEDS)
@@ -81,7 +81,7 @@ image: build ## Build a ready-to-flash image: make image BASE=raspios.img.xz [OU
 	$(BIN) image build --base "$(BASE)" --config "$(CONFIG)" --out "$(OUT)" $(IMAGE_FLAGS)
 
 image-test: build ## Run only the image tests (builder, arm64 bundle under qemu, flasher).
-	node --test --test-reporter=spec --test-reporter-destination=stdout $$(find dist/images/test -name '*.test.js' | sort)
+	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist/images/test -name '*.test.js' | sort)
 
 flash: build ## Write OUT to a card and verify it: make flash OUT=shelf.img DEVICE=/dev/sdX
 	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE, e.g. /dev/sdX (see lsblk)" >&2; exit 2; }
