@@ -25,7 +25,7 @@ import {
 } from "../cluster/meta.js";
 import type { KvCommandInput } from "../kv/commands.js";
 import { hashTag, partitionForKey } from "../ring/keys.js";
-import type { GroupId, NodeId } from "../raft/index.js";
+import type { NodeId } from "../raft/index.js";
 import { UnavailableError, type RaftHost } from "./host.js";
 import type { DurableStore } from "./ports.js";
 
@@ -446,5 +446,3 @@ async function mapUnavailable<T>(fn: () => Promise<T>): Promise<T> {
     throw err;
   }
 }
-
-export type { GroupId };

@@ -12,7 +12,7 @@ import { RaftLog } from "./log.js";
 import { Progress } from "./progress.js";
 import { committedIndex, hasQuorum, voteResult } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
-import { EMPTY_SNAPSHOT, entryBytes, type Storage } from "./storage.js";
+import { entryBytes, type Storage } from "./storage.js";
 import {
   EMPTY_BYTES,
   NO_NODE,
@@ -973,5 +973,3 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
-
-export { EMPTY_SNAPSHOT };
