@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real, if any is missing: the SD-card image
 # tools (mtools, e2fsprogs, qemu-user-static for the arm64 bundle) and the firmware toolchain
-# (gcc-avr, simavr). Used by `make deps` (so `make test`) and by CI.
+# (gcc-avr, simavr), network namespaces and Avahi for the discovery tests, Ansible and debootstrap for
+# the provisioning tests, and Chromium for the dashboard's browser test. Used by `make deps` (so `make test`) and by CI.
 set -euo pipefail
 DEBS="make g++ python3 mtools dosfstools e2fsprogs fdisk xz-utils util-linux qemu-user-static \
-  gcc-avr avr-libc arduino-core-avr simavr libsimavr-dev libelf-dev pkg-config"
+  gcc-avr avr-libc arduino-core-avr simavr libsimavr-dev libelf-dev pkg-config \
+  iproute2 avahi-utils avahi-daemon libnss-mdns ansible ansible-lint debootstrap openssh-server openssh-client \
+  sshpass rsync chromium"
 missing=""
 # Node.js 20 is a prerequisite; Debian 12's own nodejs is too old, so it is installed only if absent.
 command -v node >/dev/null || missing="nodejs npm"
