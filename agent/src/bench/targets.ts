@@ -6,6 +6,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import type { PartitionRouter } from "../routing/router.js";
 import type { Consistency } from "../api/service.js";
 
 /** One failed operation; `kind` is what the summary counts errors by (`timeout`, `503 unavailable`, ...). */
@@ -50,6 +51,7 @@ class HttpPool {
   private readonly urls: URL[];
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  private readonly parsed = new Map<string, URL>();
   private next = 0;
 
   constructor(private readonly options: HttpTargetOptions) {
@@ -64,14 +66,22 @@ class HttpPool {
     this.httpsAgent = new https.Agent(agentOptions);
   }
 
+  /** `endpoint` (an API base URL) overrides the round-robin choice for this one request. */
   request(
     method: string,
     path: string,
     headers: Record<string, string>,
     body?: Uint8Array,
+    endpoint?: string,
   ): Promise<HttpAnswer> {
-    const base = this.urls[this.next] as URL;
-    this.next = (this.next + 1) % this.urls.length;
+    let base: URL;
+    if (endpoint !== undefined) {
+      base = this.parsed.get(endpoint) ?? new URL(endpoint);
+      this.parsed.set(endpoint, base);
+    } else {
+      base = this.urls[this.next] as URL;
+      this.next = (this.next + 1) % this.urls.length;
+    }
     const secure = base.protocol === "https:";
     const basePath = base.pathname.replace(/\/+$/, "");
     return new Promise<HttpAnswer>((resolve, reject) => {
@@ -136,6 +146,11 @@ function httpError(answer: HttpAnswer): BenchOpError {
   return new BenchOpError(tidy ? `${answer.status} ${tidy}` : `http ${answer.status}`);
 }
 
+/**
+ * The Ringleader API. With a `PartitionRouter` (the default in `ringleader bench`), writes and
+ * strong or weak reads go straight to the key's partition leader, as the CLI client does;
+ * eventual reads, and keys whose leader is not known yet, go round-robin over the endpoints.
+ */
 export class RingleaderTarget implements BenchTarget {
   readonly name = "ringleader";
   private readonly pool: HttpPool;
@@ -145,6 +160,7 @@ export class RingleaderTarget implements BenchTarget {
     readonly endpoints: readonly string[],
     token: string,
     options: Omit<HttpTargetOptions, "endpoints">,
+    private readonly router: PartitionRouter | null = null,
   ) {
     this.pool = new HttpPool({ ...options, endpoints });
     this.headers = { authorization: `Bearer ${token}` };
@@ -152,19 +168,23 @@ export class RingleaderTarget implements BenchTarget {
 
   async put(key: string, value: Uint8Array): Promise<void> {
     const headers = { ...this.headers, "content-type": "application/octet-stream" };
-    const answer = await this.pool.request("PUT", `/v1/kv/${encodeURIComponent(key)}`, headers, value);
+    const path = `/v1/kv/${encodeURIComponent(key)}`;
+    const answer = await this.pool.request("PUT", path, headers, value, this.router?.endpointFor(key));
     if (answer.status !== 200) throw httpError(answer);
   }
 
   async get(key: string, consistency: Consistency): Promise<"hit" | "miss"> {
     const query = consistency === "strong" ? "" : `?consistency=${consistency}`;
-    const answer = await this.pool.request("GET", `/v1/kv/${encodeURIComponent(key)}${query}`, this.headers);
+    const endpoint = consistency === "eventual" ? undefined : this.router?.endpointFor(key);
+    const path = `/v1/kv/${encodeURIComponent(key)}${query}`;
+    const answer = await this.pool.request("GET", path, this.headers, undefined, endpoint);
     if (answer.status === 200) return "hit";
     if (answer.status === 404) return "miss";
     throw httpError(answer);
   }
 
   close(): void {
+    this.router?.stop();
     this.pool.close();
   }
 }

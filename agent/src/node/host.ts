@@ -82,6 +82,14 @@ class Replica {
   /** Readers waiting for the state machine to reach an index, in no particular order. */
   appliedWaiters: { index: number; waiter: Waiter<void> }[] = [];
   applied: number;
+  /**
+   * The last entry whose outcome was decided (and its writer answered). Runs ahead of `applied`:
+   * outcomes are decided when an entry commits, the KV table's own write follows in the apply
+   * chain. `decidedKeys` holds, for every key written by a decided but not yet applied entry, the
+   * version it will have (null: absent) and that entry's index, so the next decision sees it.
+   */
+  decided: number;
+  readonly decidedKeys = new Map<string, { version: string | null; index: number }>();
   leader: NodeId = "";
   /** Requests waiting for an election or a transfer to finish. */
   leaderWaiters: (() => void)[] = [];
@@ -98,6 +106,7 @@ class Replica {
     applied: number,
   ) {
     this.applied = applied;
+    this.decided = applied;
   }
 
   pendingCount(): number {
@@ -439,6 +448,9 @@ export class RaftHost {
       }
       if (rd.snapshot) {
         const index = rd.snapshot.metadata.index;
+        // The image (swapped in by the save above) holds every earlier decision.
+        r.decidedKeys.clear();
+        r.decided = Math.max(r.decided, index);
         this.enqueueApply(r, async () => {
           r.applied = Math.max(r.applied, index);
           r.snapshotIndex = Math.max(r.snapshotIndex, index);
@@ -446,8 +458,9 @@ export class RaftHost {
       }
       if (rd.committedEntries.length > 0) {
         const entries = rd.committedEntries;
+        const writes = this.decideCommitted(r, entries);
         this.enqueueApply(r, async () => {
-          await this.apply(r, entries);
+          await this.apply(r, entries, writes);
           await this.maybeSnapshot(r);
         });
       }
@@ -483,10 +496,23 @@ export class RaftHost {
     for (const r of this.replicas.values()) r.failAll(new UnavailableError("node storage failed"));
   }
 
-  private async apply(r: Replica, entries: readonly Entry[]): Promise<void> {
-    const t0 = performance.now();
-    await this.opts.store.apply(r.group, entries, (entry, read): KvWrite => {
-      if (entry.type !== "normal" || entry.data.length === 0) return { kind: "none" };
+  /**
+   * Decides the outcome of newly committed entries now, in log order, and answers their writers:
+   * an entry on a majority's disk has this outcome on every replica, so a crash before the KV
+   * table's own commit only replays it (etcd answers at the same point). Returns the KV writes,
+   * by index, for the apply chain to persist.
+   */
+  private decideCommitted(r: Replica, entries: readonly Entry[]): Map<number, KvWrite> {
+    const writes = new Map<number, KvWrite>();
+    const current = (key: string): string => {
+      const pending = r.decidedKeys.get(key);
+      if (pending) return pending.version ?? ABSENT_VERSION;
+      return this.opts.store.get(r.group, key)?.version ?? ABSENT_VERSION;
+    };
+    for (const entry of entries) {
+      if (entry.index <= r.decided) continue;
+      r.decided = entry.index;
+      if (entry.type !== "normal" || entry.data.length === 0) continue;
       let cmd: KvCommand;
       try {
         cmd = decodeCommand(entry.data);
@@ -496,23 +522,36 @@ export class RaftHost {
           index: entry.index,
           error: String(err),
         });
-        return { kind: "none" };
+        continue;
       }
-      const current = read(cmd.key)?.version ?? ABSENT_VERSION;
-      const result = decide(cmd, current, entry.index);
-      // Answer the writer now: its entry is committed (on a majority's disk) and this outcome is
-      // what every replica decides, so a crash before the KV table's own commit only replays it.
+      const result = decide(cmd, current(cmd.key), entry.index);
       const w = r.pendingWrites.get(cmd.id);
       if (w) {
         r.pendingWrites.delete(cmd.id);
         w.resolve(result);
       }
-      if (!result.ok) return { kind: "none" };
-      if (cmd.op === "del") return { kind: "del", key: cmd.key };
-      return { kind: "put", key: cmd.key, value: cmd.value, version: result.version };
-    });
+      if (!result.ok) continue;
+      if (cmd.op === "del") {
+        writes.set(entry.index, { kind: "del", key: cmd.key });
+        r.decidedKeys.set(cmd.key, { version: null, index: entry.index });
+      } else {
+        writes.set(entry.index, { kind: "put", key: cmd.key, value: cmd.value, version: result.version });
+        r.decidedKeys.set(cmd.key, { version: result.version, index: entry.index });
+      }
+    }
+    return writes;
+  }
+
+  private async apply(r: Replica, entries: readonly Entry[], writes: Map<number, KvWrite>): Promise<void> {
+    const t0 = performance.now();
+    await this.opts.store.apply(r.group, entries, (entry): KvWrite => writes.get(entry.index) ?? NO_WRITE);
     this.opts.observer?.onApply?.(performance.now() - t0, entries.length);
-    r.applied = entries[entries.length - 1]!.index;
+    const last = entries[entries.length - 1]!.index;
+    r.applied = Math.max(r.applied, last);
+    // The table has these now; a key written again later keeps its newer pending version.
+    if (r.decidedKeys.size > 0) {
+      for (const [key, d] of r.decidedKeys) if (d.index <= r.applied) r.decidedKeys.delete(key);
+    }
   }
 
   /** Bounds the log: a snapshot every `snapshotEntries` applied entries, then compaction. */
@@ -573,5 +612,7 @@ function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
   signal.addEventListener("abort", fn, { once: true });
   return () => signal.removeEventListener("abort", fn);
 }
+
+const NO_WRITE: KvWrite = { kind: "none" };
 
 export { ABSENT_VERSION };

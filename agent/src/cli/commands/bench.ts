@@ -8,6 +8,7 @@ import { BenchOptionsError, runBench } from "../../bench/engine.js";
 import { MixError, parseMix, type Mix } from "../../bench/mix.js";
 import { formatBenchResult, formatProgress } from "../../bench/report.js";
 import { EtcdTarget, RingleaderTarget, type BenchTarget } from "../../bench/targets.js";
+import { PartitionRouter } from "../../routing/router.js";
 import { parseEndpointList } from "../../client/endpoints.js";
 import { ClientConfigError } from "../../client/errors.js";
 import { CheckFailedError, UsageError } from "../errors.js";
@@ -25,13 +26,14 @@ interface BenchArgs extends GlobalArgs, ClientArgs {
   mix: string;
   warmup: number;
   preload: boolean;
+  route: boolean;
 }
 
 const DEFAULT_ETCD_ENDPOINT = "http://127.0.0.1:2379";
 /** Largest value the bench sends; beyond it the run measures the network, not the store. */
 const MAX_VALUE_SIZE = 16 * 1024 * 1024;
 
-function makeTarget(args: BenchArgs): BenchTarget {
+async function makeTarget(args: BenchArgs): Promise<BenchTarget> {
   const http = {
     maxSockets: args.concurrency,
     timeoutMs: args.timeout,
@@ -43,7 +45,14 @@ function makeTarget(args: BenchArgs): BenchTarget {
       return new EtcdTarget(endpoints, { ...http, ...(args.token ? { token: args.token } : {}) });
     }
     const config = clientConfigFromArgs(args);
-    return new RingleaderTarget(config.endpoints, config.token, http);
+    let router: PartitionRouter | null = null;
+    if (args.route) {
+      router = new PartitionRouter({ endpoints: config.endpoints, token: config.token });
+      await router.start();
+      if (router.known() === 0)
+        process.stderr.write("bench: no partition leaders known yet; requests go round-robin\n");
+    }
+    return new RingleaderTarget(config.endpoints, config.token, http, router);
   } catch (err) {
     if (err instanceof ClientConfigError) throw new UsageError(err.message);
     throw err;
@@ -89,6 +98,13 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         describe: "Weights of put, get (strong), weak and eventual gets",
       })
       .option("warmup", { type: "number", default: 1, describe: "Seconds of load before measuring" })
+      .option("route", {
+        type: "boolean",
+        default: true,
+        describe:
+          "Send writes and strong/weak reads to the key's partition leader (from /v1/routing), as the " +
+          "client does; --no-route spreads them over the endpoints and lets the agents forward",
+      })
       .option("preload", {
         type: "boolean",
         default: false,
@@ -105,7 +121,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       throw new UsageError(`--value-size must be 0 to ${MAX_VALUE_SIZE} bytes`);
     }
     if (!(args.timeout > 0)) throw new UsageError("--timeout must be a positive number of milliseconds");
-    const target = makeTarget(args);
+    const target = await makeTarget(args);
     const interrupt = new AbortController();
     const onSigint = () => interrupt.abort();
     process.once("SIGINT", onSigint);
