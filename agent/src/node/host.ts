@@ -218,6 +218,20 @@ export class RaftHost {
     return Date.now() - this.replica(group).lastLeaderContactMs;
   }
 
+  /**
+   * Deletes the data of a group this node no longer runs (see `removeGroup`): only once the
+   * group's current configuration is known to exclude this node, or a wiped voter could vote.
+   */
+  purgeGroup(group: GroupId): Promise<void> {
+    if (this.replicas.has(group)) throw new Error(`group ${group} still runs here`);
+    return this.opts.store.deleteGroup(group);
+  }
+
+  /** Whether the group may be added again (its data is not being deleted). */
+  canHost(group: GroupId): boolean {
+    return !this.opts.store.isDeleting(group);
+  }
+
   /** Stops hosting a group (its data stays on disk); waiting clients get `UnavailableError`. */
   removeGroup(group: GroupId): void {
     const r = this.replicas.get(group);

@@ -93,6 +93,14 @@ export class LmdbDurableStore implements DurableStore {
     this.node.discardStagedSnapshot(group);
   }
 
+  deleteGroup(group: GroupId): Promise<void> {
+    return this.node.deleteGroup(group);
+  }
+
+  isDeleting(group: GroupId): boolean {
+    return this.node.isDeleting(group);
+  }
+
   get(group: GroupId, key: string): KvRecord | null {
     const r = this.node.kvGet(group, key);
     return r ? { value: r.value, version: String(r.version) } : null;

@@ -178,4 +178,12 @@ export class MemoryDurableStore implements DurableStore {
   discardStagedSnapshot(group: GroupId): void {
     this.state(group).staged = null;
   }
+
+  async deleteGroup(group: GroupId): Promise<void> {
+    this.groups.delete(group);
+  }
+
+  isDeleting(): boolean {
+    return false;
+  }
 }

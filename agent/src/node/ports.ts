@@ -78,4 +78,11 @@ export interface DurableStore {
   stageSnapshot(group: GroupId, metadata: SnapshotMetadata, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /** Drops a staged image the Raft core did not take. */
   discardStagedSnapshot(group: GroupId): void;
+  /**
+   * Deletes all of a group's data on this node (a replica the group removed); the group must no
+   * longer run here. Until it resolves the group cannot be created again.
+   */
+  deleteGroup(group: GroupId): Promise<void>;
+  /** Whether `deleteGroup` is still at work on the group. */
+  isDeleting(group: GroupId): boolean;
 }

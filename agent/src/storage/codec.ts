@@ -177,6 +177,8 @@ export const GroupTag = {
   Snapshot: 3,
   ConfState: 4,
   Applied: 5,
+  /** A tombstone: the group's data is being deleted (see `NodeStore.deleteGroup`). */
+  Deleted: 6,
 } as const;
 export type GroupTag = (typeof GroupTag)[keyof typeof GroupTag];
 

@@ -112,6 +112,14 @@ export class StoreLimitError extends Error {
 }
 
 /** `bootstrap` was asked for a group that already has state here. */
+/** The group's data is being deleted here; it cannot be created again until that is done. */
+export class GroupDeletingError extends Error {
+  override readonly name = "GroupDeletingError";
+  constructor(readonly group: number) {
+    super(`group ${group} is being deleted on this node; try again shortly`);
+  }
+}
+
 export class GroupExistsError extends Error {
   override readonly name = "GroupExistsError";
   constructor(readonly group: number) {

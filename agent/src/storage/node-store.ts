@@ -37,6 +37,8 @@ import {
   encodeKvValue,
   encodeLogValue,
   generationEndKey,
+  groupEndKey,
+  groupStartKey,
   GroupTag,
   groupKey,
   hardStateRecord,
@@ -55,6 +57,7 @@ import {
 import {
   ApplyOrderError,
   ClusterIdMismatchError,
+  GroupDeletingError,
   GroupExistsError,
   LogGapError,
   SnapshotCorruptError,
@@ -111,6 +114,8 @@ interface GroupSlot {
   staged: StagedImage | null;
   staging: boolean;
   logGcRunning: boolean;
+  /** Set while `deleteGroup` removes the group's data; the group cannot be created meanwhile. */
+  deleting: Promise<void> | null;
   readonly cache: TailCache;
 }
 
@@ -210,6 +215,11 @@ export class NodeStore implements GroupBackend {
       for (const g of distinctGroups(db, this.view)) groups.add(g);
     }
     for (const g of groups) {
+      if (this.dbs.group.get(groupKey(g, GroupTag.Deleted), { transaction: this.view }) !== undefined) {
+        // A deletion that a crash or shutdown interrupted: finish it.
+        this.startGroupDelete(g);
+        continue;
+      }
       const loaded = loadGroup(this.dbs, this.view, g);
       const slot = this.slot(g);
       slot.meta = loaded.meta;
@@ -268,7 +278,7 @@ export class NodeStore implements GroupBackend {
   /** Groups that have any state on this node, in ascending order. */
   groupIds(): GroupId[] {
     return [...this.slots.entries()]
-      .filter(([, s]) => !isPristine(s.meta))
+      .filter(([, s]) => !isPristine(s.meta) && !s.deleting)
       .map(([g]) => g)
       .sort((a, b) => a - b);
   }
@@ -276,7 +286,7 @@ export class NodeStore implements GroupBackend {
   hasGroup(group: GroupId): boolean {
     assertGroupId(group);
     const s = this.slots.get(group);
-    return s !== undefined && !isPristine(s.meta);
+    return s !== undefined && !isPristine(s.meta) && !s.deleting;
   }
 
   /** The `Storage` the Raft core reads for `group` (one instance per group). */
@@ -284,6 +294,7 @@ export class NodeStore implements GroupBackend {
     this.checkOpen();
     assertGroupId(group);
     const slot = this.slot(group);
+    if (slot.deleting) throw new GroupDeletingError(group);
     slot.storage ??= new LmdbGroupStorage(group, this);
     return slot.storage;
   }
@@ -299,6 +310,7 @@ export class NodeStore implements GroupBackend {
   ): Promise<void> {
     this.checkOpen();
     assertGroupId(group);
+    if (this.slots.get(group)?.deleting) throw new GroupDeletingError(group);
     const boot = bootstrapState(voters, learners);
     this.checkEntries(boot.entries);
     await this.writer.submit((tx) => {
@@ -500,6 +512,7 @@ export class NodeStore implements GroupBackend {
     this.checkOpen();
     assertGroupId(group);
     const slot = this.slot(group);
+    if (slot.deleting) throw new GroupDeletingError(group);
     if (slot.staging) throw new SnapshotInProgressError(group);
     if (slot.maxGeneration >= MAX_GENERATION)
       throw new StoreLimitError("KV generation", slot.maxGeneration, MAX_GENERATION);
@@ -559,6 +572,67 @@ export class NodeStore implements GroupBackend {
       this.discardStagedSnapshot(group);
       throw err;
     }
+  }
+
+  /**
+   * Deletes everything the group has on this node (records, log, every KV generation): for a
+   * replica that the group removed and the ring moved elsewhere. The caller must have stopped
+   * running the group. A durable tombstone goes first, in the same write that drops the group's
+   * records, so the group reads as absent at once and a crash half way resumes the deletion on
+   * the next open; the log and the KV table then go in bounded batches. Until it resolves the
+   * group cannot be created again (`GroupDeletingError`). Deleting an absent group does nothing.
+   */
+  deleteGroup(group: GroupId): Promise<void> {
+    this.checkOpen();
+    assertGroupId(group);
+    const slot = this.slot(group);
+    if (slot.deleting) return slot.deleting;
+    if (slot.staging) return Promise.reject(new SnapshotInProgressError(group));
+    const first = this.writer.submit((tx) => {
+      for (const tag of Object.values(GroupTag)) {
+        if (tag !== GroupTag.Deleted) tx.remove(this.dbs.group, groupKey(group, tag));
+      }
+      tx.put(this.dbs.group, groupKey(group, GroupTag.Deleted), Buffer.of(1));
+      this.setMetaIn(tx, group, EMPTY_GROUP_META);
+      tx.afterCommit(() => {
+        slot.storage = null;
+        slot.staged = null;
+        slot.cache.clear();
+      });
+    }, true);
+    return this.startGroupDelete(group, first);
+  }
+
+  /** Whether `deleteGroup` is still removing the group's data. */
+  isDeleting(group: GroupId): boolean {
+    return (this.slots.get(group)?.deleting ?? null) !== null;
+  }
+
+  private startGroupDelete(group: GroupId, first: Promise<void> = Promise.resolve()): Promise<void> {
+    const slot = this.slot(group);
+    const run = (async () => {
+      await first;
+      for (const db of [this.dbs.log, this.dbs.kv]) {
+        let removed = this.gcBatchRecords;
+        while (removed === this.gcBatchRecords) {
+          if (this.closing) return; // The tombstone stays: the next open finishes the job.
+          removed = await this.writer.submit(
+            (tx) => this.removeRange(tx, db, groupStartKey(group), groupEndKey(group)),
+            false,
+          );
+        }
+      }
+      await this.writer.submit((tx) => {
+        tx.remove(this.dbs.group, groupKey(group, GroupTag.Deleted));
+        tx.afterCommit(() => (slot.maxGeneration = 0));
+      }, true);
+    })();
+    slot.deleting = run;
+    const done = run.finally(() => {
+      if (slot.deleting === run) slot.deleting = null;
+    });
+    this.runBackground(() => done);
+    return done;
   }
 
   /** Drops a staged image the core did not accept. */
@@ -641,6 +715,7 @@ export class NodeStore implements GroupBackend {
   // Planning (runs inside a batch; see write-batch.ts)
 
   private planSave(tx: JobTx, u: GroupUpdate): void {
+    if (this.slots.get(u.group)?.deleting) throw new GroupDeletingError(u.group);
     let meta = this.metaIn(tx, u.group);
     if (u.snapshot) {
       const s = u.snapshot.metadata;
@@ -852,6 +927,7 @@ export class NodeStore implements GroupBackend {
         staged: null,
         staging: false,
         logGcRunning: false,
+        deleting: null,
         cache: new TailCache(this.opts.tailCacheEntries ?? 256, this.opts.tailCacheBytes ?? 1024 * 1024),
       };
       this.slots.set(group, s);

@@ -343,4 +343,41 @@ describe("snapshot points and compaction", () => {
       await removeDir(dir);
     }
   });
+  it("deleteGroup removes a group's records, log and KV table; it can be created again afterwards", async () => {
+    const dir = await tempDir();
+    try {
+      let store = await NodeStore.open({ path: dir, gcBatchRecords: 10 });
+      const ents = Array.from({ length: 60 }, (_, i) => cmd(i + 1, `put k${i} v${i}`));
+      await store.saveBatch([
+        { group: 7, hardState: { term: 1, vote: "a", commit: 60 }, entries: ents, snapshot: null },
+        { group: 8, hardState: null, entries: [cmd(1, "put other 1")], snapshot: null },
+      ]);
+      await store.applyEntries(7, ents, kvCommand);
+      await store.applyEntries(8, [cmd(1, "put other 1")], kvCommand);
+      // Closing stops the deletion after its first steps; the tombstone makes the next open finish it.
+      const deleting = store.deleteGroup(7);
+      assert.equal(store.hasGroup(7), false, "absent as soon as the tombstone is written");
+      assert.throws(() => store.group(7), /being deleted/);
+      await assert.rejects(store.bootstrap(7, ["a"]), /being deleted/);
+      await store.close();
+      await deleting;
+      store = await NodeStore.open({ path: dir, gcBatchRecords: 10 });
+      assert.equal(store.hasGroup(7), false);
+      assert.deepEqual(store.groupIds(), [8]);
+      await store.settle();
+      assert.equal(store.isDeleting(7), false);
+      await store.close();
+      for (const db of ["group", "log", "kv"])
+        assert.equal(await countKeys(dir, db, 7), 0, `${db} keys left`);
+      assert.ok((await countKeys(dir, "kv", 8)) > 0, "the other group keeps its data");
+      store = await NodeStore.open({ path: dir });
+      await store.bootstrap(7, ["a", "b"]);
+      assert.equal(store.hasGroup(7), true);
+      assert.equal(store.kvGet(7, "k1"), undefined);
+      assert.equal(td.decode(store.kvGet(8, "other")!.value), "1");
+      await store.close();
+    } finally {
+      await removeDir(dir);
+    }
+  });
 });
