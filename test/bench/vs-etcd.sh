@@ -6,6 +6,7 @@
 #   test/bench/vs-etcd.sh                 # full run (about 3 minutes)
 #   DURATION=3 CONCURRENCY="1 64" test/bench/vs-etcd.sh
 #   PARTITIONS=1 TARGETS=ringleader test/bench/vs-etcd.sh   # one Raft group instead of 64
+#   ROUTE=0 TARGETS=ringleader test/bench/vs-etcd.sh        # requests spread over nodes, not to leaders
 #
 # etcd is Debian's etcd-server (3.4) at its default durability (fsync on every commit batch).
 set -euo pipefail
@@ -65,6 +66,9 @@ start_ringleader() {
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
   mapfile -t NODE_PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/rl/cluster.json")
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
+  # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads
+  # requests over the nodes instead and lets the agents forward them.
+  [ "${ROUTE:-1}" = 0 ] && BENCH_ARGS+=(--no-route)
 }
 
 bench() { # mix concurrency → json line
