@@ -68,7 +68,7 @@ start_ringleader() {
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
   # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads
   # requests over the nodes instead and lets the agents forward them.
-  [ "${ROUTE:-1}" = 0 ] && BENCH_ARGS+=(--no-route)
+  if [ "${ROUTE:-1}" = 0 ]; then BENCH_ARGS+=(--no-route); fi
 }
 
 bench() { # mix concurrency → json line
