@@ -36,6 +36,8 @@ trap cleanup EXIT
 
 # Sum of a field over processes: /proc/PID/io write_bytes, or /proc/PID/status VmHWM (kB).
 write_bytes() { local t=0; for p in "$@"; do t=$((t + $(awk '/^write_bytes/ {print $2}' /proc/$p/io))); done; echo $t; }
+# CPU time (user + system, in clock ticks) summed over processes.
+cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
 
 start_etcd() {
@@ -84,16 +86,23 @@ summary() { # json op → "ops/s p50 p99"
   ' "$1" "$2"
 }
 
-printf "target\top\tconc\tops/s\tp50ms\tp99ms\terrors\tdisk-bytes/1k-puts\n" | tee "$WORK/results.tsv"
+printf "target\top\tconc\tops/s\tp50ms\tp99ms\terrors\tdisk-bytes/1k-puts\tcpu-ms/put\n" | tee "$WORK/results.tsv"
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
 for target in $TARGETS; do
   "start_$target"
   for c in $CONCURRENCY; do
     before=$(write_bytes "${NODE_PIDS[@]}")
+    cpu0=$(cpu_ticks "${NODE_PIDS[@]}")
     out=$(bench put=1 "$c")
+    cpu1=$(cpu_ticks "${NODE_PIDS[@]}")
     after=$(write_bytes "${NODE_PIDS[@]}")
     read -r ops p50 p99 errs count <<<"$(summary "$out" put)"
     per1k=$(( count > 0 ? (after - before) * 1000 / count : 0 ))
-    printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" | tee -a "$WORK/results.tsv"
+    # Server CPU (all three nodes) per put. The CPU includes the 1 s warm-up, so its puts are
+    # counted too (estimated at the measured rate).
+    cpuput=$(awk -v t=$(( (cpu1 - cpu0) * TICK_MS )) -v n="$count" -v o="$ops" \
+      'BEGIN { total = n + o; printf "%.3f", (total > 0 ? t / total : 0) }')
+    printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" "$cpuput" | tee -a "$WORK/results.tsv"
     out=$(bench get=1 "$c")
     read -r ops p50 p99 errs count <<<"$(summary "$out" get-strong)"
     printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" | tee -a "$WORK/results.tsv"
