@@ -3,6 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 BIN := node dist/agent/src/cli/main.js
 SIM_SEEDS ?= 500
+SIM_MULTI_SEEDS ?= 150
 CLUSTER_NODES ?= 3
 CLUSTER_DIR ?= .data/cluster
 
@@ -20,20 +21,23 @@ deps: ## Install the Debian packages the tests use (image tools, AVR toolchain, 
 
 setup: $(NODE_MODULES) ## Install the npm dependencies (npm ci).
 
-build: setup ## Compile the TypeScript into dist/.
+build: setup ## Compile the TypeScript into dist/, and the web dashboard into dist/ui/.
 	npx tsc -p tsconfig.json
+	node dist/agent/src/observe/build-ui.js
 
 unit: build ## Run the unit and integration tests (node:test).
 	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist -name '*.test.js' | sort)
 
-sim: build ## Run the deterministic simulator over SIM_SEEDS seeds.
+sim: build ## Run the deterministic simulator: SIM_SEEDS one-group seeds, SIM_MULTI_SEEDS multi-Raft seeds.
 	$(BIN) sim --seeds $(SIM_SEEDS)
+	$(BIN) sim --multi --seeds $(SIM_MULTI_SEEDS)
 
 sim-bugs: build ## Show that the simulator catches each deliberate Raft defect.
 	node dist/test/sim-bugs.js
 
 check: setup ## Type-check, lint and check formatting.
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p agent/ui/tsconfig.json
 	npx eslint .
 	npx prettier --check .
 
@@ -86,3 +90,18 @@ image-test: build ## Run only the image tests (builder, arm64 bundle under qemu,
 flash: build ## Write OUT to a card and verify it: make flash OUT=shelf.img DEVICE=/dev/sdX
 	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE, e.g. /dev/sdX (see lsblk)" >&2; exit 2; }
 	$(BIN) image flash "$(OUT)" "$(DEVICE)"
+
+# --- provisioning (Ansible) ---
+# provisioning/README.md. ARCH: the boards' architecture for `make release` (arm64, armhf, amd64).
+ARCH ?= arm64
+.PHONY: provision-check provision-test release
+
+provision-check: ## Check the Ansible project: ansible-playbook --syntax-check of every playbook, ansible-lint.
+	cd provisioning && for p in site.yml upgrade.yml backup.yml; do ansible-playbook --syntax-check $$p || exit 1; done
+	cd provisioning && ansible-lint --profile production
+
+provision-test: build ## Run only the provisioning tests (debootstrap root, rolling upgrade, backup); as root.
+	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist/test/provisioning -name '*.test.js' | sort)
+
+release: build ## The agent for the Ansible role: make release ARCH=arm64 -> provisioning/files/ringleader-<version>-arm64.tar.gz
+	$(BIN) release --arch $(ARCH) --out provisioning/files

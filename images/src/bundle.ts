@@ -21,7 +21,7 @@ import {
 } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { BundleError, ToolFailedError } from "./errors.js";
-import { EM_AARCH64, EM_ARM, describeMachine, readElfHeader } from "./elf.js";
+import { EM_AARCH64, EM_ARM, EM_X86_64, describeMachine, readElfHeader } from "./elf.js";
 import type { TargetArch } from "./layout.js";
 import type { ToolRunner } from "./tools.js";
 
@@ -39,9 +39,16 @@ interface ArchFacts {
   readonly elfBits: 32 | 64;
 }
 
-export const ARCH_FACTS: Readonly<Record<TargetArch, ArchFacts>> = {
+/**
+ * Architectures a bundle can be made for: the images' two, plus amd64 for boards (and test
+ * machines) that Ansible provisions (`ringleader release`); images stay arm64/armhf.
+ */
+export type BundleArch = TargetArch | "amd64";
+
+export const ARCH_FACTS: Readonly<Record<BundleArch, ArchFacts>> = {
   arm64: { nodeArch: "arm64", elfMachine: EM_AARCH64, elfBits: 64 },
   armhf: { nodeArch: "arm", elfMachine: EM_ARM, elfBits: 32 },
+  amd64: { nodeArch: "x64", elfMachine: EM_X86_64, elfBits: 64 },
 };
 
 export type BundleEntry =
@@ -56,7 +63,7 @@ export type BundleEntry =
   | { readonly kind: "symlink"; readonly path: string; readonly target: string };
 
 export interface Bundle {
-  readonly arch: TargetArch;
+  readonly arch: BundleArch;
   readonly version: string;
   /** Paths relative to the install folder, parents before children. */
   readonly entries: readonly BundleEntry[];
@@ -72,7 +79,7 @@ export interface BundleOptions {
   /** The checkout: `package.json`, `package-lock.json` and the compiled `dist/`. */
   readonly repoRoot: string;
   readonly cacheDir: string;
-  readonly arch: TargetArch;
+  readonly arch: BundleArch;
   readonly signal?: AbortSignal;
   readonly log?: (line: string) => void;
 }
@@ -85,7 +92,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** The cache key: what npm installs is decided by these bytes and the target. */
-async function modulesKey(repoRoot: string, arch: TargetArch): Promise<string> {
+async function modulesKey(repoRoot: string, arch: BundleArch): Promise<string> {
   const h = createHash("sha256");
   h.update(`format ${BUNDLE_FORMAT}\narch ${arch}\n`);
   const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as Record<string, unknown>;
@@ -145,7 +152,7 @@ export async function targetNodeModules(options: BundleOptions): Promise<{ dir: 
   }
 }
 
-async function pruneOldBundles(bundles: string, arch: TargetArch, keep: string): Promise<void> {
+async function pruneOldBundles(bundles: string, arch: BundleArch, keep: string): Promise<void> {
   const mine = [];
   for (const name of await readdir(bundles)) {
     if (!name.startsWith(`${arch}-`)) continue;
@@ -171,7 +178,7 @@ async function* walk(dir: string): AsyncGenerator<string> {
  * (`prebuilds/<platform>-<arch>/`); only the target's stay. musl builds go too: Raspberry Pi OS
  * is glibc.
  */
-export async function pruneForeignPrebuilds(nodeModules: string, arch: TargetArch): Promise<void> {
+export async function pruneForeignPrebuilds(nodeModules: string, arch: BundleArch): Promise<void> {
   const wanted = `linux-${ARCH_FACTS[arch].nodeArch}`;
   const doomed: string[] = [];
   for await (const path of walk(nodeModules)) {
@@ -185,7 +192,7 @@ export async function pruneForeignPrebuilds(nodeModules: string, arch: TargetArc
 }
 
 /** Every `.node` file must be an ELF for the target; returns them (relative to `nodeModules`). */
-export async function checkNativeModules(nodeModules: string, arch: TargetArch): Promise<string[]> {
+export async function checkNativeModules(nodeModules: string, arch: BundleArch): Promise<string[]> {
   const facts = ARCH_FACTS[arch];
   const found: string[] = [];
   const wrong: string[] = [];

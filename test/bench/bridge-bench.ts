@@ -44,6 +44,7 @@ async function main(): Promise<void> {
       endpoints: cluster.endpoints(),
       token: cluster.token,
       stateDir: join(dir, "state"),
+      route: true,
       // Measure the clock often and follow every drift, so that latency is not skewed by a
       // simulated board that the busy host slowed down.
       overrides: { session: { ...DEFAULT_SESSION_OPTIONS, timeSyncEveryMs: 1000, anchorToleranceMs: 2 } },

@@ -3,6 +3,7 @@
  * pseudo-terminal (`uno-pty`), the noisy cable (`pty-proxy`), and a bridge wired to a cluster.
  * Every wait polls a real condition with a deadline; nothing sleeps in place of synchronisation.
  */
+import { PartitionRouter } from "../../agent/src/routing/router.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
@@ -151,8 +152,20 @@ export async function startBridge(opts: {
   token: string;
   stateDir: string;
   overrides?: Partial<BridgeOptions>;
+  /** Write to each device's partition leader, as `ringleader bridge` does (the router stops with the process). */
+  route?: boolean;
 }): Promise<Bridge> {
-  const client = new RingleaderClient({ endpoints: opts.endpoints, token: opts.token, timeoutMs: 2000 });
+  let router: PartitionRouter | undefined;
+  if (opts.route) {
+    router = new PartitionRouter({ endpoints: opts.endpoints, token: opts.token, refreshMs: 5000 });
+    await router.start();
+  }
+  const client = new RingleaderClient({
+    endpoints: opts.endpoints,
+    token: opts.token,
+    timeoutMs: 2000,
+    ...(router ? { router } : {}),
+  });
   return Bridge.start(
     defaultBridgeOptions({
       ports: opts.ports,

@@ -148,6 +148,15 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
         if (v.voters.includes("n2") || v.voters.length !== 3 || v.learners.length) return null;
       return true;
     });
+    // n2 lets go of its replicas and, once their leaders confirm it is out, deletes their data.
+    await cluster.waitFor("n2 to delete the replicas it released", 120_000, async () => {
+      const s = (await cluster.status("n2")) as unknown as {
+        replicaOf: number;
+        controller: { released: number; purged: number };
+      } | null;
+      const c = s?.controller;
+      return s && s.replicaOf === 0 && c && c.released > 0 && c.purged === c.released ? s : null;
+    });
     const removed = await call(cluster, cluster.nodes.get("n1")!.api, "DELETE", "/v1/members/n2");
     assert.equal(removed.status, 200, removed.text);
     const r = await call(cluster, cluster.nodes.get("n3")!.api, "GET", `/v1/kv/k/42?consistency=strong`);

@@ -31,6 +31,8 @@ describe("bad input against real agents", { timeout: 180_000 }, () => {
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 3, tickMs: 50 });
     await cluster.waitFor("a leader", 20_000, () => cluster.leader());
+    // Every partition led, so the first write is not an election's 503.
+    await cluster.waitHealthy();
   });
   after(async () => {
     if (outsider && outsider.exitCode === null) {

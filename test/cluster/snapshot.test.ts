@@ -63,23 +63,28 @@ describe("snapshots between real agents", { timeout: 180_000 }, () => {
     }
     cluster.restart(follower);
     const fbase = cluster.nodes.get(follower)!.api;
-    // Eventual reads are served from the follower's own state: all keys there means it caught up.
+    // An eventual read the follower's own replica served (round-robin over the replicas picks it
+    // every third time; `x-ringleader-served-by` says which one did) shows what its state holds.
+    const ownRead = async (i: number): Promise<Response | null> => {
+      for (let attempt = 0; attempt < 12; attempt++) {
+        const res = await api(
+          cluster,
+          fbase,
+          "GET",
+          `/v1/kv/${encodeURIComponent(key(i))}?consistency=eventual`,
+        );
+        if (res.headers.get("x-ringleader-served-by") === follower) return res;
+        await res.arrayBuffer();
+      }
+      return null;
+    };
     await cluster.waitFor("the follower to hold every key", 60_000, async () => {
-      const res = await api(
-        cluster,
-        fbase,
-        "GET",
-        `/v1/kv/${encodeURIComponent(key(599))}?consistency=eventual`,
-      ).catch(() => null);
+      const res = await ownRead(599).catch(() => null);
       return res?.status === 200 ? true : null;
     });
     for (const i of [0, 1, 299, 598]) {
-      const res = await api(
-        cluster,
-        fbase,
-        "GET",
-        `/v1/kv/${encodeURIComponent(key(i))}?consistency=eventual`,
-      );
+      const res = await ownRead(i);
+      assert.ok(res !== null, `the follower's own replica never served key ${i}`);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), `${i}:${value}`);
     }

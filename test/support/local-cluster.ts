@@ -131,6 +131,26 @@ export class LocalCluster {
     }
   }
 
+  /** Waits until every node answers `/healthz` with 200 (meta leader, ring and every partition led). */
+  async waitHealthy(timeoutMs = 60_000, among: string[] = [...this.nodes.keys()]): Promise<void> {
+    await this.waitFor(`${among.join(", ")} to be healthy`, timeoutMs, async () => {
+      const codes = await Promise.all(
+        among.map(async (id) => {
+          try {
+            const res = await fetch(`${this.nodes.get(id)!.api}/healthz`, {
+              signal: AbortSignal.timeout(2000),
+            });
+            await res.body?.cancel();
+            return res.status;
+          } catch {
+            return 0;
+          }
+        }),
+      );
+      return codes.every((c) => c === 200);
+    });
+  }
+
   /** The leader as seen by a majority of the live nodes given. */
   async leader(among: string[] = [...this.nodes.keys()]): Promise<string | null> {
     const seen = await Promise.all(among.map((id) => this.status(id)));
@@ -145,6 +165,18 @@ export class LocalCluster {
     const replaced = this.restarted.get(id);
     if (replaced) replaced.kill("SIGKILL");
     else process.kill(n.pid, "SIGKILL");
+  }
+
+  /** The pid of the node's current process (the restarted one after `restart`). */
+  pid(id: string): number {
+    return this.restarted.get(id)?.pid ?? this.nodes.get(id)!.pid;
+  }
+
+  /** Stops a node gracefully (SIGTERM: it hands over its leaderships first) and waits for it. */
+  async terminate(id: string): Promise<void> {
+    const pid = this.pid(id);
+    if (isAlive(pid)) process.kill(pid, "SIGTERM");
+    await this.waitFor(`node ${id} to stop`, 20_000, async () => !isAlive(pid));
   }
 
   async waitExit(id: string): Promise<void> {

@@ -2,6 +2,7 @@
  * Parsing of what a request names: the key in the path, the query parameters and their values.
  * Pure functions that throw `BadRequestError`, so tests feed them strings directly.
  */
+import { STRATEGIES, isStrategy, type Strategy } from "../balance/index.js";
 import { BadRequestError } from "./errors.js";
 import type { ApiLimits } from "./limits.js";
 import { CONSISTENCIES, type Consistency } from "./service.js";
@@ -96,6 +97,17 @@ export function parseCas(value: string | undefined): string | undefined {
   if (!/^[0-9]+$/.test(value) || value.length > MAX_VERSION_DIGITS) {
     throw new BadRequestError(
       `cas must be a version (decimal digits, 0 for "only if absent"), got "${value}"`,
+    );
+  }
+  return value;
+}
+
+/** `?strategy=` of an eventual read: absent, or one of `STRATEGIES`. */
+export function parseStrategyParam(value: string | undefined): Strategy | undefined {
+  if (value === undefined) return undefined;
+  if (!isStrategy(value)) {
+    throw new BadRequestError(
+      `strategy must be one of ${STRATEGIES.join(", ")}, got "${value.slice(0, 40)}"`,
     );
   }
   return value;

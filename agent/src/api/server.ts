@@ -20,9 +20,20 @@ import {
   ServiceUnavailableError,
   UnauthorizedError,
 } from "./errors.js";
+import type { ExtraRoute } from "./extra-routes.js";
 import { DEFAULT_API_LIMITS, type ApiLimits } from "./limits.js";
-import { decodeKey, parseBoundedText, parseCas, parseConsistency, parseLimit, parseQuery } from "./parse.js";
+import { clientAddress } from "../balance/address.js";
+import {
+  decodeKey,
+  parseBoundedText,
+  parseCas,
+  parseConsistency,
+  parseLimit,
+  parseQuery,
+  parseStrategyParam,
+} from "./parse.js";
 import type { KvService } from "./service.js";
+import { snapshotReply } from "./snapshot-route.js";
 
 /** The part of the agent's logger the server uses; any structured logger fits. */
 export interface ApiLogger {
@@ -42,6 +53,10 @@ export interface ApiServerOptions {
   service: KvService;
   /** The bearer token every `/v1` request must carry. */
   token: string;
+  /** A second token that is accepted for GET and HEAD only (dashboards, monitoring). */
+  readToken?: string;
+  /** Routes added by other parts of the agent (dashboard, health); see `extra-routes.ts`. */
+  extraRoutes?: readonly ExtraRoute[];
   host: string;
   /** 0 picks a free port; `start()` returns the one chosen. */
   port: number;
@@ -50,6 +65,11 @@ export interface ApiServerOptions {
   onRequest?: RequestHook;
   /** Milliseconds from an arbitrary origin, for request durations. */
   now?: () => number;
+  /**
+   * Answers `POST /v1/discovery` (see `agent/src/discovery/wire.ts`): no bearer token, the body
+   * proves the cluster secret itself. Absent: the route answers 404.
+   */
+  discovery?: (body: string, remote: string | undefined) => Promise<{ status: number; body: string }>;
 }
 
 /** The status reported to `onRequest` when the client disconnected first (nginx's convention). */
@@ -88,6 +108,8 @@ type Handler = (ctx: RequestContext) => Promise<Reply>;
 
 interface Route {
   template: string;
+  /** Matches every path that starts with `template`; the rest is passed as `rawKey`. */
+  prefix?: boolean;
   /** `/v1` routes need the bearer token. */
   authenticated: boolean;
   methods: Partial<Record<string, Handler>>;
@@ -140,11 +162,14 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 export class ApiServer {
   private readonly service: KvService;
   private readonly tokenDigest: Buffer;
+  private readonly readTokenDigest: Buffer | null;
+  private readonly extraRoutes: readonly ExtraRoute[];
   private readonly host: string;
   private readonly port: number;
   private readonly limits: ApiLimits;
   private readonly logger: ApiLogger;
   private readonly onRequest: RequestHook | undefined;
+  private readonly discovery: ApiServerOptions["discovery"];
   private readonly now: () => number;
   private readonly server: http.Server;
   private readonly routes: Route[];
@@ -159,11 +184,16 @@ export class ApiServer {
     this.service = options.service;
     // Comparing digests keeps the comparison constant-time even when the lengths differ.
     this.tokenDigest = createHash("sha256").update(options.token, "utf8").digest();
+    this.readTokenDigest = options.readToken
+      ? createHash("sha256").update(options.readToken, "utf8").digest()
+      : null;
+    this.extraRoutes = options.extraRoutes ?? [];
     this.host = options.host;
     this.port = options.port;
     this.limits = { ...DEFAULT_API_LIMITS, ...options.limits };
     this.logger = options.logger ?? silentLogger;
     this.onRequest = options.onRequest;
+    this.discovery = options.discovery;
     this.now = options.now ?? (() => performance.now());
     this.routes = this.buildRoutes();
     this.server = http.createServer(
@@ -242,7 +272,8 @@ export class ApiServer {
     };
     const match = this.match(path);
     if (match) ctx.rawKey = match.rawKey;
-    const routeLabel = match ? `${this.methodLabel(req.method)} ${match.route.template}` : "unmatched";
+    const template = match ? match.route.template + (match.route.prefix ? "*" : "") : "";
+    const routeLabel = match ? `${this.methodLabel(req.method)} ${template}` : "unmatched";
 
     res.once("close", () => {
       clearTimeout(timer);
@@ -280,7 +311,9 @@ export class ApiServer {
 
   private async dispatch(ctx: RequestContext, path: string, route: Route | undefined): Promise<Reply> {
     const needsToken = route ? route.authenticated : path === "/v1" || path.startsWith("/v1/");
-    if (needsToken && !this.authorized(ctx.req.headers.authorization)) throw new UnauthorizedError();
+    if (needsToken && !this.authorized(ctx.req.headers.authorization, ctx.req.method)) {
+      throw new UnauthorizedError();
+    }
     if (!route) throw new NotFoundError(`no route for ${path.slice(0, 200)}`);
     const method = ctx.req.method ?? "";
     const handler = route.methods[method] ?? (method === "HEAD" ? route.methods["GET"] : undefined);
@@ -337,12 +370,15 @@ export class ApiServer {
     }
   }
 
-  private authorized(header: string | undefined): boolean {
+  private authorized(header: string | undefined, method: string | undefined): boolean {
     const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     const presented = match?.[1];
     if (presented === undefined) return false;
     const digest = createHash("sha256").update(presented, "utf8").digest();
-    return timingSafeEqual(digest, this.tokenDigest);
+    if (timingSafeEqual(digest, this.tokenDigest)) return true;
+    // The read-only token reads; anything that could change state needs the full token.
+    const reads = method === "GET" || method === "HEAD";
+    return reads && this.readTokenDigest !== null && timingSafeEqual(digest, this.readTokenDigest);
   }
 
   private methodLabel(method: string | undefined): string {
@@ -361,7 +397,9 @@ export class ApiServer {
       return memberRoute ? { route: memberRoute, rawKey: path.slice(MEMBER_PREFIX.length) } : null;
     }
     const route = this.routes.find((r) => r.template === path);
-    return route ? { route, rawKey: "" } : null;
+    if (route) return { route, rawKey: "" };
+    const prefixed = this.routes.find((r) => r.prefix && path.startsWith(r.template));
+    return prefixed ? { route: prefixed, rawKey: path.slice(prefixed.template.length) } : null;
   }
 
   private buildRoutes(): Route[] {
@@ -384,9 +422,37 @@ export class ApiServer {
         authenticated: true,
         methods: { POST: this.memberAction, DELETE: this.removeMember },
       },
+      {
+        template: "/v1/snapshot",
+        authenticated: true,
+        methods: { GET: (ctx) => snapshotReply(this.service, ctx.query, ctx.signal, forwardHops(ctx.req)) },
+      },
+      { template: "/v1/discovery", authenticated: false, methods: { POST: this.discover } },
       { template: "/healthz", authenticated: false, methods: { GET: this.healthz } },
       { template: "/metrics", authenticated: false, methods: { GET: this.metrics } },
+      ...this.extraRoutes.map((r) => this.adaptRoute(r)),
     ];
+  }
+
+  private adaptRoute(r: ExtraRoute): Route {
+    const methods: Partial<Record<string, Handler>> = {};
+    for (const [method, handler] of Object.entries(r.methods)) {
+      if (!handler) continue;
+      methods[method] = (ctx) =>
+        handler({
+          method: ctx.req.method ?? "",
+          query: ctx.query,
+          rest: ctx.rawKey,
+          headers: ctx.req.headers,
+          signal: ctx.signal,
+        });
+    }
+    return {
+      template: r.template,
+      authenticated: r.authenticated,
+      methods,
+      ...(r.prefix ? { prefix: true } : {}),
+    };
   }
 
   private readonly putKey: Handler = async (ctx) => {
@@ -403,17 +469,31 @@ export class ApiServer {
   };
 
   private readonly getKey: Handler = async (ctx) => {
-    const consistency = parseConsistency(parseQuery(ctx.query, ["consistency"]).get("consistency"));
+    const params = parseQuery(ctx.query, ["consistency", "strategy"]);
+    const consistency = parseConsistency(params.get("consistency"));
+    const strategy = parseStrategyParam(params.get("strategy"));
     const key = decodeKey(ctx.rawKey, this.limits.maxKeyBytes);
+    const hops = forwardHops(ctx.req);
     const found = await this.service.get(key, {
       consistency,
       signal: ctx.signal,
-      hops: forwardHops(ctx.req),
+      hops,
+      ...(strategy ? { strategy } : {}),
+      // Only another agent sets the hop header; only then is its x-forwarded-for believed.
+      clientAddress: clientAddress(
+        ctx.req.socket.remoteAddress,
+        ctx.req.headers["x-forwarded-for"],
+        hops > 0,
+      ),
     });
     if (found === null) throw new NotFoundError(`key ${JSON.stringify(key)} not found`);
     return {
       status: 200,
-      headers: { "content-type": "application/octet-stream", "x-ringleader-version": found.version },
+      headers: {
+        "content-type": "application/octet-stream",
+        "x-ringleader-version": found.version,
+        ...(found.servedBy ? { [SERVED_BY_HEADER]: found.servedBy } : {}),
+      },
       body: found.value,
     };
   };
@@ -486,6 +566,18 @@ export class ApiServer {
     return jsonReply(200, { members: await this.service.members.list() });
   };
 
+  private readonly discover: Handler = async (ctx) => {
+    if (!this.discovery) throw new NotFoundError("discovery is off on this node");
+    const body = await readBoundedBody(ctx.req, 64 * 1024);
+    ctx.bodyConsumed = true;
+    const reply = await this.discovery(Buffer.from(body).toString("utf8"), ctx.req.socket.remoteAddress);
+    return {
+      status: reply.status,
+      headers: { "content-type": "application/json; charset=utf-8" },
+      body: reply.body,
+    };
+  };
+
   private readonly joinMember: Handler = async (ctx) => {
     parseQuery(ctx.query, []);
     if (!this.service.members) throw new NotFoundError("this service has no membership");
@@ -503,8 +595,12 @@ export class ApiServer {
   private readonly memberAction: Handler = async (ctx) => {
     parseQuery(ctx.query, []);
     if (!this.service.members) throw new NotFoundError("this service has no membership");
-    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/drain$/.exec(ctx.rawKey);
-    if (!m) throw new NotFoundError("member actions: POST /v1/members/<id>/drain");
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/(drain|step-down)$/.exec(ctx.rawKey);
+    if (!m) throw new NotFoundError("member actions: POST /v1/members/<id>/drain or /step-down");
+    if (m[2] === "step-down") {
+      if (!this.service.members.stepDown) throw new NotFoundError("this service cannot step down");
+      return jsonReply(200, await this.service.members.stepDown(m[1]!, ctx.signal, forwardHops(ctx.req)));
+    }
     return jsonReply(200, await this.service.members.drain(m[1]!, ctx.signal));
   };
 
@@ -539,6 +635,8 @@ export class ApiServer {
 
 /** Requests forwarded between agents carry their hop count, so a misrouted one cannot loop. */
 export const HOPS_HEADER = "x-ringleader-hops";
+/** The node whose replica answered a read (`GET /v1/kv/:key`). */
+export const SERVED_BY_HEADER = "x-ringleader-served-by";
 
 function forwardHops(req: IncomingMessage): number {
   const raw = req.headers[HOPS_HEADER];

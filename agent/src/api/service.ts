@@ -9,6 +9,8 @@
  * `weak`: the leader's local state without a quorum round. `eventual`: any replica's local state,
  * possibly stale.
  */
+import type { Strategy } from "../balance/index.js";
+
 export type Consistency = "strong" | "weak" | "eventual";
 
 export const CONSISTENCIES: readonly Consistency[] = ["strong", "weak", "eventual"];
@@ -40,8 +42,16 @@ export interface KvService {
   ): Promise<{ version: string }>;
   get(
     key: string,
-    opts: { consistency: Consistency; signal?: AbortSignal; hops?: number },
-  ): Promise<{ value: Uint8Array; version: string } | null>;
+    opts: {
+      consistency: Consistency;
+      signal?: AbortSignal;
+      hops?: number;
+      /** How an eventual read picks its replica (`?strategy=`; the node's own by default). */
+      strategy?: Strategy;
+      /** The client's address, for `ip-hash`. */
+      clientAddress?: string;
+    },
+  ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null>;
   del(
     key: string,
     opts: { cas?: string; signal?: AbortSignal; hops?: number },
@@ -69,6 +79,11 @@ export interface KvService {
   }): Promise<AggregateResult>;
   /** `/v1/members`: the cluster's membership (absent in services without one). */
   members?: MembershipService;
+  /** `GET /v1/snapshot?partition=P`: every key of one partition at one linearizable point. */
+  snapshotPartition?(
+    partition: number,
+    opts: { maxBytes: number; signal?: AbortSignal; hops?: number },
+  ): Promise<PartitionSnapshot>;
   /** A JSON-able view of the cluster, served as `GET /v1/status`. */
   status(): Promise<unknown>;
   /** The Prometheus text exposition, served as `GET /metrics`. */
@@ -92,10 +107,23 @@ export interface AggregateResult {
   partitions: number;
 }
 
+/**
+ * One partition's keys as of one applied Raft index, read after a strong (ReadIndex) barrier and
+ * in one synchronous pass over the local table, so no write lands halfway through the read.
+ */
+export interface PartitionSnapshot {
+  partition: number;
+  /** The Raft index the read reflects (the replica's applied index when it read). */
+  index: number;
+  items: KvItem[];
+}
+
 export interface MembershipService {
   list(): Promise<unknown[]>;
   /** A new node asks to join: `{id, peer, api, weight}`. */
   join(body: unknown, signal?: AbortSignal): Promise<unknown>;
   drain(id: string, signal?: AbortSignal): Promise<unknown>;
   remove(id: string, force: boolean, signal?: AbortSignal): Promise<unknown>;
+  /** Hands every leadership `id` holds to caught-up peers (before a restart or an upgrade). */
+  stepDown?(id: string, signal?: AbortSignal, hops?: number): Promise<unknown>;
 }

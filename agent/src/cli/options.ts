@@ -13,6 +13,7 @@ import {
   RingleaderClient,
   ServiceUnavailableError,
   UnauthorizedError,
+  type RingleaderClientOptions,
 } from "../client/client.js";
 import { DEFAULT_CLUSTER_FILE, resolveClientConfig, type ClientConfig } from "../client/discovery.js";
 import { STRATEGIES, type Strategy } from "../client/endpoints.js";
@@ -55,7 +56,9 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
       type: "string",
       choices: STRATEGIES,
       default: "round-robin",
-      describe: "How requests spread over the endpoints",
+      describe:
+        "Which agent a request enters by: random, round-robin, ip-hash (this machine's address picks one agent), " +
+        "least-loaded (fewest requests in flight, fastest answers)",
     })
     .option("timeout", { type: "number", default: DEFAULT_TIMEOUT_MS, describe: "Milliseconds per attempt" })
     .group(["endpoints", "token", "cluster-file", "strategy", "timeout"], "Connection:")
@@ -112,6 +115,7 @@ export function clientConfigFromArgs(args: ClientArgs, env: NodeJS.ProcessEnv = 
 export function clientFromArgs(
   args: ClientArgs,
   config: ClientConfig = clientConfigFromArgs(args),
+  router?: RingleaderClientOptions["router"],
 ): RingleaderClient {
   if (!(args.timeout > 0)) throw new UsageError("--timeout must be a positive number of milliseconds");
   return new RingleaderClient({
@@ -119,6 +123,7 @@ export function clientFromArgs(
     token: config.token,
     strategy: asStrategy(args.strategy),
     timeoutMs: args.timeout,
+    ...(router ? { router } : {}),
   });
 }
 

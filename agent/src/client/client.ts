@@ -19,6 +19,7 @@ import {
   UnauthorizedError,
 } from "../api/errors.js";
 import type { Consistency, KvItem } from "../api/service.js";
+import type { LoadSource } from "../balance/index.js";
 import { EndpointSelector, type Strategy } from "./endpoints.js";
 import { BadResponseError, ClientConfigError, EndpointsUnreachableError } from "./errors.js";
 
@@ -51,6 +52,16 @@ export interface RingleaderClientOptions {
   /** Injected for tests; the global `fetch` otherwise. */
   fetch?: typeof fetch;
   random?: () => number;
+  /** What `ip-hash` hashes to pick the entry agent (default: this machine's first non-internal address). */
+  clientAddress?: string;
+  /** Load scores for `least-loaded` (default: requests in flight and latency this client saw). */
+  load?: LoadSource;
+  /**
+   * Names the agent that leads a key's partition (`PartitionRouter`); writes and strong or weak
+   * reads of that key try it first, which saves the hop a follower would add. Long-running
+   * clients (the serial bridge) use it; a one-shot command does not pay for the table.
+   */
+  router?: { endpointFor(key: string): string | undefined };
 }
 
 export interface ScanOptions {
@@ -192,12 +203,15 @@ export class RingleaderClient {
   private readonly maxRetryAfterMs: number;
   private readonly maxResponseBytes: number;
   private readonly fetch: typeof fetch;
+  private readonly router: RingleaderClientOptions["router"];
 
   constructor(options: RingleaderClientOptions) {
     if (options.token.length === 0) throw new ClientConfigError("the client needs a token");
     this.selector = new EndpointSelector(options.endpoints, {
       strategy: options.strategy ?? "round-robin",
       ...(options.random ? { random: options.random } : {}),
+      ...(options.clientAddress !== undefined ? { clientAddress: options.clientAddress } : {}),
+      ...(options.load ? { load: options.load } : {}),
     });
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -206,6 +220,7 @@ export class RingleaderClient {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.fetch = options.fetch ?? globalThis.fetch;
+    this.router = options.router;
   }
 
   get endpoints(): readonly string[] {
@@ -219,7 +234,8 @@ export class RingleaderClient {
     opts: { cas?: string; signal?: AbortSignal } = {},
   ): Promise<{ version: string }> {
     const path = keyPath(key) + queryString({ cas: opts.cas });
-    const res = await this.request("PUT", path, { body: toBytes(value), signal: opts.signal });
+    const leader = this.router?.endpointFor(key);
+    const res = await this.request("PUT", path, { body: toBytes(value), signal: opts.signal }, leader);
     if (res.status !== 200) throw errorOf(res);
     return { version: stringField(parseJson(res, "put"), "version", "put") };
   }
@@ -237,10 +253,12 @@ export class RingleaderClient {
   /** The value and version of `key`, or null when it is absent. */
   async get(
     key: string,
-    opts: { consistency?: Consistency; signal?: AbortSignal } = {},
-  ): Promise<{ value: Uint8Array; version: string } | null> {
-    const path = keyPath(key) + queryString({ consistency: opts.consistency });
-    const res = await this.request("GET", path, { signal: opts.signal });
+    opts: { consistency?: Consistency; strategy?: Strategy; signal?: AbortSignal } = {},
+  ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null> {
+    // `strategy` asks the agent how to pick the replica of an eventual read (`?strategy=`).
+    const path = keyPath(key) + queryString({ consistency: opts.consistency, strategy: opts.strategy });
+    const leader = opts.consistency === "eventual" ? undefined : this.router?.endpointFor(key);
+    const res = await this.request("GET", path, { signal: opts.signal }, leader);
     if (res.status === 404) {
       const err = errorOf(res);
       if (err.code === "not_found") return null;
@@ -249,7 +267,8 @@ export class RingleaderClient {
     if (res.status !== 200) throw errorOf(res);
     const version = res.headers.get("x-ringleader-version");
     if (version === null) throw new BadResponseError("get: no x-ringleader-version header");
-    return { value: res.body, version };
+    const servedBy = res.headers.get("x-ringleader-served-by");
+    return servedBy === null ? { value: res.body, version } : { value: res.body, version, servedBy };
   }
 
   /** Deletes `key`; with `cas`, only if it is at that version. `deleted` is false when it was absent. */
@@ -258,7 +277,7 @@ export class RingleaderClient {
     opts: { cas?: string; signal?: AbortSignal } = {},
   ): Promise<{ version: string; deleted: boolean }> {
     const path = keyPath(key) + queryString({ cas: opts.cas });
-    const res = await this.request("DELETE", path, { signal: opts.signal });
+    const res = await this.request("DELETE", path, { signal: opts.signal }, this.router?.endpointFor(key));
     if (res.status !== 200) throw errorOf(res);
     const data = parseJson(res, "del");
     const deleted = data["deleted"];
@@ -324,8 +343,14 @@ export class RingleaderClient {
    * Sends one request with failover: a 503 or a failed connection moves on to the next endpoint;
    * any other answer (success or error) is returned to the caller.
    */
-  private async request(method: string, path: string, init: RequestInit): Promise<RawResponse> {
-    const order = this.selector.order();
+  private async request(
+    method: string,
+    path: string,
+    init: RequestInit,
+    preferred?: string,
+  ): Promise<RawResponse> {
+    const spread = this.selector.order();
+    const order = preferred ? [preferred, ...spread.filter((e) => e !== preferred)] : spread;
     let lastFailure: unknown = undefined;
     let retryAfterMs = 0;
     let attempt = 0;
@@ -338,15 +363,18 @@ export class RingleaderClient {
       }
       const endpoint = order[attempt % order.length] as string;
       let res: RawResponse;
+      const done = this.selector.begin(endpoint);
       try {
         res = await this.attempt(endpoint, method, path, init);
       } catch (err) {
+        done();
         if (init.signal?.aborted) throw init.signal.reason;
         if (err instanceof BadResponseError) throw err;
         this.selector.markDown(endpoint);
         lastFailure = err;
         continue;
       }
+      done();
       if (res.status !== 503) {
         this.selector.markUp(endpoint);
         return res;

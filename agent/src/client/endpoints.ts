@@ -3,12 +3,11 @@
  * fails. Endpoints that just failed are tried last for a while, so one dead board does not cost
  * every request a connection timeout.
  */
+import { Balancer, LocalLoadTracker, ownAddress, type LoadSource, type Strategy } from "../balance/index.js";
 import { ClientConfigError } from "./errors.js";
 
-/** How a client spreads requests over the endpoints it knows. */
-export type Strategy = "random" | "round-robin" | "ip-hash" | "least-loaded";
-
-export const STRATEGIES: readonly Strategy[] = ["random", "round-robin", "ip-hash", "least-loaded"];
+/** How a client spreads requests over the endpoints it knows (the agent's strategies, `agent/src/balance/`). */
+export { STRATEGIES, type Strategy } from "../balance/index.js";
 
 /** Most endpoints one client holds; a home lab has a handful of boards. */
 export const MAX_ENDPOINTS = 256;
@@ -48,6 +47,10 @@ export interface EndpointSelectorOptions {
   now?: () => number;
   /** How long an endpoint that failed is tried after the others. */
   downForMs?: number;
+  /** What `ip-hash` hashes (default: this machine's first non-internal address). */
+  clientAddress?: string;
+  /** Scores for `least-loaded` (default: in-flight requests and latency seen by this client). */
+  load?: LoadSource;
 }
 
 export class EndpointSelector {
@@ -56,7 +59,10 @@ export class EndpointSelector {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly downForMs: number;
-  private next = 0;
+  private readonly balancer: Balancer;
+  private readonly clientAddress: string;
+  /** In-flight requests and latency per endpoint, as this client saw them. */
+  readonly tracker = new LocalLoadTracker();
   /** Endpoint → time until which it is tried last. */
   private readonly downUntil = new Map<string, number>();
 
@@ -68,13 +74,17 @@ export class EndpointSelector {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => Date.now());
     this.downForMs = options.downForMs ?? 5000;
+    this.clientAddress = options.clientAddress ?? (this.strategy === "ip-hash" ? ownAddress() : "");
+    this.balancer = new Balancer({
+      strategy: this.strategy,
+      random: this.random,
+      load: options.load ?? this.tracker,
+    });
   }
 
   /** The endpoints in the order one request should try them: the strategy's pick first. */
   order(): string[] {
-    const count = this.endpoints.length;
-    const first = this.pickIndex(count);
-    const rotated = this.endpoints.map((_, i) => this.endpoints[(first + i) % count] as string);
+    const rotated = this.balancer.order(this.endpoints, { clientAddress: this.clientAddress });
     const now = this.now();
     const up = rotated.filter((e) => (this.downUntil.get(e) ?? 0) <= now);
     const down = rotated.filter((e) => (this.downUntil.get(e) ?? 0) > now);
@@ -91,19 +101,8 @@ export class EndpointSelector {
     this.downUntil.delete(endpoint);
   }
 
-  private pickIndex(count: number): number {
-    switch (this.strategy) {
-      case "random":
-        return Math.min(count - 1, Math.floor(this.random() * count));
-      // TODO: ip-hash needs the caller's address and least-loaded needs load reports from the
-      // agents; until the agent publishes those, both spread requests like round-robin.
-      case "round-robin":
-      case "ip-hash":
-      case "least-loaded": {
-        const index = this.next % count;
-        this.next = (this.next + 1) % count;
-        return index;
-      }
-    }
+  /** A request to `endpoint` starts (for `least-loaded`); call the result when it ends. */
+  begin(endpoint: string): () => void {
+    return this.tracker.begin(endpoint);
   }
 }

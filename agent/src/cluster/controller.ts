@@ -39,9 +39,26 @@ export interface ControllerLogger {
   warn(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * What the controller asks of the node's Raft host. `RaftHost` is the real one; the multi-Raft
+ * simulator (`agent/src/sim/multi/`) drives the same controller over simulated replicas.
+ */
+export type ControllerHost = Pick<
+  RaftHost,
+  | "status"
+  | "groups"
+  | "hosts"
+  | "addGroup"
+  | "removeGroup"
+  | "sinceLeaderContactMs"
+  | "proposeConfChange"
+  | "transferLeadership"
+  | "propose"
+>;
+
 export interface ControllerOptions {
   readonly nodeId: NodeId;
-  readonly host: RaftHost;
+  readonly host: ControllerHost;
   readonly meta: MetaView;
   /** How this node wants to be known: its addresses and weight. */
   readonly self: () => Omit<MemberRecord, "state" | "since">;
@@ -53,10 +70,35 @@ export interface ControllerOptions {
   readonly maxCatchUps?: number;
   /** A replica the ring took away stops being hosted after this long without its leader. */
   readonly releaseAfterMs?: number;
+  /** The same for a replica its own log still counts as a voter (default ten times `releaseAfterMs`). */
+  readonly releaseVoterAfterMs?: number;
   /** Seconds between leadership hand-overs of one partition to its preferred leader. */
   readonly leaderBalanceEveryMs?: number;
   /** A member the meta leader has not heard from for this long is marked down and replaced. */
   readonly replaceAfterMs?: number;
+  /** The clock, in ms (`Date.now` by default; the simulator passes its virtual clock). */
+  readonly now?: () => number;
+  /**
+   * A meta write not decided within this long is abandoned (the next round tries again). Without
+   * it, a write whose entry is lost (a forwarded proposal dropped, a leader deposed before it
+   * commits) would hold the controller's round forever: the multi-Raft simulator found a joining
+   * board that never took its replicas that way.
+   */
+  readonly proposeTimeoutMs?: number;
+  /** Makes the signal that aborts a write after `ms` (`AbortSignal.timeout`; the simulator's runs on its clock). */
+  readonly timeoutSignal?: (ms: number) => AbortSignal;
+  /**
+   * Deleting released replicas' data (optional; without it the data stays on disk). `excluded`
+   * must answer true only when the partition's current leader's configuration leaves this node
+   * out: a voter whose log were wiped could otherwise vote a committed entry away.
+   */
+  readonly purge?: {
+    readonly excluded: (partition: number) => Promise<boolean>;
+    readonly deleteGroup: (group: number) => Promise<void>;
+    readonly canHost: (group: number) => boolean;
+    /** How often one released replica is checked (ms). */
+    readonly checkEveryMs?: number;
+  };
 }
 
 const enc = new TextEncoder();
@@ -70,19 +112,34 @@ export class ClusterController {
   private readonly intervalMs: number;
   private readonly maxCatchUps: number;
   private readonly releaseAfterMs: number;
+  private readonly releaseVoterAfterMs: number;
   private readonly balanceEveryMs: number;
   private readonly replaceAfterMs: number;
+  private readonly now: () => number;
+  private readonly proposeTimeoutMs: number;
+  private readonly timeoutSignal: (ms: number) => AbortSignal;
+  /** Voters the partition's leader confirmed removed (they release after the short wait). */
+  private readonly confirmedOut = new Set<number>();
+  private readonly outAsked = new Map<number, number>();
+  /** When this node last led each group it hosts (ms). */
+  private readonly leaderSeenAt = new Map<number, number>();
   /** On the meta leader: when each member was last heard from (ms). */
   private readonly lastSeen = new Map<NodeId, number>();
+  /** Replicas released here whose data may still be deleted, with when they were last checked. */
+  private readonly released = new Map<number, number>();
   /** Counts of what this node did, for status and tests. */
-  readonly stats = { confChanges: 0, transfers: 0, ringChanges: 0, hosted: 0, released: 0 };
+  readonly stats = { confChanges: 0, transfers: 0, ringChanges: 0, hosted: 0, released: 0, purged: 0 };
 
   constructor(private readonly opts: ControllerOptions) {
     this.intervalMs = opts.intervalMs ?? 500;
     this.maxCatchUps = opts.maxCatchUps ?? 4;
     this.releaseAfterMs = opts.releaseAfterMs ?? 10_000;
+    this.releaseVoterAfterMs = opts.releaseVoterAfterMs ?? 10 * this.releaseAfterMs;
     this.balanceEveryMs = opts.leaderBalanceEveryMs ?? 5_000;
     this.replaceAfterMs = opts.replaceAfterMs ?? 300_000;
+    this.now = opts.now ?? Date.now;
+    this.proposeTimeoutMs = opts.proposeTimeoutMs ?? 5_000;
+    this.timeoutSignal = opts.timeoutSignal ?? ((ms) => AbortSignal.timeout(ms));
   }
 
   start(): void {
@@ -101,6 +158,7 @@ export class ClusterController {
     this.running = true;
     try {
       this.reconcileHosting();
+      await this.purgeReleased();
       const meta = this.opts.host.status(META_GROUP);
       if (meta.leader !== "") await this.registerSelf();
       if (meta.role === "leader") await this.metaDuties(meta);
@@ -120,21 +178,85 @@ export class ClusterController {
     const { host, meta, nodeId } = this.opts;
     const ring = meta.ring();
     if (!ring) return;
+    const now = this.now();
     for (let p = 0; p < ring.partitions; p++) {
       const g = partitionGroup(p);
       const wanted = meta.replicas(p).includes(nodeId);
+      // Leading counts as contact (the host counts only other leaders'). Merely knowing a leader
+      // does not: a removed replica keeps naming the leader that stopped talking to it.
+      if (host.hosts(g) && host.status(g).role === "leader") this.leaderSeenAt.set(g, now);
+      if (wanted) {
+        this.released.delete(g);
+        this.confirmedOut.delete(g);
+      }
       if (wanted && !host.hosts(g)) {
+        if (this.opts.purge && !this.opts.purge.canHost(g)) continue; // Its old data is still going.
         host.addGroup(g);
         this.stats.hosted++;
       } else if (!wanted && host.hosts(g)) {
         // Keep serving until the leader has removed us: it then stops talking to us. A leader
-        // hands leadership away before it removes itself, so it never releases here.
-        if (host.status(g).role !== "leader" && host.sinceLeaderContactMs(g) > this.releaseAfterMs) {
+        // hands leadership away before it removes itself, so it never releases here. The host
+        // counts contact from other leaders only, so a deposed leader would look silent for
+        // ages at once: the multi-Raft simulator caught two such voters releasing one group
+        // together. Its own leadership counts as contact.
+        const led = this.leaderSeenAt.get(g);
+        const contactMs = host.sinceLeaderContactMs(g);
+        const silentMs = led === undefined ? contactMs : Math.min(contactMs, now - led);
+        // A voter that goes silent may be cut off rather than removed, and two voters releasing
+        // one group together lose its quorum for good (the simulator's seeds 1201 and 1277): a
+        // replica its own log still counts as a voter waits far longer, unless the partition's
+        // leader confirms it is out (the purge hook's question); a learner, or a replica whose
+        // log shows its removal, waits the short time.
+        const st = host.status(g);
+        const voter = st.confState.voters.includes(nodeId) && !this.confirmedOut.has(g);
+        if (voter && silentMs > this.releaseAfterMs) this.askIfOut(g, now);
+        const limit = voter ? this.releaseVoterAfterMs : this.releaseAfterMs;
+        if (st.role !== "leader" && silentMs > limit) {
+          this.confirmedOut.delete(g);
           host.removeGroup(g);
           this.stats.released++;
+          this.released.set(g, -Infinity);
           this.opts.logger.info("released a replica the ring moved away", { partition: p });
         }
       }
+    }
+  }
+
+  /** Asks (at most every few seconds) whether the partition's leader has removed this voter. */
+  private askIfOut(g: number, now: number): void {
+    const excluded = this.opts.purge?.excluded;
+    const last = this.outAsked.get(g) ?? -Infinity;
+    if (!excluded || now - last < (this.opts.purge?.checkEveryMs ?? 5000)) return;
+    this.outAsked.set(g, now);
+    excluded(groupPartition(g)).then(
+      (out) => {
+        if (out) this.confirmedOut.add(g);
+      },
+      () => {}, // Unanswered: not confirmed; the long wait stands.
+    );
+  }
+
+  /** Deletes the data of released replicas once their partition's leader confirms we are out. */
+  private async purgeReleased(): Promise<void> {
+    const purge = this.opts.purge;
+    if (!purge || this.released.size === 0) return;
+    const now = this.now();
+    for (const [g, checked] of this.released) {
+      if (this.opts.host.hosts(g)) {
+        this.released.delete(g);
+        continue;
+      }
+      if (now - checked < (purge.checkEveryMs ?? 5000)) continue;
+      this.released.set(g, now);
+      if (!(await purge.excluded(groupPartition(g)))) continue;
+      this.released.delete(g);
+      const partition = groupPartition(g);
+      this.opts.logger.info("deleting the data of a released replica", { partition });
+      purge.deleteGroup(g).then(
+        () => this.stats.purged++,
+        (err: unknown) =>
+          this.opts.logger.warn("could not delete a released replica", { partition, error: String(err) }),
+      );
     }
   }
 
@@ -144,17 +266,16 @@ export class ClusterController {
     const have = meta.member(nodeId);
     if (have && have.peer === want.peer && have.api === want.api && have.weight === want.weight) return;
     if (have && have.state === "removed") return;
-    const record: MemberRecord = { ...want, state: have?.state ?? "up", since: have?.since ?? Date.now() };
+    const record: MemberRecord = { ...want, state: have?.state ?? "up", since: have?.since ?? this.now() };
     await this.putMeta(MEMBER_PREFIX + nodeId, record, meta.memberVersion(nodeId));
   }
 
   private async putMeta(key: string, value: unknown, cas: string): Promise<boolean> {
-    const res = await this.opts.host.propose(META_GROUP, {
-      op: "put",
-      key,
-      value: enc.encode(JSON.stringify(value)),
-      cas,
-    });
+    const res = await this.opts.host.propose(
+      META_GROUP,
+      { op: "put", key, value: enc.encode(JSON.stringify(value)), cas },
+      this.timeoutSignal(this.proposeTimeoutMs),
+    );
     return res.ok;
   }
 
@@ -198,7 +319,7 @@ export class ClusterController {
    * is heard from. A new meta leader starts every clock afresh, so it never acts on old silence.
    */
   private async markLiveness(st: RaftStatus, members: MemberRecord[]): Promise<boolean> {
-    const now = Date.now();
+    const now = this.now();
     for (const m of members) {
       if (m.id === this.opts.nodeId) continue;
       if (st.progress.get(m.id)?.recentActive) this.lastSeen.set(m.id, now);
@@ -249,7 +370,12 @@ export class ClusterController {
 
   private caughtUp(st: RaftStatus, id: NodeId): boolean {
     const pr = st.progress.get(id);
-    return pr !== undefined && pr.state === "replicate" && pr.match + CAUGHT_UP_LAG >= st.commit;
+    if (pr === undefined || pr.state === "snapshot") return false;
+    // A follower that once went unreachable stays in probe until the next append; in a quiet
+    // partition none comes, so a probe that has everything committed counts as caught up (the
+    // multi-Raft simulator found a learner never promoted that way).
+    if (pr.state === "probe") return pr.recentActive && pr.match >= st.commit;
+    return pr.match + CAUGHT_UP_LAG >= st.commit;
   }
 
   private partitionDuties(group: number, st: RaftStatus): void {
@@ -280,8 +406,8 @@ export class ClusterController {
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
     const preferred = target[0]!;
     const last = this.lastBalance.get(partition) ?? 0;
-    if (preferred !== nodeId && this.caughtUp(st, preferred) && Date.now() - last > this.balanceEveryMs) {
-      this.lastBalance.set(partition, Date.now());
+    if (preferred !== nodeId && this.caughtUp(st, preferred) && this.now() - last > this.balanceEveryMs) {
+      this.lastBalance.set(partition, this.now());
       this.transfer(group, preferred);
     }
   }

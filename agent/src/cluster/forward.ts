@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import { ServiceUnavailableError, errorFromResponse } from "../api/errors.js";
-import { HOPS_HEADER } from "../api/server.js";
+import { HOPS_HEADER, SERVED_BY_HEADER } from "../api/server.js";
 
 export const MAX_HOPS = 2;
 
@@ -14,6 +14,8 @@ export interface ForwardReply {
   readonly status: number;
   readonly body: Buffer;
   readonly version: string | null;
+  /** The node that answered a read (`x-ringleader-served-by`), when it says. */
+  readonly servedBy: string | null;
 }
 
 export class Forwarder {
@@ -28,7 +30,7 @@ export class Forwarder {
     base: string,
     method: string,
     path: string,
-    opts: { body?: Uint8Array; hops: number; signal?: AbortSignal },
+    opts: { body?: Uint8Array; hops: number; signal?: AbortSignal; clientAddress?: string },
   ): Promise<ForwardReply> {
     if (opts.hops >= MAX_HOPS) {
       throw new ServiceUnavailableError(
@@ -46,6 +48,8 @@ export class Forwarder {
           headers: {
             authorization: `Bearer ${this.token}`,
             [HOPS_HEADER]: String(opts.hops + 1),
+            // The client's own address, for the next agent's ip-hash (trusted on hop requests only).
+            ...(opts.clientAddress ? { "x-forwarded-for": opts.clientAddress } : {}),
             ...(opts.body ? { "content-length": String(opts.body.byteLength) } : {}),
           },
           timeout: this.timeoutMs,
@@ -59,6 +63,7 @@ export class Forwarder {
               status: res.statusCode ?? 0,
               body: Buffer.concat(chunks),
               version: (res.headers["x-ringleader-version"] as string | undefined) ?? null,
+              servedBy: (res.headers[SERVED_BY_HEADER] as string | undefined) ?? null,
             }),
           );
           res.on("error", reject);

@@ -61,6 +61,9 @@ export function foundingMetaConf(founders: readonly NodeId[]): { voters: NodeId[
   return { voters: sorted.slice(0, MAX_META_VOTERS), learners: sorted.slice(MAX_META_VOTERS) };
 }
 
+/** The part of the node's store the meta view reads (the simulator passes its own). */
+export type MetaStore = Pick<DurableStore, "hasGroup" | "get" | "scan">;
+
 /** Reads the meta state from this node's replica of the meta group. */
 export class MetaView {
   private cachedRingVersion = "";
@@ -70,7 +73,7 @@ export class MetaView {
   /** A founder knows the founding ring before the meta group has stored it. */
   foundingRing: Ring | null = null;
 
-  constructor(private readonly store: DurableStore) {}
+  constructor(private readonly store: MetaStore) {}
 
   ring(): Ring | null {
     if (!this.store.hasGroup(META_GROUP)) return this.foundingRing;

@@ -18,6 +18,16 @@ import {
   partitionGroup,
   type ClusterShape,
 } from "../cluster/meta.js";
+import { ActivityTracker } from "../health/activity.js";
+import { BoardSampler } from "../health/board.js";
+import { BridgeMetricsProxy, DEFAULT_BRIDGE_METRICS_URL } from "../health/bridge-metrics.js";
+import { registerGroupSnapshotMetrics, registerHealthMetrics } from "../health/metrics.js";
+import { HealthMonitor } from "../health/monitor.js";
+import { observeRoutes } from "../observe/routes.js";
+import { SensorReader } from "../observe/sensors.js";
+import { UiAssets } from "../observe/ui-assets.js";
+import { leaderExcludes } from "../cluster/removal-check.js";
+import { routingRoute, routingTable } from "../routing/route.js";
 import { placement } from "../ring/placement.js";
 import type { Ring } from "../ring/types.js";
 import type { Message, NodeId } from "../raft/index.js";
@@ -41,6 +51,12 @@ export interface AgentOptions {
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   /** Join an existing cluster through any member's API (`http://host:port`) instead. */
   readonly join?: string;
+  /** The founders, when discovery agreed on them but knows only some addresses (the rest follow). */
+  readonly founders?: readonly NodeId[];
+  /** mDNS discovery on this node (`agent/src/discovery/`). */
+  readonly discovery?: AgentDiscovery;
+  /** This node's persisted cluster id, shown in status. */
+  readonly clusterId?: () => string | null;
   readonly api: PeerAddress;
   readonly peer: PeerAddress;
   /** The host others reach this node at (default: the listen host, or `<hostname>.local`). */
@@ -54,9 +70,26 @@ export interface AgentOptions {
   readonly controllerIntervalMs?: number;
   /** A board unreachable for this long is replaced: its replicas are rebuilt on the others. */
   readonly replaceAfterMs?: number;
+  /** The data directory, for the board health's disk and data-size figures. */
+  readonly dataDir?: string;
+  /** How often the board is sampled and peers' health pulled (default 10 s; 0: never). */
+  readonly healthIntervalMs?: number;
+  /** The local serial bridge's `/metrics`, folded into ours (default 127.0.0.1:9465; null: off). */
+  readonly bridgeMetricsUrl?: string | null;
   readonly logger: Logger;
   /** Called once when the agent's storage fails and it can no longer serve safely. */
   readonly onFatal?: (err: Error) => void;
+}
+
+/** What the agent asks of discovery. */
+export interface AgentDiscovery {
+  /** A node's current peer address, when discovery verified it recently (DHCP may have moved it). */
+  peerAddress(id: NodeId): PeerAddress | undefined;
+  /** Whether to refuse Raft traffic from `id` (a node of another cluster); counts each refusal. */
+  refuseTraffic(id: NodeId): boolean;
+  /** The answer to `POST /v1/discovery`. */
+  respond(body: string, remote: string | undefined): Promise<{ status: number; body: string }>;
+  status(): unknown;
 }
 
 export const DEFAULT_SHAPE: ClusterShape = { partitions: 64, replicationFactor: 3 };
@@ -72,6 +105,9 @@ export class Agent {
   readonly host: RaftHost;
   readonly metrics: AgentMetrics;
   readonly meta: MetaView;
+  /** Board health of this node and of its peers; `health` is the `least-loaded` load source. */
+  readonly health: HealthMonitor;
+  private readonly activity: ActivityTracker;
   private readonly transport: PeerTransport;
   private readonly api: ApiServer;
   private readonly forwarder: Forwarder;
@@ -95,10 +131,15 @@ export class Agent {
       clusterName: opts.config.clusterName,
       // The founders' list first, then the member table: addresses may change (DHCP).
       resolve: (id) => {
+        const found = opts.discovery?.peerAddress(id);
+        if (found) return found;
         const m = this.meta.member(id);
         return (m ? parseAddress(m.peer) : undefined) ?? opts.peers.get(id) ?? this.learnedPeers.get(id);
       },
-      onMessages: (_from, msgs) => this.host.receive(msgs),
+      onMessages: (from, msgs) => {
+        if (opts.discovery?.refuseTraffic(from)) return;
+        this.host.receive(msgs);
+      },
       unreachable: (id) => this.host.reportUnreachable(id),
       logger,
     });
@@ -131,6 +172,35 @@ export class Agent {
         onProposal: (group, outcome) => this.metrics.proposals.inc({ group: String(group), outcome }),
       },
     });
+    const electionMs = opts.tickMs * (opts.electionTicks ?? 10);
+    // Checked at a period that does not divide the election timeout (so checks do not keep
+    // landing right after the core's reset of its activity flags), forgiving 5 timeouts.
+    this.activity = new ActivityTracker(nodeId, () => this.ledPartitions(), {
+      checkMs: Math.max(300, electionMs * 0.7),
+      graceMs: Math.max(2000, electionMs * 5),
+    });
+    this.health = new HealthMonitor({
+      nodeId,
+      sampler: new BoardSampler({ dataDir: opts.dataDir ?? null }),
+      token: opts.config.token,
+      members: () => this.meta.members(),
+      leads: () => this.activity.leads(),
+      placement: () => {
+        const placed = this.meta.placement();
+        const ring = this.meta.ring();
+        return placed && ring
+          ? { replicationFactor: ring.replicationFactor, replicas: placed.partitions.map((p) => p.replicas) }
+          : null;
+      },
+      ...(opts.healthIntervalMs ? { intervalMs: opts.healthIntervalMs } : {}),
+      enabled: opts.healthIntervalMs !== 0,
+      logger,
+    });
+    registerHealthMetrics(this.metrics.registry, this.health);
+    registerGroupSnapshotMetrics(this.metrics.registry, () => this.host.snapshots.sender.sentByGroup);
+    const bridgeUrl =
+      opts.bridgeMetricsUrl === undefined ? DEFAULT_BRIDGE_METRICS_URL : opts.bridgeMetricsUrl;
+    const bridge = bridgeUrl ? new BridgeMetricsProxy(bridgeUrl, nodeId, this.metrics.registry) : null;
     this.forwarder = new Forwarder(opts.config.token);
     const service = new RaftKvService({
       nodeId,
@@ -139,21 +209,55 @@ export class Agent {
       meta: this.meta,
       forwarder: this.forwarder,
       status: async () => this.status(),
-      metrics: () => this.metrics.text(),
+      // The bridge first, so `ringleader_bridge_up` in our own text is this scrape's.
+      metrics: async () => {
+        const bridgeText = bridge ? await bridge.text() : "";
+        return (await this.metrics.text()) + bridgeText;
+      },
       healthy: () => this.healthy(),
       ...(opts.strategy ? { strategy: opts.strategy } : {}),
+      // The board-health score (agent/src/health/view.ts loadScore); undefined when unknown or stale.
+      loadOf: (id) => this.health.loadOf(id),
     });
     this.api = new ApiServer({
       service,
       token: opts.config.token,
+      ...(opts.config.readToken ? { readToken: opts.config.readToken } : {}),
+      extraRoutes: [
+        ...observeRoutes({
+          health: this.health,
+          ring: () => this.meta.ring(),
+          sensors: new SensorReader(service, () => this.meta.ring()?.partitions ?? 0),
+          ui: new UiAssets(),
+        }),
+        routingRoute(() => routingTable(nodeId, this.host, this.meta)),
+      ],
       host: opts.api.host,
       port: opts.api.port,
       logger,
+      ...(opts.discovery ? { discovery: opts.discovery.respond.bind(opts.discovery) } : {}),
       onRequest: (route, status, ms) => {
         this.metrics.apiRequests.inc({ route, status: String(status) });
         this.metrics.apiLatencyMs.observe({ route }, ms);
       },
     });
+  }
+
+  /** The partitions this node leads, with the members the core flags active (for health). */
+  private ledPartitions() {
+    return this.host
+      .groups()
+      .filter((g) => g !== META_GROUP)
+      .map((g) => this.host.status(g))
+      .filter((s) => s.role === "leader")
+      .map((s) => ({
+        partition: groupPartition(s.group),
+        term: s.term,
+        commit: s.commit,
+        voters: s.confState.voters,
+        learners: s.confState.learners,
+        recentActive: new Set([...s.progress].filter(([, p]) => p.recentActive).map(([id]) => id)),
+      }));
   }
 
   private send(msgs: readonly Message[]): void {
@@ -169,7 +273,7 @@ export class Agent {
 
   /** A brand-new founder writes the meta group and its partitions exactly as every founder does. */
   private async bootstrapFounder(): Promise<Ring> {
-    const founders = [...this.opts.peers.keys()];
+    const founders = this.founders();
     const shape = this.opts.shape ?? DEFAULT_SHAPE;
     const ring = foundingRing(founders, shape);
     const conf = foundingMetaConf(founders);
@@ -187,16 +291,20 @@ export class Agent {
     return ring;
   }
 
+  private founders(): NodeId[] {
+    return this.opts.founders ? [...this.opts.founders] : [...this.opts.peers.keys()];
+  }
+
   async start(): Promise<void> {
     const { store, nodeId, logger } = this.opts;
     let founding: Ring | null = null;
     if (!store.hasGroup(META_GROUP)) {
       if (this.opts.join) logger.info("joining an existing cluster", { via: this.opts.join });
-      else if (this.opts.peers.size > 0) founding = await this.bootstrapFounder();
+      else if (this.founders().length > 0) founding = await this.bootstrapFounder();
       else throw new Error("a new node needs founders (--peers) or a cluster to join (--join)");
-    } else if (!this.meta.ring() && !this.opts.join && this.opts.peers.size > 0) {
+    } else if (!this.meta.ring() && !this.opts.join && this.founders().length > 0) {
       // A founder restarted before the meta group stored the ring: the founders' ring stands.
-      founding = foundingRing([...this.opts.peers.keys()], this.opts.shape ?? DEFAULT_SHAPE);
+      founding = foundingRing(this.founders(), this.opts.shape ?? DEFAULT_SHAPE);
     }
     this.meta.foundingRing = founding;
     this.host.addGroup(META_GROUP);
@@ -225,8 +333,25 @@ export class Agent {
       foundingRing: founding,
       ...(this.opts.controllerIntervalMs ? { intervalMs: this.opts.controllerIntervalMs } : {}),
       ...(this.opts.replaceAfterMs ? { replaceAfterMs: this.opts.replaceAfterMs } : {}),
+      purge: {
+        // The partition's placed replicas first (one of them leads it), then everyone else.
+        excluded: (partition) => {
+          const ids = [
+            ...new Set([...this.meta.replicas(partition), ...this.meta.members().map((m) => m.id)]),
+          ];
+          const apis = ids
+            .filter((id) => id !== nodeId)
+            .map((id) => this.meta.member(id)?.api)
+            .filter((api): api is string => api !== undefined);
+          return leaderExcludes(apis, this.opts.config.token, partition, nodeId);
+        },
+        deleteGroup: (g) => this.host.purgeGroup(g),
+        canHost: (g) => this.host.canHost(g),
+      },
     });
     this.controller.start();
+    this.activity.start();
+    this.health.start();
     if (this.opts.join && !this.meta.member(nodeId)) this.askToJoin(self);
     logger.info("agent started", {
       node: nodeId,
@@ -322,6 +447,8 @@ export class Agent {
     return {
       id: this.opts.nodeId,
       cluster: this.opts.config.clusterName,
+      clusterId: this.opts.clusterId?.() ?? null,
+      discovery: this.opts.discovery?.status() ?? null,
       leader: meta.leader || null,
       role: meta.role,
       term: meta.term,
@@ -331,6 +458,7 @@ export class Agent {
       firstIndex: meta.firstIndex,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       health: this.healthy(),
+      board: this.health.latest(),
       ring: ring
         ? {
             partitions: ring.partitions,
@@ -352,6 +480,8 @@ export class Agent {
    */
   async stop(opts: { transferTimeoutMs?: number } = {}): Promise<void> {
     this.controller?.stop();
+    this.activity.stop();
+    await this.health.stop();
     if (this.joinTimer) clearTimeout(this.joinTimer);
     const transfers = this.host.transferAllLeadership();
     if (transfers > 0) {

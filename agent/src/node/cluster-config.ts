@@ -13,6 +13,11 @@ export interface ClusterConfig {
   readonly secret: string;
   /** The bearer token clients send to the HTTP API. */
   readonly token: string;
+  /**
+   * A token that may only read (GET): for the dashboard and monitoring, so a screen on the wall
+   * does not hold the key to every write. Configs made before it existed have none.
+   */
+  readonly readToken?: string;
   readonly createdAt: string;
 }
 
@@ -40,6 +45,7 @@ export function newClusterConfig(clusterName: string, now: Date): ClusterConfig 
     clusterName: validateClusterName(clusterName),
     secret: randomBytes(32).toString("base64"),
     token: randomBytes(24).toString("base64url"),
+    readToken: randomBytes(24).toString("base64url"),
     createdAt: now.toISOString(),
   };
 }
@@ -85,11 +91,16 @@ export async function readClusterConfig(path: string): Promise<ClusterConfig> {
   }
   if (typeof c.token !== "string" || c.token.length < 16)
     throw new ConfigError(`${path}: token is missing or too short`);
+  if (c.readToken !== undefined && (typeof c.readToken !== "string" || c.readToken.length < 16)) {
+    throw new ConfigError(`${path}: readToken is too short`);
+  }
+  if (c.readToken === c.token) throw new ConfigError(`${path}: readToken must differ from token`);
   return {
     version: 1,
     clusterName: c.clusterName,
     secret: c.secret,
     token: c.token,
+    ...(c.readToken !== undefined ? { readToken: c.readToken } : {}),
     createdAt: String(c.createdAt ?? ""),
   };
 }

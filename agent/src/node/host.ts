@@ -213,9 +213,11 @@ export class RaftHost {
     return this.replicas.has(group);
   }
 
-  /** Milliseconds since a leader last reached this replica. */
+  /** Milliseconds since a leader last reached this replica (0 while it leads the group itself). */
   sinceLeaderContactMs(group: GroupId): number {
-    return Date.now() - this.replica(group).lastLeaderContactMs;
+    const r = this.replica(group);
+    if (r.leader === this.opts.nodeId) r.lastLeaderContactMs = Date.now();
+    return Date.now() - r.lastLeaderContactMs;
   }
 
   /**

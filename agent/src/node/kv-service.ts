@@ -5,7 +5,13 @@
  * HTTP to a node that hosts it. Scans and aggregations fan out to every partition that may hold
  * matching keys and merge the answers.
  */
-import { BadRequestError, CasMismatchError, NotFoundError, ServiceUnavailableError } from "../api/errors.js";
+import {
+  BadRequestError,
+  CasMismatchError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+} from "../api/errors.js";
 import {
   ABSENT_VERSION,
   type AggregateFn,
@@ -14,6 +20,7 @@ import {
   type KvItem,
   type KvService,
   type MembershipService,
+  type PartitionSnapshot,
 } from "../api/service.js";
 import { Forwarder, type ForwardReply } from "../cluster/forward.js";
 import {
@@ -26,10 +33,12 @@ import {
 import type { KvCommandInput } from "../kv/commands.js";
 import { hashTag, partitionForKey } from "../ring/keys.js";
 import type { NodeId } from "../raft/index.js";
+import { Balancer, LocalLoadTracker, type Strategy } from "../balance/index.js";
 import { UnavailableError, type RaftHost } from "./host.js";
 import type { DurableStore } from "./ports.js";
 
-export type BalanceStrategy = "random" | "round-robin" | "ip-hash" | "least-loaded";
+/** How `eventual` reads pick their replica (`agent/src/balance/`). */
+export type BalanceStrategy = Strategy;
 
 export interface KvServiceDeps {
   readonly nodeId: NodeId;
@@ -42,19 +51,34 @@ export interface KvServiceDeps {
   readonly healthy: () => { ok: boolean; reason?: string };
   /** How `eventual` reads pick a replica when this node holds none of the partition. */
   readonly strategy?: BalanceStrategy;
-  /** Load reported by each node (lower is better), for `least-loaded`. */
-  readonly loadOf?: (id: NodeId) => number;
+  /**
+   * Load reported by each node (lower is better, undefined or ≥ 2 avoided), for `least-loaded`:
+   * the board-health monitor's score. Without one, this node's own view stands in: eventual
+   * reads in flight to each replica and how long recent ones took (`LocalLoadTracker`).
+   */
+  readonly loadOf?: (id: NodeId) => number | undefined;
 }
 
 const enc = new TextEncoder();
+/** How long a step-down waits for the transfers it started to finish before it answers. */
+const STEP_DOWN_WAIT_MS = 3000;
+/** Rows per store scan while a snapshot reads a partition (the store's own upper bound). */
+const SNAPSHOT_PAGE = 10_000;
 const dec = new TextDecoder();
 
 export class RaftKvService implements KvService {
-  private rr = 0;
   readonly members: MembershipService;
+  /** Eventual reads in flight per serving node and their latency: `least-loaded`'s default signal. */
+  readonly readLoad = new LocalLoadTracker();
+  private readonly balancer: Balancer;
 
   constructor(private readonly deps: KvServiceDeps) {
     this.members = new Members(deps);
+    const loadOf = deps.loadOf;
+    this.balancer = new Balancer({
+      strategy: deps.strategy ?? "round-robin",
+      load: loadOf ? { loadOf: (id) => loadOf(id) } : this.readLoad,
+    });
   }
 
   // ---- Routing ---------------------------------------------------------------------------
@@ -80,19 +104,7 @@ export class RaftKvService implements KvService {
   /** API base URLs of the nodes that should hold `partition`, best first. */
   private remotes(partition: number, prefer: "leader" | "spread"): string[] {
     const ids = [...this.deps.meta.replicas(partition)].filter((id) => id !== this.deps.nodeId);
-    let ordered = ids;
-    if (prefer === "spread" && ids.length > 1) {
-      const strategy = this.deps.strategy ?? "round-robin";
-      if (strategy === "random") {
-        const i = Math.floor(Math.random() * ids.length);
-        ordered = [...ids.slice(i), ...ids.slice(0, i)];
-      } else if (strategy === "least-loaded" && this.deps.loadOf) {
-        ordered = [...ids].sort((a, b) => this.deps.loadOf!(a) - this.deps.loadOf!(b));
-      } else {
-        const i = this.rr++ % ids.length;
-        ordered = [...ids.slice(i), ...ids.slice(0, i)];
-      }
-    }
+    const ordered = prefer === "spread" ? this.balancer.order(ids) : ids;
     const out: string[] = [];
     for (const id of ordered) {
       const api = this.deps.meta.member(id)?.api;
@@ -179,25 +191,92 @@ export class RaftKvService implements KvService {
 
   async get(
     key: string,
-    opts: { consistency: Consistency; signal?: AbortSignal; hops?: number },
-  ): Promise<{ value: Uint8Array; version: string } | null> {
+    opts: {
+      consistency: Consistency;
+      signal?: AbortSignal;
+      hops?: number;
+      strategy?: Strategy;
+      clientAddress?: string;
+    },
+  ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null> {
     const partition = this.partitionOf(key);
+    if (opts.consistency === "eventual") return this.eventualGet(key, partition, opts);
     if (!this.local(partition)) {
       const path = `/v1/kv/${encodeURIComponent(key)}?consistency=${opts.consistency}`;
-      const reply = await this.forward(
-        partition,
-        opts.consistency === "eventual" ? "spread" : "leader",
-        "GET",
-        path,
-        opts,
-      );
+      const reply = await this.forward(partition, "leader", "GET", path, opts);
       if (reply.status === 404) return null;
       if (reply.status !== 200) Forwarder.fail(reply);
-      return { value: new Uint8Array(reply.body), version: reply.version ?? "0" };
+      return withServedBy(new Uint8Array(reply.body), reply.version ?? "0", reply.servedBy);
     }
     const g = partitionGroup(partition);
     await mapUnavailable(() => this.deps.host.readBarrier(g, opts.consistency, opts.signal));
-    return this.deps.store.get(g, key);
+    const found = this.deps.store.get(g, key);
+    return found && { ...found, servedBy: this.deps.nodeId };
+  }
+
+  /**
+   * An eventual read: the strategy (the request's, else this node's) picks one of the partition's
+   * replicas, this node's own included, and the others follow in order in case it fails. A read
+   * another agent forwarded here was already balanced by it, so a local replica answers it.
+   */
+  private async eventualGet(
+    key: string,
+    partition: number,
+    opts: { signal?: AbortSignal; hops?: number; strategy?: Strategy; clientAddress?: string },
+  ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null> {
+    const self = this.deps.nodeId;
+    const local = this.local(partition);
+    const hops = opts.hops ?? 0;
+    if (hops > 0 && local) return this.eventualLocal(key, partition);
+    const candidates = this.deps.meta
+      .replicas(partition)
+      .filter((id) => (id === self ? local : this.deps.meta.member(id)?.api !== undefined));
+    const ordered = this.balancer.order(candidates, {
+      ...(opts.strategy ? { strategy: opts.strategy } : {}),
+      ...(opts.clientAddress ? { clientAddress: opts.clientAddress } : {}),
+    });
+    let last: unknown = null;
+    for (const id of ordered) {
+      if (id === self) return this.eventualLocal(key, partition);
+      const done = this.readLoad.begin(id);
+      try {
+        const reply = await this.deps.forwarder.request(
+          this.deps.meta.member(id)!.api,
+          "GET",
+          `/v1/kv/${encodeURIComponent(key)}?consistency=eventual`,
+          {
+            hops,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+            ...(opts.clientAddress ? { clientAddress: opts.clientAddress } : {}),
+          },
+        );
+        if (reply.status === 404) return null;
+        if (reply.status === 200)
+          return withServedBy(new Uint8Array(reply.body), reply.version ?? "0", reply.servedBy ?? id);
+        if (reply.status !== 503) Forwarder.fail(reply);
+        last = reply;
+      } catch (err) {
+        if (!(err instanceof ServiceUnavailableError)) throw err;
+        last = err;
+      } finally {
+        done();
+      }
+    }
+    if (last instanceof ServiceUnavailableError) throw last;
+    throw new ServiceUnavailableError(`no replica of partition ${partition} answered an eventual read`, 1);
+  }
+
+  private eventualLocal(
+    key: string,
+    partition: number,
+  ): { value: Uint8Array; version: string; servedBy: string } | null {
+    const done = this.readLoad.begin(this.deps.nodeId);
+    try {
+      const found = this.deps.store.get(partitionGroup(partition), key);
+      return found && { ...found, servedBy: this.deps.nodeId };
+    } finally {
+      done();
+    }
   }
 
   /** Partitions that may hold keys starting with `prefix`: one if the prefix fixes a hash tag. */
@@ -283,6 +362,58 @@ export class RaftKvService implements KvService {
       items: page.map((r) => ({ key: r.key, value: r.record.value, version: r.record.version })),
       next: rows.length > opts.limit ? (page[page.length - 1]?.key ?? null) : null,
     };
+  }
+
+  /**
+   * A whole partition at one point: a strong read barrier, then one synchronous pass over the
+   * local table (nothing is applied in between), or the same on a node that holds the partition.
+   * Bounded by `maxBytes` of keys and values, since the answer is built in memory.
+   */
+  async snapshotPartition(
+    partition: number,
+    opts: { maxBytes: number; signal?: AbortSignal; hops?: number },
+  ): Promise<PartitionSnapshot> {
+    if (partition >= this.partitions()) throw new BadRequestError(`no partition ${partition}`);
+    if (!this.local(partition)) {
+      const reply = await this.forward(
+        partition,
+        "leader",
+        "GET",
+        `/v1/snapshot?partition=${partition}`,
+        opts,
+      );
+      if (reply.status !== 200) Forwarder.fail(reply);
+      const body = JSON.parse(reply.body.toString("utf8")) as {
+        partition: number;
+        index: number;
+        items: { key: string; value: string; version: string }[];
+      };
+      const items = body.items.map((i) => ({ ...i, value: Buffer.from(i.value, "base64") }));
+      return { partition: body.partition, index: body.index, items };
+    }
+    const g = partitionGroup(partition);
+    await mapUnavailable(() => this.deps.host.readBarrier(g, "strong", opts.signal));
+    const index = this.deps.host.status(g).applied;
+    // Pages read back to back without an await in between see one read view of the store: the
+    // store renews its view only when a write commits, and that happens on this thread.
+    const rows: { key: string; record: { value: Uint8Array; version: string } }[] = [];
+    let bytes = 0;
+    for (let after: string | undefined; ;) {
+      const page = this.deps.store.scan(g, { prefix: "", limit: SNAPSHOT_PAGE, ...(after ? { after } : {}) });
+      for (const r of page) {
+        bytes += Buffer.byteLength(r.key) + r.record.value.byteLength;
+        rows.push(r);
+      }
+      if (bytes > opts.maxBytes) {
+        throw new PayloadTooLargeError(
+          `partition ${partition} holds over ${opts.maxBytes} bytes, the snapshot limit per partition`,
+        );
+      }
+      if (page.length < SNAPSHOT_PAGE) break;
+      after = page[page.length - 1]!.key;
+    }
+    const items = rows.map((r) => ({ key: r.key, value: r.record.value, version: r.record.version }));
+    return { partition, index, items };
   }
 
   /**
@@ -423,6 +554,33 @@ class Members implements MembershipService {
     return record;
   }
 
+  /**
+   * Leadership transfer for a planned restart: on `id` itself, hands every group it leads to the
+   * most caught-up voter and waits (bounded) until it leads none; elsewhere, asks `id` to.
+   */
+  async stepDown(id: string, signal?: AbortSignal, hops = 0): Promise<unknown> {
+    const { host, nodeId } = this.deps;
+    if (id !== nodeId) {
+      const m = this.deps.meta.member(id);
+      if (!m) throw new NotFoundError(`no member ${id}`);
+      const path = `/v1/members/${encodeURIComponent(id)}/step-down`;
+      const reply = await this.deps.forwarder.request(m.api, "POST", path, {
+        hops,
+        ...(signal ? { signal } : {}),
+      });
+      if (reply.status !== 200) Forwarder.fail(reply);
+      return JSON.parse(reply.body.toString("utf8")) as unknown;
+    }
+    const leading = (): number => host.groups().filter((g) => host.status(g).role === "leader").length;
+    const before = leading();
+    const transferred = host.transferAllLeadership();
+    const deadline = Date.now() + STEP_DOWN_WAIT_MS;
+    while (leading() > 0 && Date.now() < deadline && !signal?.aborted) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { id, ledBefore: before, transferred, stillLeading: leading() };
+  }
+
   async remove(id: string, force: boolean, signal?: AbortSignal): Promise<unknown> {
     const m = this.deps.meta.member(id);
     if (!m) throw new NotFoundError(`no member ${id}`);
@@ -436,6 +594,14 @@ class Members implements MembershipService {
     await this.putMember(record, signal);
     return record;
   }
+}
+
+function withServedBy(
+  value: Uint8Array,
+  version: string,
+  servedBy: string | null,
+): { value: Uint8Array; version: string; servedBy?: string } {
+  return servedBy ? { value, version, servedBy } : { value, version };
 }
 
 async function mapUnavailable<T>(fn: () => Promise<T>): Promise<T> {

@@ -95,6 +95,8 @@ export class SnapshotSender {
   private readonly maxOutgoing: number;
   sent = 0;
   failed = 0;
+  /** Streams sent to completion, per group (for the per-group snapshot metric). */
+  readonly sentByGroup = new Map<GroupId, number>();
 
   constructor(
     private readonly opts: TransferOptions,
@@ -199,8 +201,10 @@ export class SnapshotSender {
     this.streams.delete(key);
     if (s.timer) clearTimeout(s.timer);
     void s.iterator.return?.();
-    if (ok) this.sent++;
-    else this.failed++;
+    if (ok) {
+      this.sent++;
+      this.sentByGroup.set(s.group, (this.sentByGroup.get(s.group) ?? 0) + 1);
+    } else this.failed++;
     const fields = {
       peer: s.peer,
       group: s.group,

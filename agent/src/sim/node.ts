@@ -59,6 +59,45 @@ export interface NodeTuning {
   readonly snapshotEvery: number;
   /** Entries kept in the log behind a snapshot, for followers that lag only a little. */
   readonly keepEntries: number;
+  /** A follower passes proposals on to its leader (the real host does; off in the one-group runs). */
+  readonly forwardProposals?: boolean;
+}
+
+/**
+ * A replica's state machine. The one-group simulator runs the clients' key-value map (`kvMachine`);
+ * the multi-Raft simulator also runs the meta group's versioned records.
+ */
+export interface ReplicaMachine {
+  /** Applies a normal entry's payload; returns the client operation it answers, if it is one. */
+  apply(data: Uint8Array, index: number): { readonly opId: number; readonly output: KvOutput } | null;
+  get(key: string): string | null;
+  /** Equal states give equal digests (the checkers compare replicas with it). */
+  digest(): number;
+  /** The snapshot image; the factory rebuilds the machine from it. */
+  encode(): Uint8Array;
+}
+
+/** Builds a machine from a snapshot image (empty for the bootstrap snapshot). */
+export type MachineFactory = (image: Uint8Array) => ReplicaMachine;
+
+/** The clients' key-value map, commands as `encodeCommand` writes them. */
+export const kvMachine: MachineFactory = (image) => {
+  const kv = KvStore.decode(image);
+  return {
+    apply: (data) => {
+      const cmd = decodeCommand(data);
+      return { opId: cmd.opId, output: kv.apply(cmd.input) };
+    },
+    get: (key) => kv.get(key),
+    digest: () => kv.digest(),
+    encode: () => kv.encode(),
+  };
+};
+
+/** Which group a replica belongs to and what it runs; the one-group simulator uses the defaults. */
+export interface ReplicaOptions {
+  readonly group?: number;
+  readonly machine?: MachineFactory;
 }
 
 /** What a node needs from the simulated world around it; passed in, never global. */
@@ -113,7 +152,7 @@ const decoder = new TextDecoder();
 export class SimNode {
   readonly storage: MemoryStorage;
   private raw: RawNode | null = null;
-  private kv = new KvStore();
+  private kv: ReplicaMachine;
   private appliedIndex = 0;
   /** Bumped on every crash, so that a fsync scheduled before it is recognised as lost. */
   incarnation = 0;
@@ -145,9 +184,16 @@ export class SimNode {
     private readonly tuning: NodeTuning,
     private readonly env: NodeEnv,
     private readonly raftRandom: Random,
+    replica: ReplicaOptions = {},
   ) {
     this.storage = storage;
+    this.group = replica.group ?? SIM_GROUP;
+    this.machine = replica.machine ?? kvMachine;
+    this.kv = this.machine(new Uint8Array(0));
   }
+
+  readonly group: number;
+  private readonly machine: MachineFactory;
 
   get up(): boolean {
     return this.raw !== null;
@@ -175,12 +221,12 @@ export class SimNode {
   start(): void {
     if (this.raw !== null) throw new Error(`sim: ${this.id} is already running`);
     const snap = this.storage.snapshot();
-    this.kv = KvStore.decode(snap.data);
+    this.kv = this.machine(snap.data);
     this.appliedIndex = snap.metadata.index;
     const t = this.tuning;
     this.raw = new RawNode({
       id: this.id,
-      group: SIM_GROUP,
+      group: this.group,
       storage: this.storage,
       random: () => this.raftRandom.next(),
       electionTicks: t.electionTicks,
@@ -191,6 +237,7 @@ export class SimNode {
       readOnly: t.readOnly,
       maxSizePerMsg: t.maxSizePerMsg,
       maxInflightMsgs: t.maxInflightMsgs,
+      forwardProposals: t.forwardProposals ?? false,
       bugs: this.env.bugs,
     });
     const st = this.raw.status();
@@ -284,6 +331,16 @@ export class SimNode {
     if (this.raw === null) throw new ProposalDroppedError("node is down");
     try {
       this.raw.proposeConfChange(cc);
+    } finally {
+      this.afterEvent();
+    }
+  }
+
+  /** Proposes a payload (forwarded to the leader when `forwardProposals` is on). */
+  proposeData(data: Uint8Array): void {
+    if (this.raw === null) throw new ProposalDroppedError("node is down");
+    try {
+      this.raw.propose(data);
     } finally {
       this.afterEvent();
     }
@@ -500,7 +557,7 @@ export class SimNode {
   }
 
   private installSnapshot(index: number, data: Uint8Array): void {
-    this.kv = KvStore.decode(data);
+    this.kv = this.machine(data);
     this.appliedIndex = index;
     this.stats.snapshotsInstalled++;
     this.env.checker.snapshotState(this.id, index, this.kv.digest());
@@ -519,13 +576,12 @@ export class SimNode {
     if (e.type === "conf") {
       this.env.confApplied(this.id, decodeConfChange(e.data), e.index);
     } else if (e.data.byteLength > 0) {
-      const cmd = decodeCommand(e.data);
-      const output = this.kv.apply(cmd.input);
-      const pending = this.pendingWrites.get(cmd.opId);
-      if (pending !== undefined) {
-        this.pendingWrites.delete(cmd.opId);
-        answered = cmd.opId;
-        this.env.reply(pending.clientId, { kind: "ok", opId: cmd.opId, output });
+      const done = this.kv.apply(e.data, e.index);
+      const pending = done === null ? undefined : this.pendingWrites.get(done.opId);
+      if (done !== null && pending !== undefined) {
+        this.pendingWrites.delete(done.opId);
+        answered = done.opId;
+        this.env.reply(pending.clientId, { kind: "ok", opId: done.opId, output: done.output });
       }
     }
     this.env.checker.entryApplied(this.id, e.index, e.term, hashBytes(e.data), this.kv.digest());

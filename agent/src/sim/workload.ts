@@ -27,8 +27,16 @@ export interface WorkloadOptions {
 export interface WorkloadEnv {
   now(): number;
   readonly random: Random;
-  /** Nodes a client may address (running or not: a client cannot tell). */
-  targets(): readonly NodeId[];
+  /**
+   * Nodes a client may address (running or not: a client cannot tell); with `route`, the nodes
+   * that may serve that route (a partition's replicas in the multi-Raft simulator).
+   */
+  targets(route?: number): readonly NodeId[];
+  /**
+   * Which route (partition) a key belongs to. Without it every key goes one way and a client
+   * keeps one believed leader; with it, one believed leader per route.
+   */
+  route?(key: string): number;
   send(node: NodeId, req: ClientRequest): void;
 }
 
@@ -53,6 +61,8 @@ interface InFlight {
 interface ClientState {
   readonly id: number;
   target: NodeId;
+  /** Believed leaders per route, when keys are routed (`WorkloadEnv.route`). */
+  readonly routeTargets: Map<number, NodeId>;
   current: InFlight | null;
   /** The input to send again after a definite failure (it had no effect, so retrying is safe). */
   retry: KvInput | null;
@@ -91,6 +101,7 @@ export class Workload {
       this.clients.push({
         id,
         target: env.random.pick(targets),
+        routeTargets: new Map(),
         current: null,
         retry: null,
         nextAt: env.random.int(0, opts.thinkUnits),
@@ -115,7 +126,10 @@ export class Workload {
   stuckClients(): string {
     return this.clients
       .filter((c) => !c.livenessDone)
-      .map((c) => `client ${c.id}${c.current ? ` (op ${c.current.opId} to ${c.target})` : ""}`)
+      .map(
+        (c) =>
+          `client ${c.id}${c.current ? ` (op ${c.current.opId} on ${c.current.input.key} to ${this.targetOf(c, c.current.input.key)})` : ""}`,
+      )
       .join(", ");
   }
 
@@ -141,11 +155,14 @@ export class Workload {
     if (resp.kind === "fail") {
       this.stats.failed++;
       c.retry = op.input;
-      const targets = this.env.targets();
-      c.target =
-        resp.leaderHint !== "" && resp.leaderHint !== c.target
-          ? resp.leaderHint
-          : this.env.random.pick(targets);
+      const key = op.input.key;
+      const targets = this.env.targets(this.env.route?.(key));
+      const was = this.targetOf(c, key);
+      this.setTarget(
+        c,
+        key,
+        resp.leaderHint !== "" && resp.leaderHint !== was ? resp.leaderHint : this.env.random.pick(targets),
+      );
       // Back off a little: with no leader, redirects would otherwise spin.
       c.nextAt = now + this.env.random.int(1, Math.max(1, this.opts.thinkUnits));
       return;
@@ -181,7 +198,7 @@ export class Workload {
     const op = c.current!;
     c.current = null;
     this.recordUnknown(c.id, op);
-    c.target = this.env.random.pick(this.env.targets());
+    this.setTarget(c, op.input.key, this.env.random.pick(this.env.targets(this.env.route?.(op.input.key))));
     c.nextAt = now;
   }
 
@@ -199,11 +216,28 @@ export class Workload {
     this.stats.issued++;
     if (input.kind === "get") this.stats.reads++;
     else this.stats.writes++;
-    let target = c.target;
+    let target = this.targetOf(c, input.key);
     if (input.kind === "get" && this.env.random.chance(this.opts.followerReadChance)) {
-      target = this.env.random.pick(this.env.targets());
+      target = this.env.random.pick(this.env.targets(this.env.route?.(input.key)));
     }
     this.env.send(target, { opId, clientId: c.id, input });
+  }
+
+  private targetOf(c: ClientState, key: string): NodeId {
+    const route = this.env.route?.(key);
+    if (route === undefined) return c.target;
+    let target = c.routeTargets.get(route);
+    if (target === undefined) {
+      target = this.env.random.pick(this.env.targets(route));
+      c.routeTargets.set(route, target);
+    }
+    return target;
+  }
+
+  private setTarget(c: ClientState, key: string, target: NodeId): void {
+    const route = this.env.route?.(key);
+    if (route === undefined) c.target = target;
+    else c.routeTargets.set(route, target);
   }
 
   private nextInput(c: ClientState): KvInput {

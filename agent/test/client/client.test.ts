@@ -203,3 +203,40 @@ describe("client: failover", () => {
     }
   });
 });
+
+describe("client: partition routing", () => {
+  it("tries the router's leader first for key operations, and falls back to the endpoints", async () => {
+    const leader = await startTestServer();
+    const other = await startTestServer();
+    const dead = await deadEndpoint();
+    try {
+      const routes = new Map<string, string>([
+        ["routed", leader.url],
+        ["gone", dead],
+      ]);
+      const client = new RingleaderClient({
+        endpoints: [other.url],
+        token: TEST_TOKEN,
+        router: { endpointFor: (key) => routes.get(key) },
+      });
+      await client.put("routed", "v");
+      await client.get("routed", { consistency: "strong" });
+      await client.del("routed");
+      assert.deepEqual(
+        leader.service.calls.map((c) => c.op),
+        ["put", "get", "del"],
+        "every operation on the routed key went to its leader",
+      );
+      assert.equal(other.service.calls.length, 0);
+      // Eventual reads are for any replica: they keep the client's own spread.
+      await client.get("routed", { consistency: "eventual" });
+      assert.equal(other.service.calls.length, 1);
+      // A leader that does not answer costs one failed attempt, then the endpoints serve.
+      await client.put("gone", "v");
+      assert.ok(other.service.data.has("gone"));
+    } finally {
+      await leader.stop();
+      await other.stop();
+    }
+  });
+});

@@ -24,11 +24,17 @@ describe("endpoint selection", () => {
     assert.equal(s.order()[0], C);
   });
 
-  it("ip-hash and least-loaded fall back to round-robin for now", () => {
+  it("ip-hash without an address, and least-loaded between equal loads, take turns", () => {
     for (const strategy of ["ip-hash", "least-loaded"] as const) {
-      const s = new EndpointSelector([A, B], { strategy });
+      const s = new EndpointSelector([A, B], { strategy, clientAddress: "" });
       assert.deepEqual([s.order()[0], s.order()[0], s.order()[0]], [A, B, A]);
     }
+  });
+
+  it("ip-hash with an address always starts at the same endpoint", () => {
+    const s = new EndpointSelector([A, B, C], { strategy: "ip-hash", clientAddress: "10.0.0.8" });
+    const first = s.order()[0];
+    assert.deepEqual([s.order()[0], s.order()[0], s.order()[0]], [first, first, first]);
   });
 
   it("tries an endpoint that just failed last until its time is up", () => {

@@ -1,7 +1,8 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandModule } from "yargs";
 import { Agent } from "../../node/agent.js";
+import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
 import { readClusterConfig } from "../../node/cluster-config.js";
 import { openDurableStore } from "../../node/lmdb-adapter.js";
@@ -20,6 +21,9 @@ interface AgentArgs {
   "election-ticks": number;
   "snapshot-entries": number;
   join?: string;
+  discover?: boolean;
+  "bootstrap-expect": number;
+  "fold-into"?: string;
   weight: number;
   "replace-after": number;
   partitions: number;
@@ -28,6 +32,8 @@ interface AgentArgs {
   "advertise-host"?: string;
   "log-level": string;
   "log-format": string;
+  "bridge-metrics": string;
+  "health-interval": number;
 }
 
 export function parseHostPort(text: string, what: string): PeerAddress {
@@ -78,7 +84,27 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 10,
         describe: "Ticks before a follower campaigns",
       })
-      .option("join", { type: "string", describe: "Join an existing cluster through a member's API URL" })
+      .option("join", {
+        type: "string",
+        describe:
+          "Members to join through: API URLs or host:port, comma-separated (also the fallback seeds when multicast is blocked)",
+      })
+      .option("discover", {
+        type: "boolean",
+        describe:
+          "Find the other boards by mDNS (_ringleader._tcp); on unless --peers or --join is given. A new board founds a cluster with --bootstrap-expect boards, or joins the one it finds",
+      })
+      .option("bootstrap-expect", {
+        type: "number",
+        default: 3,
+        describe:
+          "Boards that found a NEW cluster together (1: a single-board cluster); ignored once the node has a cluster",
+      })
+      .option("fold-into", {
+        type: "string",
+        describe:
+          "Split brain repair: if this node belongs to another cluster than the one whose id starts with this, move its data directory aside (DIR.folded-<time>) and join that cluster, keeping the node id",
+      })
       .option("replace-after", {
         type: "number",
         default: 300,
@@ -99,7 +125,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         type: "string",
         default: "round-robin",
         choices: ["random", "round-robin", "ip-hash", "least-loaded"],
-        describe: "How eventual reads pick a replica on another node",
+        describe:
+          "How eventual reads pick the replica that serves them (this node's included); a request may override it with ?strategy=",
       })
       .option("advertise-host", { type: "string", describe: "Address other nodes reach this one at" })
       .option("snapshot-entries", {
@@ -107,8 +134,31 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 10_000,
         describe: "Snapshot and compact the log every this many applied entries",
       })
+      .option("health-interval", {
+        type: "number",
+        default: 10,
+        describe: "Seconds between board health samples and pulls of the peers' health (0: off)",
+      })
+      .option("bridge-metrics", {
+        type: "string",
+        default: "http://127.0.0.1:9465/metrics",
+        describe: "This board's serial bridge /metrics, folded into the agent's /metrics (none: off)",
+      })
       .option("log-level", { type: "string", default: "info", choices: ["debug", "info", "warn", "error"] })
       .option("log-format", { type: "string", default: "text", choices: ["text", "json"] })
+      .example(
+        "$0 agent --data /var/lib/ringleader",
+        "zero-config: find the other boards by mDNS, found or join a cluster",
+      )
+      .example("$0 agent --data /var/lib/ringleader --bootstrap-expect 1", "a single-board cluster")
+      .example(
+        "$0 agent --data /var/lib/ringleader --join 192.168.1.20:7000,192.168.1.21:7000",
+        "multicast blocked: join through seed members",
+      )
+      .example(
+        "$0 agent --data /var/lib/ringleader --fold-into 3fa1c2d0",
+        "after a split-brain alarm: leave this cluster and join cluster 3fa1c2d0… (the id `ringleader status` shows)",
+      )
       .example(
         "$0 agent --config ringleader.json --data /var/lib/ringleader --id n1 --peers n1=pi1.local:7100,n2=pi2.local:7100,n3=pi3.local:7100",
         "one board of a three-board cluster with a static peer list",
@@ -122,25 +172,96 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const peers = args.peers ? parsePeers(args.peers) : new Map<string, PeerAddress>();
     const dataDir = resolve(args.data);
     await mkdir(dataDir, { recursive: true });
-    const opened = await openDurableStore(dataDir, args.id);
+    const seeds = (args.join ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const discover = args.discover ?? (peers.size === 0 && seeds.length === 0);
+    const expect = args["bootstrap-expect"];
+    if (!Number.isInteger(expect) || expect < 1 || expect > 64)
+      throw new UsageError(`--bootstrap-expect must be an integer from 1 to 64, got ${expect}`);
+    let opened = await openDurableStore(dataDir, args.id);
+    const fold = args["fold-into"]?.toLowerCase();
+    if (fold !== undefined) {
+      if (!/^[0-9a-f]{4,32}$/.test(fold))
+        throw new UsageError("--fold-into takes a cluster id (4-32 hex digits)");
+      const mine = opened.store.node.clusterId;
+      if (opened.store.hasGroup(0) && !mine?.startsWith(fold)) {
+        const nodeId = opened.nodeId;
+        await opened.close();
+        const aside = `${dataDir}.folded-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+        await rename(dataDir, aside);
+        await mkdir(dataDir, { recursive: true });
+        logger.warn("folding into another cluster: moved this node's data aside", { aside, into: fold });
+        opened = await openDurableStore(dataDir, nodeId);
+      }
+    }
     const fresh = !opened.store.hasGroup(0);
-    if (fresh && !args.join && peers.size === 0) {
+    if (fresh && !discover && seeds.length === 0 && peers.size === 0) {
       await opened.close();
       throw new UsageError(
-        "a new node needs --peers (the founders of a new cluster, this node included) or --join <api url of a member>",
+        "a new node needs --discover (the default), --peers (the founders of a new cluster, this node included) or --join <member>",
       );
     }
-    if (fresh && !args.join && !peers.has(opened.nodeId)) {
+    if (fresh && peers.size > 0 && !peers.has(opened.nodeId)) {
       await opened.close();
       throw new UsageError(
         `this node's id ${opened.nodeId} is not in --peers (${[...peers.keys()].join(", ")})`,
       );
     }
+    const aborter = new AbortController();
+    const abort = (): void => aborter.abort(new Error("stopped while discovering"));
+    process.once("SIGINT", abort);
+    process.once("SIGTERM", abort);
+    const store = opened.store;
+    const ids = {
+      get clusterId() {
+        return store.node.clusterId;
+      },
+      setClusterId: (id: string) => store.node.setClusterId(id),
+    };
+    let entry;
+    try {
+      entry = await plan({
+        nodeId: opened.nodeId,
+        dataDir,
+        clusterName: config.clusterName,
+        secret: config.secret,
+        store,
+        ids,
+        staticPeers: peers,
+        seeds,
+        discover,
+        expect,
+        api: parseHostPort(args.api, "--api"),
+        peer: parseHostPort(args.peer, "--peer"),
+        ...(args["advertise-host"] ? { advertiseHost: args["advertise-host"] } : {}),
+        tickMs: args["tick-ms"],
+        logger,
+        signal: aborter.signal,
+        ...(fold !== undefined ? { onlyCluster: fold } : {}),
+      });
+    } catch (err) {
+      await opened.close();
+      if (aborter.signal.aborted) return;
+      throw err;
+    } finally {
+      process.off("SIGINT", abort);
+      process.off("SIGTERM", abort);
+    }
+    const healthEvery = args["health-interval"];
+    if (!(healthEvery === 0 || (healthEvery >= 1 && healthEvery <= 3600))) {
+      await opened.close();
+      throw new UsageError(`--health-interval must be 0 (off) or 1-3600 seconds, got ${healthEvery}`);
+    }
     const agent = new Agent({
       nodeId: opened.nodeId,
       config,
       store: opened.store,
-      peers,
+      peers: entry.peers,
+      ...(entry.founders ? { founders: entry.founders } : {}),
+      discovery: entry.service,
+      clusterId: () => store.node.clusterId,
       api: parseHostPort(args.api, "--api"),
       peer: parseHostPort(args.peer, "--peer"),
       tickMs: args["tick-ms"],
@@ -150,7 +271,10 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       replaceAfterMs: args["replace-after"] * 1000,
       shape: { partitions: args.partitions, replicationFactor: args.replication },
       strategy: args.strategy as BalanceStrategy,
-      ...(args.join ? { join: args.join } : {}),
+      dataDir,
+      bridgeMetricsUrl: args["bridge-metrics"] === "none" ? null : args["bridge-metrics"],
+      healthIntervalMs: Math.round(args["health-interval"] * 1000),
+      ...(entry.join ? { join: entry.join } : {}),
       ...(args["advertise-host"] ? { advertiseHost: args["advertise-host"] } : {}),
       logger,
       onFatal: (err) => {
@@ -159,6 +283,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       },
     });
     await agent.start();
+    const watching = attach(entry, agent, store, ids, agent.metrics.registry, logger);
     await new Promise<void>((done) => {
       let stopping = false;
       const stop = (signal: string): void => {
@@ -167,6 +292,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         logger.info("stopping", { signal });
         agent
           .stop()
+          .then(() => watching.stop())
           .then(() => opened.close())
           .then(done, (err: unknown) => {
             logger.error("unclean stop", { error: String(err) });

@@ -16,7 +16,14 @@ import { DEFAULT_SESSION_OPTIONS } from "../../../../firmware-bridge/src/device-
 import { openSerialPort } from "../../../../firmware-bridge/src/serial-ports.js";
 import { createLogger } from "../../node/logger.js";
 import { UsageError } from "../errors.js";
-import { clientFromArgs, withClientOptions, type ClientArgs, type GlobalArgs } from "../options.js";
+import { PartitionRouter } from "../../routing/router.js";
+import {
+  clientConfigFromArgs,
+  clientFromArgs,
+  withClientOptions,
+  type ClientArgs,
+  type GlobalArgs,
+} from "../options.js";
 import { writeJson, writeLine } from "../output.js";
 
 interface BridgeArgs extends GlobalArgs, ClientArgs {
@@ -124,7 +131,12 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
     if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
       throw new UsageError("--metrics-port must be a port number");
     }
-    const client = clientFromArgs(args);
+    // The bridge runs for months: it learns which agent leads each device's partition and writes
+    // there, which saves a hop per reading (refreshed every few seconds; a wrong guess costs a hop).
+    const config = clientConfigFromArgs(args);
+    const router = new PartitionRouter({ endpoints: config.endpoints, token: config.token, refreshMs: 5000 });
+    await router.start();
+    const client = clientFromArgs(args, config, router);
     const logger = createLogger({
       level: args.verbose ? "debug" : "info",
       format: args["log-format"] === "json" ? "json" : "text",
@@ -163,6 +175,7 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
       );
     await Promise.race([once(process, "SIGINT"), once(process, "SIGTERM")]);
     logger.info("stopping", {});
+    router.stop();
     await bridge.stop();
   },
 };

@@ -26,11 +26,15 @@ interface MemberRow {
 
 export const membersCommand: CommandModule<object, MembersArgs> = {
   command: "members <action> [id]",
-  describe: "List the cluster's boards, or drain or remove one",
+  describe: "List the cluster's boards; drain, remove, or step one down from leadership",
   builder: (y: Argv<object>): Argv<MembersArgs> =>
     withClientOptions(y)
-      .positional("action", { type: "string", choices: ["list", "drain", "remove"], demandOption: true })
-      .positional("id", { type: "string", describe: "The member's node id (drain, remove)" })
+      .positional("action", {
+        type: "string",
+        choices: ["list", "drain", "remove", "step-down"],
+        demandOption: true,
+      })
+      .positional("id", { type: "string", describe: "The member's node id (drain, remove, step-down)" })
       .option("force", {
         type: "boolean",
         default: false,
@@ -38,7 +42,11 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
       })
       .example("$0 members list", "Every board, its addresses, weight and state")
       .example("$0 members drain n3", "Move every replica off n3 (watch `ringleader status`)")
-      .example("$0 members remove n3", "Forget n3 once drained") as Argv<MembersArgs>,
+      .example("$0 members remove n3", "Forget n3 once drained")
+      .example(
+        "$0 members step-down n2",
+        "Hand n2's leaderships to caught-up peers before restarting it",
+      ) as Argv<MembersArgs>,
   handler: async (args) => {
     if (args.action === "list") {
       const status = await adminRequest<{ members: MemberRow[] }>(args, "GET", "/v1/status");
@@ -54,6 +62,21 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
       return writeLine(formatTable(["ID", "STATE", "WEIGHT", "PEER", "API", "META LAG"], rows));
     }
     if (!args.id) throw new Error(`members ${args.action} needs a node id`);
+    if (args.action === "step-down") {
+      const path = `/v1/members/${encodeURIComponent(args.id)}/step-down`;
+      const r = await adminRequest<{ id: string; transferred: number; stillLeading: number }>(
+        args,
+        "POST",
+        path,
+      );
+      if (args.json) return writeJson(r);
+      return writeLine(
+        `${r.id} handed over ${r.transferred} leaderships` +
+          (r.stillLeading > 0
+            ? `; it still leads ${r.stillLeading} (no caught-up peer yet)`
+            : "; it leads none now"),
+      );
+    }
     const result =
       args.action === "drain"
         ? await adminRequest<MemberRow>(args, "POST", `/v1/members/${encodeURIComponent(args.id)}/drain`)

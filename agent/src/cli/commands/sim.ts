@@ -18,16 +18,25 @@ import {
   type SimResult,
 } from "../../sim/index.js";
 import { CheckFailedError, UsageError } from "../errors.js";
+import {
+  DEFAULT_MULTI_LIVENESS_TICKS,
+  DEFAULT_MULTI_TICKS,
+  checkMultiArgs,
+  runMultiSeeds,
+} from "./sim-multi.js";
 
 interface SimArgs {
   seeds?: number;
   seed?: number;
   nodes?: number;
   bug?: string;
-  ticks: number;
-  "liveness-ticks": number;
+  ticks?: number;
+  "liveness-ticks"?: number;
   rules: boolean;
   membership: boolean;
+  multi: boolean;
+  partitions?: number;
+  "propose-timeout": boolean;
   trace: boolean;
   "trace-messages"?: string;
   /** The root's `--json` option. */
@@ -52,7 +61,24 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option("seed", { type: "number", describe: "First seed; alone, replays exactly that one run" })
       .option("nodes", {
         type: "number",
-        describe: "Cluster size, 3 or 5 (default: odd seeds 3, even seeds 5)",
+        describe:
+          "Cluster size, 3 or 5 (default: odd seeds 3, even seeds 5); with --multi, founding boards 3-5",
+      })
+      .option("multi", {
+        type: "boolean",
+        default: false,
+        describe:
+          "Multi-Raft: a meta group and 4-8 partitions on 3-6 boards, the real controller moving replicas as boards join and drain",
+      })
+      .option("partitions", {
+        type: "number",
+        describe: "With --multi: partitions (1-16; default drawn by the seed); implies --multi",
+      })
+      .option("propose-timeout", {
+        type: "boolean",
+        default: true,
+        describe:
+          "With --multi: the controller abandons undecided meta writes (--no-propose-timeout shows the hang it fixes)",
       })
       .option("bug", {
         type: "string",
@@ -60,13 +86,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
       })
       .option("ticks", {
         type: "number",
-        default: DEFAULT_TICKS,
-        describe: "Ticks of the safety phase (faults on)",
+        describe: `Ticks of the safety phase (faults on; default ${DEFAULT_TICKS}, ${DEFAULT_MULTI_TICKS} with --multi)`,
       })
       .option("liveness-ticks", {
         type: "number",
-        default: DEFAULT_LIVENESS_TICKS,
-        describe: "Bound on the liveness phase (faults off)",
+        describe: `Bound on the liveness phase (faults off; default ${DEFAULT_LIVENESS_TICKS}, ${DEFAULT_MULTI_LIVENESS_TICKS} with --multi)`,
       })
       .option("rules", {
         type: "boolean",
@@ -84,12 +108,37 @@ export const simCommand: CommandModule<object, SimArgs> = {
         choices: ["votes", "all"],
         describe: "With --trace, also print delivered messages",
       })
+      .example("$0 sim --seeds 500", "seeds 1..500 of the one-group simulator")
+      .example(
+        "$0 sim --multi --seeds 100",
+        "100 multi-Raft seeds: ring changes and replica moves under faults",
+      )
+      .example("$0 sim --multi --seed 7 --trace", "replay one multi-Raft seed, printing its events")
       .epilogue(
         "The summary line reads `SIM: <seeds> seeds, <violations> violations`, where <violations> is the\n" +
           "number of seeds that had at least one violation. Each failing seed is printed with the command\n" +
           "that replays it.",
       ) as unknown as Argv<SimArgs>,
-  handler: (args: SimArgs): void => {
+  handler: async (args: SimArgs): Promise<void> => {
+    if (args.multi || args.partitions !== undefined) {
+      const plan = parseArgs({ ...args, nodes: undefined });
+      checkMultiArgs(args.nodes, args.partitions);
+      await runMultiSeeds({
+        first: plan.first,
+        count: plan.count,
+        nodes: args.nodes,
+        partitions: args.partitions,
+        bug: plan.bug,
+        ticks: args.ticks,
+        livenessTicks: args["liveness-ticks"],
+        rules: args.rules,
+        membership: args.membership,
+        proposeTimeout: args["propose-timeout"],
+        trace: args.trace,
+        json: args.json ?? false,
+      });
+      return;
+    }
     const plan = parseArgs(args);
     const started = performance.now();
     let failing = 0;
@@ -101,8 +150,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
         seed,
         ...(plan.nodes !== undefined ? { nodes: plan.nodes } : {}),
         ...(plan.bug !== undefined ? { bug: plan.bug } : {}),
-        ticks: args.ticks,
-        livenessTicks: args["liveness-ticks"],
+        ticks: args.ticks ?? DEFAULT_TICKS,
+        livenessTicks: args["liveness-ticks"] ?? DEFAULT_LIVENESS_TICKS,
         ruleChecks: args.rules,
         membership: args.membership,
         ...(args.trace ? { trace: (line: string) => process.stdout.write(`${line}\n`) } : {}),
@@ -158,7 +207,7 @@ function parseArgs(args: SimArgs): Plan {
     ["--ticks", args.ticks],
     ["--liveness-ticks", args["liveness-ticks"]],
   ] as const) {
-    if (!Number.isInteger(v) || v < 1 || v > MAX_TICKS)
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > MAX_TICKS))
       throw new UsageError(`${name} must be a whole number from 1 to ${MAX_TICKS}`);
   }
   let bug: BugName | undefined;
@@ -198,8 +247,9 @@ function printResult(r: SimResult, plan: Plan, args: SimArgs): void {
 function replayCommand(r: SimResult, args: SimArgs): string {
   let cmd = `ringleader sim --seed ${r.seed} --nodes ${r.nodes}`;
   if (r.bug !== null) cmd += ` --bug ${r.bug}`;
-  if (args.ticks !== DEFAULT_TICKS) cmd += ` --ticks ${args.ticks}`;
-  if (args["liveness-ticks"] !== DEFAULT_LIVENESS_TICKS) cmd += ` --liveness-ticks ${args["liveness-ticks"]}`;
+  if (args.ticks !== undefined && args.ticks !== DEFAULT_TICKS) cmd += ` --ticks ${args.ticks}`;
+  if (args["liveness-ticks"] !== undefined && args["liveness-ticks"] !== DEFAULT_LIVENESS_TICKS)
+    cmd += ` --liveness-ticks ${args["liveness-ticks"]}`;
   if (!args.rules) cmd += " --no-rules";
   if (!args.membership) cmd += " --no-membership";
   return cmd;

@@ -14,6 +14,7 @@ import {
   type ClientArgs,
   type GlobalArgs,
 } from "../options.js";
+import { fetchOverview, renderOverview } from "../observe/overview.js";
 import { formatTable, writeJson, writeLine } from "../output.js";
 
 type StatusArgs = GlobalArgs & ClientArgs;
@@ -124,12 +125,31 @@ export function renderStatus(reports: readonly NodeReport[]): string {
   return lines.join("\n");
 }
 
+/** The cluster id and any split-brain alarm the nodes report (from discovery), one line each. */
+export function discoveryAlarms(reports: readonly NodeReport[]): string[] {
+  const lines = new Set<string>();
+  for (const r of reports) {
+    if (!isRecord(r.status)) continue;
+    const d = r.status["discovery"];
+    if (isRecord(d) && typeof d["alarm"] === "string")
+      lines.add(
+        `ALARM on ${field(r.status, "id") ?? r.api}: ${d["alarm"]} (see \`ringleader agent --help\`, --fold-into)`,
+      );
+  }
+  const ids = new Set(
+    reports.map((r) => (isRecord(r.status) ? field(r.status, "clusterId") : undefined)).filter(Boolean),
+  );
+  if (ids.size > 0) lines.add(`cluster id ${[...ids].join(", ")}`);
+  return [...lines];
+}
+
 export const statusCommand: CommandModule<object, StatusArgs> = {
   command: "status",
-  describe: "Show every node of the cluster: role, term, indexes, lag and health",
+  describe: "Show the cluster on one screen: nodes, board health, partitions, leaders, warnings",
   builder: (y: Argv<object>): Argv<StatusArgs> =>
     withClientOptions(y)
-      .example("$0 status", "The nodes of the local cluster")
+      .example("$0 status", "The nodes of the local cluster, their boards, partitions and warnings")
+      .example("$0 top", "The same view, redrawn every 2 s")
       .example("$0 status --endpoints http://pi1.local:7001 --json", "What one node reports, for a script"),
   handler: async (args) => {
     const config = clientConfigFromArgs(args);
@@ -151,8 +171,15 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         }
       }),
     );
-    if (args.json) await writeJson({ nodes: reports });
+    // The one-screen overview needs an agent with `/v1/health`; older ones get the table above.
+    const { overview } = await fetchOverview(config.endpoints, config.token, args.timeout, {
+      statuses: true,
+    });
+    if (args.json)
+      await writeJson(overview ? { nodes: reports, health: overview.health } : { nodes: reports });
+    else if (overview) await writeLine(renderOverview(overview).join("\n"));
     else await writeLine(renderStatus(reports));
+    if (!args.json) for (const line of discoveryAlarms(reports)) process.stderr.write(`${line}\n`);
     if (errors.length === reports.length) {
       if (args.json) process.exitCode = 1;
       else
