@@ -3,6 +3,7 @@
  * pseudo-terminal (`uno-pty`), the noisy cable (`pty-proxy`), and a bridge wired to a cluster.
  * Every wait polls a real condition with a deadline; nothing sleeps in place of synchronisation.
  */
+import { waitFor as pollFor } from "../support/wait.js";
 import { PartitionRouter } from "../../agent/src/routing/router.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -201,17 +202,11 @@ export async function startCluster(): Promise<LocalCluster> {
 }
 
 /** Polls `probe` until it returns a truthy value, up to `timeoutMs`. */
-export async function waitFor<T>(
+export function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   everyMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+  return pollFor(what, timeoutMs, probe, { everyMs });
 }

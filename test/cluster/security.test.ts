@@ -43,8 +43,19 @@ describe("bad input against real agents", { timeout: 180_000 }, () => {
     await cluster?.stop();
   });
 
-  const put = (base: string, key: string, body: string | Uint8Array, token = cluster.token) =>
-    fetch(`${base}/v1/kv/${key}`, { method: "PUT", headers: { authorization: `Bearer ${token}` }, body });
+  /** A PUT that, like any client, tries again on 503 (an election or a transfer in progress). */
+  const put = async (base: string, key: string, body: string | Uint8Array, token = cluster.token) => {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${base}/v1/kv/${key}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${token}` },
+        body,
+      });
+      if (res.status !== 503 || attempt >= 10) return res;
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  };
 
   it("a missing or wrong token gets 401 and reveals nothing", async () => {
     const base = cluster.endpoints()[0]!;

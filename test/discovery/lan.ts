@@ -7,6 +7,7 @@
  *
  * Every wait polls a real condition (an HTTP answer, a process exit) with a deadline.
  */
+import { waitFor as pollFor } from "../support/wait.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -223,19 +224,12 @@ export class Lan {
     return { status: Number(out.slice(0, nl)), body: out.slice(nl + 1) };
   }
 
-  async waitFor<T>(
+  waitFor<T>(
     what: string,
     timeoutMs: number,
     probe: () => Promise<T | null | undefined | false>,
   ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v) return v;
-      if (Date.now() > deadline)
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.tails()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    return pollFor(what, timeoutMs, probe, { everyMs: 200, context: () => this.tails() });
   }
 
   tails(): string {

@@ -3,6 +3,7 @@
  * what the playbooks copy (an agent release tarball for this machine, a cluster config, a
  * Node.js tarball from the Node running the tests).
  */
+import { waitFor as pollFor } from "../support/wait.js";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
@@ -183,18 +184,12 @@ export async function debootstrapRoot(target: string): Promise<{ cached: boolean
 }
 
 /** Polls `probe` until it returns something truthy, or throws after `timeoutMs`. */
-export async function waitFor<T>(
+export function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | null | false>,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  return pollFor(what, timeoutMs, probe, { everyMs: 200 });
 }
 
 /** A free TCP port on loopback (the kernel's choice). */

@@ -3,6 +3,7 @@
  * with helpers to kill, restart and query nodes. Every wait is bounded and polls a real
  * condition (an HTTP answer), never a fixed sleep.
  */
+import { waitFor } from "./wait.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, openSync, writeSync } from "node:fs";
@@ -117,18 +118,12 @@ export class LocalCluster {
   }
 
   /** Polls until `pred` holds, up to `timeoutMs`; throws with `what` otherwise. */
-  async waitFor<T>(
+  waitFor<T>(
     what: string,
     timeoutMs: number,
     probe: () => Promise<T | null | undefined | false>,
   ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return waitFor(what, timeoutMs, probe);
   }
 
   /** Waits until every node answers `/healthz` with 200 (meta leader, ring and every partition led). */
