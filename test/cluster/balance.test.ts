@@ -35,6 +35,16 @@ describe("eventual read balancing between real agents", { timeout: 180_000 }, ()
   let cluster: LocalCluster;
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 3, tickMs: 50 });
+    // ip-hash hashes over the replicas an agent knows an address for: wait until every agent's
+    // member table has all three (each board registers itself once the meta group has a leader).
+    await cluster.waitHealthy();
+    await cluster.waitFor("every agent to know every member's address", 60_000, async () => {
+      const views = await Promise.all([...cluster.nodes.keys()].map((id) => cluster.status(id)));
+      return views.every((s) => {
+        const members = (s as { members?: { api?: string }[] } | null)?.members ?? [];
+        return members.length === 3 && members.every((m) => typeof m.api === "string");
+      });
+    });
     const [a] = cluster.endpoints() as [string];
     for (const key of KEYS) {
       const r = await until200(cluster, `${a}/v1/kv/${encodeURIComponent(key)}`, {

@@ -5,9 +5,9 @@
  *
  *  - `random`: uniform;
  *  - `round-robin`: each call starts one further along the list;
- *  - `ip-hash`: the client's address, hashed (XXH32) over the candidates sorted by id, so one
- *    client keeps hitting one target while the candidate set stands, and different clients
- *    spread; without an address it falls back to round-robin;
+ *  - `ip-hash`: rendezvous hashing of the client's address with each candidate (XXH32), so one
+ *    client keeps hitting one target while that target stands, and different clients spread;
+ *    without an address it falls back to round-robin;
  *  - `least-loaded`: lowest load score first (a `LoadSource`); candidates whose load is unknown
  *    come after every known one, and overloaded ones (score ≥ `overloadedAt`) last of all, so
  *    they are tried only when nothing else answers. Equal scores take turns.
@@ -85,8 +85,12 @@ export class Balancer {
       case "ip-hash": {
         if (ctx.clientAddress === undefined || ctx.clientAddress === "")
           return rotate(candidates, this.nextTurn(n));
-        const sorted = [...candidates].sort();
-        return rotate(sorted, xxhash32String(ctx.clientAddress) % n);
+        // Rendezvous hashing: each target scores hash(client, target), highest first. A target
+        // missing from one agent's view (not registered yet, or gone) moves only the clients
+        // it had; hashing modulo the count would move almost all of them.
+        const address = ctx.clientAddress;
+        const score = new Map(candidates.map((id) => [id, xxhash32String(`${address}\u0000${id}`)]));
+        return [...candidates].sort((a, b) => score.get(b)! - score.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
       }
       case "least-loaded":
         return this.byLoad(candidates);

@@ -74,6 +74,23 @@ describe("balancing strategies", () => {
     for (const [id, n] of counts) assert.ok(n > 60, `${id} got only ${n} of 300 clients`);
   });
 
+  it("ip-hash: a target leaving moves only the clients it had (rendezvous hashing)", () => {
+    const b = new Balancer({ strategy: "ip-hash" });
+    const targets = ["n1", "n2", "n3", "n4", "n5"];
+    let moved = 0;
+    for (let i = 0; i < 200; i++) {
+      const clientAddress = `10.2.${i >> 8}.${i & 255}`;
+      const before = b.order(targets, { clientAddress })[0]!;
+      const after = b.order(
+        targets.filter((t) => t !== "n3"),
+        { clientAddress },
+      )[0]!;
+      if (before === "n3") moved++;
+      else assert.equal(after, before, `${clientAddress} moved from ${before} though n3 left`);
+    }
+    assert.ok(moved > 10 && moved < 80, `n3 had ${moved} of 200 clients`);
+  });
+
   it("ip-hash without an address falls back to round-robin", () => {
     const b = new Balancer({ strategy: "ip-hash" });
     assert.equal(firsts(() => b.order(NODES), 30).size, 3);
