@@ -245,6 +245,16 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
       assert.equal(out.transferred, out.ledBefore, JSON.stringify(out));
       assert.equal(out.stillLeading, 0, JSON.stringify(out));
     }
+    // The leader balancers (one hand-over per partition every 5 s) leave stepped-down boards
+    // alone: watched for 8 s, neither n2 nor n3 leads anything again.
+    const watchUntil = Date.now() + 8000;
+    while (Date.now() < watchUntil) {
+      for (const id of ["n2", "n3"]) {
+        const st = (await source.status(id)) as { leaderOf?: number } | null;
+        assert.equal(st?.leaderOf ?? 0, 0, `${id} took leadership back after stepping down`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const unknown = await cli(source, ["members", "step-down", "nobody"]);
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /no member nobody/);

@@ -406,7 +406,14 @@ export class ClusterController {
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
     const preferred = target[0]!;
     const last = this.lastBalance.get(partition) ?? 0;
-    if (preferred !== nodeId && this.caughtUp(st, preferred) && this.now() - last > this.balanceEveryMs) {
+    // A member that stepped down (a planned restart) is left without leadership for a while.
+    const paused = (this.opts.meta.member(preferred)?.leadershipPausedUntil ?? 0) > Date.now();
+    if (
+      preferred !== nodeId &&
+      !paused &&
+      this.caughtUp(st, preferred) &&
+      this.now() - last > this.balanceEveryMs
+    ) {
       this.lastBalance.set(partition, this.now());
       this.transfer(group, preferred);
     }

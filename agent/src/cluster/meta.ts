@@ -31,6 +31,11 @@ export interface MemberRecord {
   readonly state: MemberState;
   /** When the state last changed (ms since the epoch, from the proposer's clock). */
   readonly since: number;
+  /**
+   * Set by `members step-down`: until then (ms since the epoch) no partition leader hands
+   * leadership to this member, so a board about to restart for an upgrade stays a follower.
+   */
+  readonly leadershipPausedUntil?: number;
 }
 
 export function partitionGroup(partition: number): GroupId {

@@ -60,6 +60,8 @@ export interface KvServiceDeps {
 }
 
 const enc = new TextEncoder();
+/** How long a stepped-down member is left without leadership (an upgrade's restart fits in it). */
+const STEP_DOWN_PAUSE_MS = 120_000;
 /** How long a step-down waits for the transfers it started to finish before it answers. */
 const STEP_DOWN_WAIT_MS = 3000;
 /** Rows per store scan while a snapshot reads a partition (the store's own upper bound). */
@@ -572,13 +574,24 @@ class Members implements MembershipService {
       return JSON.parse(reply.body.toString("utf8")) as unknown;
     }
     const leading = (): number => host.groups().filter((g) => host.status(g).role === "leader").length;
+    // First ask the other leaders' balancers not to hand leadership back for a while (they read
+    // this from the member table), then hand over what this node leads.
+    const self = this.deps.meta.member(nodeId);
+    if (self)
+      await this.putMember({ ...self, leadershipPausedUntil: Date.now() + STEP_DOWN_PAUSE_MS }, signal);
     const before = leading();
     const transferred = host.transferAllLeadership();
     const deadline = Date.now() + STEP_DOWN_WAIT_MS;
     while (leading() > 0 && Date.now() < deadline && !signal?.aborted) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    return { id, ledBefore: before, transferred, stillLeading: leading() };
+    return {
+      id,
+      ledBefore: before,
+      transferred,
+      stillLeading: leading(),
+      pausedUntil: new Date(Date.now() + STEP_DOWN_PAUSE_MS).toISOString(),
+    };
   }
 
   async remove(id: string, force: boolean, signal?: AbortSignal): Promise<unknown> {
