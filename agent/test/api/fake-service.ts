@@ -13,7 +13,8 @@ export class FakeKvService implements KvService {
   readonly data = new Map<string, { value: Uint8Array; version: string }>();
   private counter = 0;
   /** Every call, in order, with its method name and key (or prefix). */
-  readonly calls: { op: string; key: string; consistency?: Consistency; cas?: string }[] = [];
+  readonly calls: { op: string; key: string; consistency?: Consistency; cas?: string; strategy?: string }[] =
+    [];
   /** When set, every KV call throws it. */
   failWith: Error | null = null;
   /** When true, KV calls never finish on their own: they wait for their signal and reject with its reason. */
@@ -31,8 +32,11 @@ export class FakeKvService implements KvService {
     return { version };
   }
 
-  async get(key: string, opts: { consistency: Consistency; signal?: AbortSignal }) {
-    await this.enter("get", key, opts.signal, { consistency: opts.consistency });
+  async get(key: string, opts: { consistency: Consistency; signal?: AbortSignal; strategy?: string }) {
+    await this.enter("get", key, opts.signal, {
+      consistency: opts.consistency,
+      ...(opts.strategy ? { strategy: opts.strategy } : {}),
+    });
     return this.data.get(key) ?? null;
   }
 

@@ -76,6 +76,17 @@ describe("cli: client commands", () => {
     assert.deepEqual(json(getJson), { key: "sensors/kitchen/temp", found: true, version, value: "MDA3" });
     assert.equal(t.service.calls.at(-1)?.consistency, "weak");
 
+    const eventual = await cli([
+      "get",
+      "sensors/kitchen/temp",
+      "--consistency",
+      "eventual",
+      "--replica-strategy",
+      "ip-hash",
+    ]);
+    assert.equal(eventual.code, 0, eventual.stderr);
+    assert.equal(t.service.calls.at(-1)?.strategy, "ip-hash", "the replica strategy reaches the agent");
+
     const putJson = await cli(["put", "other", "x", "--json"]);
     assert.deepEqual(Object.keys(json(putJson)), ["key", "version"]);
   });

@@ -5,6 +5,7 @@
  */
 import type { Argv, CommandModule } from "yargs";
 import { CheckFailedError } from "../errors.js";
+import { STRATEGIES, isStrategy } from "../../balance/index.js";
 import {
   asConsistency,
   clientFromArgs,
@@ -20,6 +21,7 @@ interface GetArgs extends GlobalArgs, ClientArgs {
   key: string;
   consistency: string;
   raw: boolean;
+  "replica-strategy"?: string;
 }
 
 export const getCommand: CommandModule<object, GetArgs> = {
@@ -28,6 +30,12 @@ export const getCommand: CommandModule<object, GetArgs> = {
   builder: (y: Argv<object>): Argv<GetArgs> =>
     withConsistencyOption(withClientOptions(y))
       .positional("key", { type: "string", demandOption: true, describe: "The key" })
+      .option("replica-strategy", {
+        type: "string",
+        choices: STRATEGIES,
+        describe:
+          "For --consistency eventual: how the agent picks the replica that answers (default: the agent's own --strategy)",
+      })
       .option("raw", {
         type: "boolean",
         default: false,
@@ -35,12 +43,21 @@ export const getCommand: CommandModule<object, GetArgs> = {
       })
       .example("$0 get sensors/kitchen/temp", "Print a value")
       .example("$0 get sensors/kitchen/temp --consistency eventual", "Read from any replica (maybe stale)")
+      .example(
+        "$0 get sensors/kitchen/temp --consistency eventual --replica-strategy ip-hash",
+        "Always read from the same replica, the one this machine's address hashes to",
+      )
       .example("$0 get photos/cat --raw > cat.jpg", "Save a binary value")
       .example("$0 get lock/leader --json | jq -r .version", "The version, for a later cas"),
   handler: async (args) => {
     const client = clientFromArgs(args);
     const consistency = asConsistency(args.consistency);
-    const found = await withClientErrors(() => client.get(args.key, { consistency }));
+    const replica = args["replica-strategy"];
+    // yargs has checked it against the choices.
+    const strategy = replica !== undefined && isStrategy(replica) ? replica : undefined;
+    const found = await withClientErrors(() =>
+      client.get(args.key, { consistency, ...(strategy ? { strategy } : {}) }),
+    );
     if (found === null) {
       if (args.json) {
         await writeJson({ key: args.key, found: false });
