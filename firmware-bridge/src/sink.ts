@@ -124,6 +124,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 export class ReadingSink {
   private directInFlight = 0;
+  /**
+   * The newest write in flight for each primary key. Two readings of one sensor in the same
+   * millisecond share a primary key; the second must try it only after the first has, or it
+   * could take the primary key and push the earlier reading to the alternate, out of order.
+   */
+  private readonly keyTails = new Map<string, Promise<unknown>>();
   private readonly stopper = new AbortController();
   private forwarder: Promise<void> | null = null;
   private readonly forwardLog: BurstLog;
@@ -161,7 +167,7 @@ export class ReadingSink {
         this.stopper.signal,
         AbortSignal.timeout(this.options.directTimeoutMs),
       ]);
-      const r = await writeIdempotent(this.client, w, signal);
+      const r = await this.writeInOrder(w, signal);
       this.metrics.readingsCommitted.inc({ path: "direct" });
       return { status: "committed", duplicate: r.duplicate, key: r.key };
     } catch (err) {
@@ -177,6 +183,22 @@ export class ReadingSink {
     } finally {
       this.directInFlight--;
     }
+  }
+
+  /** `writeIdempotent`, after any earlier write of a reading with the same primary key settled. */
+  private writeInOrder(w: OutboxEntry, signal: AbortSignal): Promise<{ key: string; duplicate: boolean }> {
+    const prior = this.keyTails.get(w.key);
+    const mine = (async () => {
+      if (prior) await prior.catch(() => undefined);
+      return writeIdempotent(this.client, w, signal);
+    })();
+    this.keyTails.set(w.key, mine);
+    void mine
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.keyTails.get(w.key) === mine) this.keyTails.delete(w.key);
+      });
+    return mine;
   }
 
   start(): void {
@@ -236,7 +258,7 @@ export class ReadingSink {
   private async forwardRound(batch: StoredEntry[], stop: AbortSignal): Promise<boolean> {
     const signal = AbortSignal.any([stop, AbortSignal.timeout(this.options.forwardTimeoutMs)]);
     setMaxListeners(4 * batch.length + 16, signal);
-    const results = await Promise.allSettled(batch.map((e) => writeIdempotent(this.client, e.entry, signal)));
+    const results = await Promise.allSettled(batch.map((e) => this.writeInOrder(e.entry, signal)));
     const done: StoredEntry[] = [];
     let failed = false;
     results.forEach((r, i) => {

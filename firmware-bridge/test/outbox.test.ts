@@ -134,6 +134,18 @@ describe("outbox and sink", () => {
     assert.deepEqual(second.anchors("shed", 2), []);
   });
 
+  it("a later reading in the same millisecond waits for the earlier one, so keys sort in sequence order", async () => {
+    const { cluster, sink } = setup();
+    // Reading 1's write is slow to reach the cluster; reading 2 (same sensor, same millisecond)
+    // must still not take the primary key before it.
+    cluster.delayOf = (value) => ((JSON.parse(value) as { seq: number }).seq === 1 ? 30 : 0);
+    const first = entry(1);
+    const second = { ...entry(2), key: first.key };
+    const [a, b] = await Promise.all([sink.submit(first), sink.submit(second)]);
+    assert.deepEqual(a, { status: "committed", duplicate: false, key: first.key });
+    assert.deepEqual(b, { status: "committed", duplicate: false, key: `${first.key}~1.2` });
+  });
+
   it("writes exactly once through retries, and takes the alternate key for a different reading", async () => {
     const cluster = new FakeCluster();
     const signal = AbortSignal.timeout(1000);

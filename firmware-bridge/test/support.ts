@@ -18,8 +18,20 @@ export class FakeCluster implements KvWriter {
   down = false;
   commitThenFail = 0;
   puts = 0;
+  /** How long a put of `value` takes to reach the cluster (ms); 0 when unset. */
+  delayOf: ((value: string) => number) | null = null;
 
-  put(
+  async put(
+    key: string,
+    value: string,
+    opts: { cas?: string; signal?: AbortSignal },
+  ): Promise<{ version: string }> {
+    const delay = this.delayOf?.(value) ?? 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    return this.putNow(key, value, opts);
+  }
+
+  private putNow(
     key: string,
     value: string,
     opts: { cas?: string; signal?: AbortSignal },
