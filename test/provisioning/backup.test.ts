@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LocalCluster } from "../support/local-cluster.js";
-import { CLI, ansiblePlaybook, recap, run } from "./support.js";
+import { CLI, ansiblePlaybook, localInventory, recap, run } from "./support.js";
 
 const KEYS = 300;
 
@@ -111,29 +111,11 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
   it("backup.yml saves a snapshot on one board and fetches it to the controller", async () => {
     const inventory = join(work, "inventory.yml");
     const backups = join(work, "backups");
-    const hosts = [...source.nodes.values()].map((n) =>
-      [
-        `    ${n.id}:`,
-        `      ringleader_node_id: ${n.id}`,
-        `      ringleader_api_port: ${new URL(n.api).port}`,
-      ].join("\n"),
-    );
     await writeFile(
       inventory,
-      [
-        "ringleader:",
-        "  hosts:",
-        ...hosts,
-        "  vars:",
-        "    ansible_connection: local",
-        "    ansible_become: false",
-        "    ansible_python_interpreter: /usr/bin/python3",
-        `    ringleader_cluster_config: ${join(source.dir, "ringleader.json")}`,
-        `    ringleader_cli: ["${process.execPath}", "${CLI}"]`,
-        `    ringleader_backup_dir: ${backups}`,
-        `    ringleader_backup_remote_dir: ${join(work, "remote")}`,
-        "",
-      ].join("\n"),
+      localInventory(source, {
+        vars: [`ringleader_backup_dir: ${backups}`, `ringleader_backup_remote_dir: ${join(work, "remote")}`],
+      }),
     );
     await run(["mkdir", "-p", join(work, "remote")], { timeoutMs: 5000 });
     const r = await ansiblePlaybook(["-i", inventory, "backup.yml"], 300_000);

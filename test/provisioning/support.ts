@@ -3,6 +3,7 @@
  * what the playbooks copy (an agent release tarball for this machine, a cluster config, a
  * Node.js tarball from the Node running the tests).
  */
+import type { LocalCluster } from "../support/local-cluster.js";
 import { waitFor as pollFor } from "../support/wait.js";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -204,4 +205,33 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * An inventory (YAML text) whose hosts are a local cluster's agents, driven through the local
+ * connection with the cluster's config and this checkout's CLI; `hostVars` and `vars` add lines.
+ */
+export function localInventory(
+  cluster: LocalCluster,
+  opts: { hostVars?: (id: string) => string[]; vars?: string[] } = {},
+): string {
+  const hosts = [...cluster.nodes.values()].flatMap((n) => [
+    `    ${n.id}:`,
+    `      ringleader_node_id: ${n.id}`,
+    `      ringleader_api_port: ${new URL(n.api).port}`,
+    ...(opts.hostVars?.(n.id) ?? []).map((line) => `      ${line}`),
+  ]);
+  return [
+    "ringleader:",
+    "  hosts:",
+    ...hosts,
+    "  vars:",
+    "    ansible_connection: local",
+    "    ansible_become: false",
+    "    ansible_python_interpreter: /usr/bin/python3",
+    `    ringleader_cluster_config: ${join(cluster.dir, "ringleader.json")}`,
+    `    ringleader_cli: ["${process.execPath}", "${CLI}"]`,
+    ...(opts.vars ?? []).map((line) => `    ${line}`),
+    "",
+  ].join("\n");
 }

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LocalCluster } from "../support/local-cluster.js";
-import { CLI, ansiblePlaybook, buildRelease, recap } from "./support.js";
+import { ansiblePlaybook, buildRelease, localInventory, recap } from "./support.js";
 
 const TICK_MS = 50;
 const ELECTION_TICKS = 10;
@@ -169,32 +169,17 @@ describe("provisioning: upgrade.yml, one board at a time, on a local cluster", {
     await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", resolve));
     controlPort = (control.address() as AddressInfo).port;
     inventory = join(work, "inventory.yml");
-    const hosts = [...cluster.nodes.values()].map((n) =>
-      [
-        `    ${n.id}:`,
-        `      ringleader_node_id: ${n.id}`,
-        `      ringleader_api_port: ${new URL(n.api).port}`,
-        `      ringleader_prefix: ${join(work, n.id, "opt/ringleader")}`,
-      ].join("\n"),
-    );
     await writeFile(
       inventory,
-      [
-        "ringleader:",
-        "  hosts:",
-        ...hosts,
-        "  vars:",
-        "    ansible_connection: local",
-        "    ansible_become: false",
-        `    ansible_python_interpreter: /usr/bin/python3`,
-        `    ringleader_cluster_config: ${join(cluster.dir, "ringleader.json")}`,
-        `    ringleader_cli: ["${process.execPath}", "${CLI}"]`,
-        // python3 is there wherever Ansible is; the POST returns once the agent is started again.
-        `    ringleader_restart_command: [python3, -c, "${RESTART_PY}", "http://127.0.0.1:${controlPort}/restart/{id}"]`,
-        "    ringleader_health_wait_seconds: 90",
-        "    ringleader_health_precheck_seconds: 10",
-        "",
-      ].join("\n"),
+      localInventory(cluster, {
+        hostVars: (id) => [`ringleader_prefix: ${join(work, id, "opt/ringleader")}`],
+        vars: [
+          // python3 is there wherever Ansible is; the POST returns once the agent is started again.
+          `ringleader_restart_command: [python3, -c, "${RESTART_PY}", "http://127.0.0.1:${controlPort}/restart/{id}"]`,
+          "ringleader_health_wait_seconds: 90",
+          "ringleader_health_precheck_seconds: 10",
+        ],
+      }),
     );
   });
 

@@ -96,7 +96,7 @@ export interface ControllerOptions {
     readonly excluded: (partition: number) => Promise<boolean>;
     readonly deleteGroup: (group: number) => Promise<void>;
     readonly canHost: (group: number) => boolean;
-    /** How often one released replica is checked (ms). */
+    /** How often the leader is asked about one replica (ms). */
     readonly checkEveryMs?: number;
   };
 }
@@ -125,8 +125,8 @@ export class ClusterController {
   private readonly leaderSeenAt = new Map<number, number>();
   /** On the meta leader: when each member was last heard from (ms). */
   private readonly lastSeen = new Map<NodeId, number>();
-  /** Replicas released here whose data may still be deleted, with when they were last checked. */
-  private readonly released = new Map<number, number>();
+  /** Replicas released here whose data is still on disk, waiting for `confirmedOut`. */
+  private readonly released = new Set<number>();
   /** Counts of what this node did, for status and tests. */
   readonly stats = { confChanges: 0, transfers: 0, ringChanges: 0, hosted: 0, released: 0, purged: 0 };
 
@@ -158,7 +158,7 @@ export class ClusterController {
     this.running = true;
     try {
       this.reconcileHosting();
-      await this.purgeReleased();
+      this.purgeReleased();
       const meta = this.opts.host.status(META_GROUP);
       if (meta.leader !== "") await this.registerSelf();
       if (meta.role === "leader") await this.metaDuties(meta);
@@ -212,10 +212,10 @@ export class ClusterController {
         if (voter && silentMs > this.releaseAfterMs) this.askIfOut(g, now);
         const limit = voter ? this.releaseVoterAfterMs : this.releaseAfterMs;
         if (st.role !== "leader" && silentMs > limit) {
-          this.confirmedOut.delete(g);
+          // A confirmation already in hand (`confirmedOut`) also lets the purge go at once.
           host.removeGroup(g);
           this.stats.released++;
-          this.released.set(g, -Infinity);
+          this.released.add(g);
           this.opts.logger.info("released a replica the ring moved away", { partition: p });
         }
       }
@@ -236,20 +236,24 @@ export class ClusterController {
     );
   }
 
-  /** Deletes the data of released replicas once their partition's leader confirms we are out. */
-  private async purgeReleased(): Promise<void> {
+  /**
+   * Deletes the data of released replicas once their partition's leader confirms we are out,
+   * through the same throttled question `askIfOut` puts to voters (the round never waits on it).
+   */
+  private purgeReleased(): void {
     const purge = this.opts.purge;
-    if (!purge || this.released.size === 0) return;
-    const now = this.now();
-    for (const [g, checked] of this.released) {
+    if (!purge) return;
+    for (const g of this.released) {
       if (this.opts.host.hosts(g)) {
         this.released.delete(g);
         continue;
       }
-      if (now - checked < (purge.checkEveryMs ?? 5000)) continue;
-      this.released.set(g, now);
-      if (!(await purge.excluded(groupPartition(g)))) continue;
+      if (!this.confirmedOut.has(g)) {
+        this.askIfOut(g, this.now());
+        continue;
+      }
       this.released.delete(g);
+      this.confirmedOut.delete(g);
       const partition = groupPartition(g);
       this.opts.logger.info("deleting the data of a released replica", { partition });
       purge.deleteGroup(g).then(
