@@ -51,6 +51,8 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 3, tickMs: 50 });
     clusterFile = join(cluster.dir, "cluster.json");
+    // Each test may run alone (--test-name-pattern); none should start on a cluster still forming.
+    await cluster.waitHealthy();
   });
   after(async () => {
     await cluster?.stop();
@@ -127,8 +129,13 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
     const inner =
       `stty cols 100 rows 40; (while [ ! -e '${go}' ]; do sleep 0.1; done; stty cols 50 < /dev/tty; kill -WINCH $$) & ` +
       `exec '${process.execPath}' '${CLI}' top --interval 60 --cluster-file '${clusterFile}'`;
-    const child = spawn("script", ["-qfec", `sh -c "${inner.replace(/"/g, '\\"')}"`, "/dev/null"], {
+    // `script` runs its command through $SHELL; `exec` leaves node the only process in the pty's
+    // foreground group that Ctrl-C can stop (dash, unlike bash, would otherwise die of the SIGINT
+    // itself and `script` would report 130). The background resizer ignores SIGINT as sh's
+    // asynchronous lists do.
+    const child = spawn("script", ["-qfec", `exec sh -c "${inner.replace(/"/g, '\\"')}"`, "/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, SHELL: "/bin/sh" },
     });
     let out = "";
     child.stdout.on("data", (b: Buffer) => (out += b.toString()));
