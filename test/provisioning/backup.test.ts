@@ -199,6 +199,23 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
 
   it("members step-down hands a board's leaderships over, also when asked through another board", async () => {
     const n1 = source.nodes.get("n1")!;
+    // Writers enter through every board, so many writes are forwarded to partition leaders while
+    // leadership moves. A forward the old leader refuses is proposed again, so none may fail.
+    const statuses = new Map<number, number>();
+    let writing = true;
+    const writer = async (w: number) => {
+      const endpoints = source.endpoints();
+      for (let i = 0; writing; i++) {
+        const res = await fetch(`${endpoints[i % endpoints.length]}/v1/kv/step-down-${w}-${i}`, {
+          method: "PUT",
+          headers: { authorization: `Bearer ${source.token}` },
+          body: "x",
+        });
+        await res.arrayBuffer();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      }
+    };
+    const writers = Promise.all(Array.from({ length: 16 }, (_, w) => writer(w)));
     for (const id of ["n2", "n3"]) {
       // Asked through n1's API: n1 forwards to the board itself.
       const r = await run(
@@ -227,6 +244,14 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
       assert.equal(out.transferred, out.ledBefore, JSON.stringify(out));
       assert.equal(out.stillLeading, 0, JSON.stringify(out));
     }
+    writing = false;
+    await writers;
+    assert.ok((statuses.get(200) ?? 0) > 0, "the writers wrote");
+    assert.deepEqual(
+      [...statuses.keys()],
+      [200],
+      `answers during the hand-overs: ${JSON.stringify([...statuses])}`,
+    );
     // The leader balancers (one hand-over per partition every 5 s) leave stepped-down boards
     // alone: watched for 8 s, neither n2 nor n3 leads anything again.
     const watchUntil = Date.now() + 8000;

@@ -141,7 +141,9 @@ describe("provisioning: upgrade.yml, one board at a time, on a local cluster", {
     const othersHealthy = (await Promise.all(others.map((n) => healthy(n.api)))).every(Boolean);
     const event = { id, atMs: Date.now(), leaderOf, othersHealthy };
     await cluster.terminate(id);
-    node.command[1] = join(work, id, "opt/ringleader/dist/agent/src/cli/main.js");
+    // The same command, with the installed copy of the agent instead of the checkout's.
+    const main = node.command.findIndex((arg) => arg.endsWith("/cli/main.js"));
+    node.command[main] = join(work, id, "opt/ringleader/dist/agent/src/cli/main.js");
     cluster.restart(id);
     return event;
   }

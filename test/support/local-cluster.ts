@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { AGENT_NODE_FLAGS } from "../../agent/src/node/runtime-flags.js";
 
 export const CLI = fileURLToPath(new URL("../../agent/src/cli/main.js", import.meta.url));
 
@@ -195,6 +196,7 @@ export class LocalCluster {
     const log = openSync(logPath, "a");
     const command = [
       process.execPath,
+      ...AGENT_NODE_FLAGS,
       CLI,
       "agent",
       "--config",

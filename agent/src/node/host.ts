@@ -31,10 +31,36 @@ export type ReadLevel = "strong" | "weak" | "eventual";
 
 /** The request could not be served now (no leader, lost leadership, timed out). Retry later. */
 export class UnavailableError extends Error {
-  override readonly name = "UnavailableError";
+  override readonly name: string = "UnavailableError";
   constructor(message: string) {
     super(message);
   }
+}
+
+/**
+ * The write was not appended to any log (the leader refused it, or this node could not propose
+ * it): it will never be applied, so it is safe to send again once a leader can take it.
+ */
+export class WriteNotAppliedError extends UnavailableError {
+  override readonly name = "WriteNotAppliedError";
+}
+
+/** Resubmitting a refused write: 5, 10, 20, 40, 80, then every 100 ms, at most 30 times (~2.6 s). */
+const RESUBMIT_BASE_MS = 5;
+const RESUBMIT_MAX_MS = 100;
+const MAX_RESUBMITS = 30;
+
+/** Resolves after `ms`, or at once when `signal` fires. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 export interface HostLogger {
@@ -47,7 +73,7 @@ export interface HostObserver {
   onFsync?(ms: number, groups: number): void;
   onApply?(ms: number, entries: number): void;
   onLeaderChange?(group: GroupId, leader: NodeId): void;
-  onProposal?(group: GroupId, outcome: "ok" | "dropped"): void;
+  onProposal?(group: GroupId, outcome: "ok" | "dropped" | "refused"): void;
 }
 
 export interface HostOptions {
@@ -272,10 +298,33 @@ export class RaftHost {
       }
       const r = this.replicas.get(m.group);
       if (!r) continue;
+      if (m.type === "prop" && m.reject) {
+        this.refused(r, m);
+        continue;
+      }
       if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") r.lastLeaderContactMs = Date.now();
       r.raw.step(m);
     }
     this.kick();
+  }
+
+  /** The leader sent back writes this node forwarded to it: fail their writers, who may retry. */
+  private refused(r: Replica, m: Message): void {
+    for (const e of m.entries) {
+      let id: string;
+      try {
+        id = decodeCommand(e.data).id;
+      } catch {
+        continue; // Not a write of ours; nobody waits for it.
+      }
+      const w = r.pendingWrites.get(id);
+      if (!w) continue;
+      r.pendingWrites.delete(id);
+      this.opts.observer?.onProposal?.(r.group, "refused");
+      w.reject(
+        new WriteNotAppliedError(`${m.from} did not take the write (leadership is moving, or it is busy)`),
+      );
+    }
   }
 
   campaign(group: GroupId): void {
@@ -297,8 +346,25 @@ export class RaftHost {
     return `${this.opts.nodeId}:${Date.now().toString(36)}:${(this.requestSeq++).toString(36)}`;
   }
 
-  /** Proposes a write and resolves with its outcome once it is applied here. */
+  /**
+   * Proposes a write and resolves with its outcome once it is decided here. A write that provably
+   * never entered a log (the leader was handing leadership over, or refused it) is proposed
+   * again, with a short backoff, until `signal` fires: the writer gets the next leader's answer
+   * in milliseconds instead of waiting out its timeout. A write that may have been appended is
+   * never proposed twice.
+   */
   async propose(group: GroupId, cmd: KvCommandInput, signal?: AbortSignal): Promise<KvResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.proposeOnce(group, cmd, signal);
+      } catch (err) {
+        if (!(err instanceof WriteNotAppliedError) || attempt >= MAX_RESUBMITS || signal?.aborted) throw err;
+        await pause(Math.min(RESUBMIT_BASE_MS << attempt, RESUBMIT_MAX_MS), signal);
+      }
+    }
+  }
+
+  private async proposeOnce(group: GroupId, cmd: KvCommandInput, signal?: AbortSignal): Promise<KvResult> {
     const r = this.replica(group);
     this.checkUsable(r);
     await this.waitForStableLeader(r, signal);
@@ -320,7 +386,7 @@ export class RaftHost {
         r.pendingWrites.delete(id);
         cleanup();
         this.opts.observer?.onProposal?.(group, "dropped");
-        if (err instanceof ProposalDroppedError) reject(new UnavailableError(err.message));
+        if (err instanceof ProposalDroppedError) reject(new WriteNotAppliedError(err.message));
         else reject(err as Error);
         return;
       }

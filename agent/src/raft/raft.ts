@@ -674,6 +674,14 @@ export class Raft {
       case "hup":
         this.hup(false);
         return;
+      case "prop":
+        if (m.reject) return; // A forward we made came back refused: for the application, not us.
+        if (m.from !== this.id && this.role !== "leader") {
+          this.refuseForwarded(m); // We do not lead (any more): tell the forwarder at once.
+          return;
+        }
+        this.stepRole(this, m);
+        return;
       case "vote":
       case "preVote":
         this.stepVoteRequest(m);
@@ -741,6 +749,15 @@ export class Raft {
     this.bcastAppend();
   }
 
+  /**
+   * Sends a forwarded proposal back to the follower that forwarded it, marked `reject`: its
+   * entries were not appended anywhere, so the follower's application can fail the writers at
+   * once (and retry them) instead of letting them time out not knowing.
+   */
+  refuseForwarded(m: Message): void {
+    this.send({ ...emptyMessage("prop", this.group, this.id, m.from), reject: true, entries: m.entries });
+  }
+
   notLeaderReason(): string {
     return this.lead === NO_NODE ? "no leader is known" : `not the leader; the leader is ${this.lead}`;
   }
@@ -786,9 +803,16 @@ function stepLeader(r: Raft, m: Message): void {
       r.serveReadIndex(m);
       return;
     case "prop":
-      // A proposal forwarded by a follower. Dropping it is safe: the follower's caller times out.
-      if (r.leadTransferee !== NO_NODE || m.entries.some((e) => e.type !== "normal")) return;
-      r.appendEntries(m.entries.map((e) => ({ term: 0, type: "normal", data: e.data })));
+      // A proposal forwarded by a follower. When it cannot be appended (leadership is moving,
+      // too much is uncommitted), the follower hears so at once.
+      if (
+        r.leadTransferee !== NO_NODE ||
+        m.entries.some((e) => e.type !== "normal") ||
+        !r.appendEntries(m.entries.map((e) => ({ term: 0, type: "normal", data: e.data })))
+      ) {
+        r.refuseForwarded(m);
+        return;
+      }
       r.bcastAppend();
       return;
   }

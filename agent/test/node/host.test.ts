@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ABSENT_VERSION, RaftHost, UnavailableError } from "../../src/node/host.js";
+import { ABSENT_VERSION, RaftHost, UnavailableError, type HostObserver } from "../../src/node/host.js";
 import { MemoryDurableStore } from "../../src/node/memory-store.js";
 import type { Message } from "../../src/raft/index.js";
 
@@ -9,7 +9,7 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 /** Three hosts wired by an in-process network that delivers on the next turn. */
 function cluster(
   ids = ["a", "b", "c"],
-  extra: { snapshotEntries?: number; snapshotChunkBytes?: number } = {},
+  extra: { snapshotEntries?: number; snapshotChunkBytes?: number; observer?: HostObserver } = {},
 ) {
   const hosts = new Map<string, RaftHost>();
   const stores = new Map<string, MemoryDurableStore>();
@@ -87,6 +87,40 @@ describe("RaftHost: the ready loop over a durable store", () => {
       cas: ABSENT_VERSION,
     });
     assert.deepEqual(r2.ok, false);
+  });
+
+  it("a write forwarded during a leadership hand-over comes back refused and is proposed again", async () => {
+    let refused = 0;
+    const c = cluster(["a", "b", "c"], {
+      observer: { onProposal: (_g, outcome) => void (outcome === "refused" && refused++) },
+    });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    const [target, other] = [...c.hosts.keys()].filter((id) => id !== leaderId) as [string, string];
+    const follower = c.hosts.get(other)!;
+    await until(() => follower.status(1).leader === leaderId, "the follower to learn the leader", tickAll);
+    // The target never hears the hand-over; without ticks the transfer does not time out.
+    c.isolate(target);
+    leader.transferLeadership(1, target);
+    const last = leader.status(1).lastIndex;
+    let outcome: unknown = "pending";
+    void follower.propose(1, { op: "put", key: "w", value: new Uint8Array([1]), cas: null }).then(
+      (r) => (outcome = r),
+      (err: unknown) => (outcome = err),
+    );
+    // Without a refusal the forward would vanish and the writer would wait for its timeout.
+    await until(
+      () => refused > 0,
+      "the leader to refuse the forwarded write",
+      () => {},
+    );
+    assert.equal(leader.status(1).lastIndex, last, "the refused write was not appended");
+    assert.equal(outcome, "pending", "the writer is still waiting, for the next attempt");
+    // Once the transfer is abandoned (an election timeout of ticks) the same write is taken.
+    await until(() => outcome !== "pending", "the write to be decided", tickAll);
+    assert.equal((outcome as { ok?: unknown }).ok, true, String(outcome));
+    for (const id of [leaderId, other]) assert.deepEqual([...c.stores.get(id)!.get(1, "w")!.value], [1]);
   });
 
   it("a strong read on an isolated node does not complete, and gives up when aborted", async () => {

@@ -12,6 +12,7 @@ import {
   type ClusterConfig,
 } from "../../node/cluster-config.js";
 import { UsageError } from "../errors.js";
+import { AGENT_NODE_FLAGS } from "../../node/runtime-flags.js";
 
 interface UpArgs {
   nodes: number;
@@ -122,8 +123,13 @@ async function up(args: UpArgs): Promise<void> {
   const nodes: LocalClusterNode[] = [];
   for (const [i, id] of ids.entries()) {
     const p = ports[i]!;
+    // Node's own flags given to this command (`node --cpu-prof …/main.js cluster up`) pass on to
+    // the agents after the agent's defaults, so a profile or another heap size can be tried on a
+    // whole local cluster.
     const command = [
       process.execPath,
+      ...AGENT_NODE_FLAGS,
+      ...process.execArgv,
       MAIN,
       "agent",
       "--config",
