@@ -174,6 +174,34 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
     }
   });
 
+  it("top --json prints one health document per frame, a line each, for scripts", async () => {
+    // Each frame asks every node the health view lists as reachable for its own status.
+    await cluster.waitFor("n1 to see every node reachable", 60_000, async () => {
+      const h = await health(cluster, "n1");
+      return h && h.nodes.length === 3 && h.nodes.every((n) => n.reachable && n.api) ? true : null;
+    });
+    const r = await run([
+      "top",
+      "--json",
+      "--count",
+      "2",
+      "--interval",
+      "0.5",
+      "--cluster-file",
+      clusterFile,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes("\x1b["), "no terminal escapes");
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.length, 2, r.stdout);
+    for (const line of lines) {
+      const doc = JSON.parse(line) as { at: string; health: ClusterHealth; nodes: { id: string }[] };
+      assert.ok(Number.isFinite(Date.parse(doc.at)), doc.at);
+      assert.equal(doc.health.nodes.length, 3);
+      assert.deepEqual(doc.nodes.map((n) => n.id).sort(), ["n1", "n2", "n3"]);
+    }
+  });
+
   it("/metrics carries board health, peers, raft groups and API routes", async () => {
     const api = cluster.nodes.get("n1")!.api;
     await fetch(`${api}/v1/ring`, { headers: { authorization: `Bearer ${cluster.token}` } });

@@ -2,7 +2,8 @@
  * `ringleader top`: the `status` overview redrawn in place every `--interval` seconds, like
  * top(1). It uses the terminal's alternate screen, redraws at once when the window is resized,
  * and restores the screen and cursor on Ctrl-C (or after `--count` frames). When stdout is not a
- * terminal it prints each frame after a separator line instead, so it can be piped or logged.
+ * terminal it prints each frame after a separator line instead, so it can be piped or logged;
+ * `--json` prints one JSON document per frame and line (NDJSON) for scripts.
  */
 import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../errors.js";
@@ -34,7 +35,8 @@ export const topCommand: CommandModule<object, TopArgs> = {
       .option("interval", { type: "number", default: 2, describe: "Seconds between refreshes (0.5-3600)" })
       .option("count", { type: "number", describe: "Stop after this many frames (default: until Ctrl-C)" })
       .example("$0 top", "Watch the local cluster")
-      .example("$0 top --interval 10 --endpoints http://pi1.local:7000", "Watch a home lab, every 10 s"),
+      .example("$0 top --interval 10 --endpoints http://pi1.local:7000", "Watch a home lab, every 10 s")
+      .example("$0 top --json --interval 60 >> cluster.ndjson", "Log the health view once a minute"),
   handler: async (args) => {
     if (!(args.interval >= 0.5 && args.interval <= 3600))
       throw new UsageError("--interval must be 0.5-3600 seconds");
@@ -43,7 +45,8 @@ export const topCommand: CommandModule<object, TopArgs> = {
     }
     const config = clientConfigFromArgs(args);
     const out = process.stdout;
-    const tty = out.isTTY === true;
+    const json = args.json === true;
+    const tty = out.isTTY === true && !json;
     let lastLines: string[] = ["connecting…"];
     let frames = 0;
     let stopped = false;
@@ -68,11 +71,18 @@ export const topCommand: CommandModule<object, TopArgs> = {
         const { overview, errors } = await fetchOverview(config.endpoints, config.token, args.timeout, {
           statuses: true,
         });
+        if (json) {
+          const at = new Date().toISOString();
+          const doc = overview
+            ? { at, api: overview.api, health: overview.health, nodes: [...overview.statuses.values()] }
+            : { at, errors };
+          out.write(`${JSON.stringify(doc)}\n`);
+        }
         lastLines = overview
           ? renderOverview(overview, { style: tty ? ANSI : PLAIN, now: new Date() })
           : ["no endpoint answered /v1/health:", ...errors.map((e) => `  ${e}`)];
         if (tty) lastLines.push("", ANSI.dim(`every ${args.interval} s · Ctrl-C quits`));
-        draw();
+        if (!json) draw();
         frames++;
         if (args.count !== undefined && frames >= args.count) break;
         await new Promise<void>((resolve) => {
