@@ -10,7 +10,7 @@
  * ticks a leader must exist, every member must apply everything committed, and every client must
  * complete an operation. At the end the client history must be linearizable.
  */
-import { checkKvHistory, type CheckResult, type Operation } from "../check/linearizability.js";
+import type { CheckResult, Operation } from "../check/linearizability.js";
 import { MemoryStorage, type BugName, type Message, type NodeId } from "../raft/index.js";
 import { SafetyChecker, type Violation } from "./checkers.js";
 import {
@@ -24,6 +24,7 @@ import {
 import { EventQueue } from "./event-queue.js";
 import { FaultInjector, type FaultTarget } from "./faults.js";
 import { Digest } from "./hash.js";
+import { Machines, checkRunHistory, describeError, runDue, type RestartEvent } from "./machines.js";
 import { MembershipController, type MembershipTarget } from "./membership.js";
 import { Network } from "./network.js";
 import { SimNode, type ClientRequest, type ClientResponse, type NodeEnv } from "./node.js";
@@ -103,10 +104,6 @@ export class SimOptionsError extends Error {
 export const DEFAULT_TICKS = 3000;
 export const DEFAULT_LIVENESS_TICKS = 1500;
 export const MAX_TICKS = 10_000_000;
-/** Characters of the checker's explanation kept in a violation's one-line description. */
-const MAX_EXPLANATION = 240;
-/** Model steps for the linearizability check of one run (enough for several thousand operations). */
-const LINEARIZABILITY_STEPS = 2_000_000;
 
 export function runSimulation(opts: SimOptions): SimResult {
   if (!Number.isSafeInteger(opts.seed))
@@ -134,7 +131,7 @@ export function runSimulation(opts: SimOptions): SimResult {
 type SimEvent =
   | { readonly kind: "peer"; readonly msg: Message }
   | { readonly kind: "fsync"; readonly node: NodeId; readonly incarnation: number }
-  | { readonly kind: "restart"; readonly node: NodeId; readonly incarnation: number }
+  | RestartEvent
   | { readonly kind: "request"; readonly node: NodeId; readonly req: ClientRequest }
   | { readonly kind: "response"; readonly clientId: number; readonly resp: ClientResponse };
 
@@ -142,6 +139,12 @@ class Simulation implements FaultTarget, MembershipTarget {
   readonly network: Network<Message>;
   private readonly queue = new EventQueue<SimEvent>(2_000_000);
   private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly machines = new Machines(
+    this.nodes,
+    (at, ev) => this.queue.push(at, ev),
+    () => this.now,
+    (line) => this.trace(line),
+  );
   private readonly checker: SafetyChecker;
   private readonly faults: FaultInjector;
   private readonly membership: MembershipController;
@@ -253,11 +256,10 @@ class Simulation implements FaultTarget, MembershipTarget {
 
   private advanceTo(t: number): void {
     const time = t * UNITS_PER_TICK;
-    while (this.queue.peekTime() < time) {
-      const ev = this.queue.pop()!;
-      this.now = ev.time;
-      this.handle(ev.value);
-    }
+    runDue(this.queue, time, (at, ev) => {
+      this.now = at;
+      this.handle(ev);
+    });
     this.now = time;
     this.tick = t;
     this.faults.step();
@@ -275,14 +277,9 @@ class Simulation implements FaultTarget, MembershipTarget {
       case "fsync":
         this.nodes.get(ev.node)?.fsyncDone(ev.incarnation);
         return;
-      case "restart": {
-        const node = this.nodes.get(ev.node);
-        if (node === undefined || node.up || node.decommissioned || node.incarnation !== ev.incarnation)
-          return;
-        this.trace(`${node.id} restarts`);
-        node.start();
+      case "restart":
+        this.machines.restarting(ev)?.start();
         return;
-      }
       case "request":
         this.nodes.get(ev.node)?.clientRequest(ev.req);
         return;
@@ -400,26 +397,18 @@ class Simulation implements FaultTarget, MembershipTarget {
   }
 
   private checkHistory(): CheckResult["kind"] {
-    const history = this.workload.history;
-    for (const op of history) {
-      this.digest.addNumber(op.id);
-      this.digest.addNumber(op.call);
-      this.digest.addNumber(Number.isFinite(op.ret) ? op.ret : 0);
-    }
-    const res = checkKvHistory(history, { maxSteps: LINEARIZABILITY_STEPS });
-    if (res.kind === "violation") {
-      const first = res.ops[0];
-      const why = res.explanation.split("\n")[0] ?? "";
-      // The checker's explanation walks through the history; the last sentence says what broke.
-      const gist = why.length > MAX_EXPLANATION ? `…${why.slice(-MAX_EXPLANATION)}` : why;
-      this.checker.report(
-        "linearizability",
-        `key ${res.key} (${res.ops.length} operations${first ? ` from op ${first.id}` : ""}): ${gist}`,
-      );
-    } else if (res.kind === "unknown") {
-      this.trace(`linearizability check gave up: ${res.reason}`);
-    }
-    return res.kind;
+    return checkRunHistory(
+      this.workload.history,
+      this.digest,
+      (res, gist) => {
+        const first = res.ops[0];
+        this.checker.report(
+          "linearizability",
+          `key ${res.key} (${res.ops.length} operations${first ? ` from op ${first.id}` : ""}): ${gist}`,
+        );
+      },
+      (line) => this.trace(line),
+    );
   }
 
   private result(livenessTicks: number, linearizability: SimStats["linearizability"]): SimResult {
@@ -508,21 +497,11 @@ class Simulation implements FaultTarget, MembershipTarget {
   }
 
   downCount(): number {
-    let n = 0;
-    for (const node of this.nodes.values()) if (!node.up && !node.decommissioned) n++;
-    return n;
+    return this.machines.downCount();
   }
 
   crash(id: NodeId, downTicks: number, why: string): void {
-    const node = this.nodes.get(id);
-    if (node === undefined || !node.up) return;
-    node.crash();
-    this.trace(`${id} crashed (${why}); restarts in ${downTicks} ticks`);
-    this.queue.push(this.now + downTicks * UNITS_PER_TICK, {
-      kind: "restart",
-      node: id,
-      incarnation: node.incarnation,
-    });
+    this.machines.crash(id, downTicks, why);
   }
 
   addNode(id: NodeId): SimNode {
@@ -533,11 +512,7 @@ class Simulation implements FaultTarget, MembershipTarget {
   }
 
   decommission(id: NodeId): void {
-    const node = this.nodes.get(id);
-    if (node === undefined || node.decommissioned) return;
-    node.crash();
-    node.decommissioned = true;
-    this.trace(`${id} removed from the group and shut down`);
+    this.machines.decommission(id, "the group");
   }
 
   trace(line: string): void {
@@ -550,13 +525,4 @@ class Simulation implements FaultTarget, MembershipTarget {
     this.nodes.set(id, node);
     return node;
   }
-}
-
-function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return `threw ${String(err)}`;
-  const frame = err.stack
-    ?.split("\n")
-    .find((l) => l.trim().startsWith("at "))
-    ?.trim();
-  return `${err.name}: ${err.message}${frame ? ` (${frame})` : ""}`;
 }

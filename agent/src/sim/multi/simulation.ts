@@ -11,7 +11,7 @@
  * which a promise settled, the loop lets the promise continuations run (`setImmediate` drains the
  * microtask queue) before the next tick. Nothing else is awaited, so a seed still replays exactly.
  */
-import { checkKvHistory, type CheckResult, type Operation } from "../../check/linearizability.js";
+import type { CheckResult, Operation } from "../../check/linearizability.js";
 import { META_GROUP, RING_KEY, foundingMetaConf, foundingRing, partitionGroup } from "../../cluster/meta.js";
 import type { KvResult } from "../../kv/commands.js";
 import {
@@ -29,6 +29,7 @@ import { STREAM, UNITS_PER_TICK } from "../config.js";
 import { EventQueue } from "../event-queue.js";
 import { FaultInjector, type FaultTarget } from "../faults.js";
 import { Digest } from "../hash.js";
+import { Machines, checkRunHistory, describeError, runDue, type RestartEvent } from "../machines.js";
 import { Network } from "../network.js";
 import type { ClientRequest, ClientResponse, NodeEnv, NodeTuning, SimNode } from "../node.js";
 import { Random } from "../random.js";
@@ -121,8 +122,6 @@ export class MultiSimOptionsError extends Error {
 export const DEFAULT_MULTI_TICKS = 2000;
 export const DEFAULT_MULTI_LIVENESS_TICKS = 4000;
 const MAX_TICKS = 1_000_000;
-const MAX_EXPLANATION = 240;
-const LINEARIZABILITY_STEPS = 2_000_000;
 /** Boards ever created, founders included (ids n1..n9). */
 const MAX_BOARDS = 9;
 
@@ -155,7 +154,7 @@ export async function runMultiSimulation(opts: MultiSimOptions): Promise<MultiSi
 type SimEvent =
   | { readonly kind: "peer"; readonly msg: Message }
   | { readonly kind: "fsync"; readonly node: NodeId; readonly group: GroupId; readonly incarnation: number }
-  | { readonly kind: "restart"; readonly node: NodeId; readonly incarnation: number }
+  | RestartEvent
   | { readonly kind: "request"; readonly node: NodeId; readonly req: ClientRequest }
   | { readonly kind: "response"; readonly clientId: number; readonly resp: ClientResponse }
   | { readonly kind: "abort"; readonly controller: AbortController };
@@ -166,6 +165,12 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   readonly network: Network<Message>;
   private readonly queue = new EventQueue<SimEvent>(4_000_000);
   private readonly boards = new Map<NodeId, SimHost>();
+  private readonly machines = new Machines(
+    this.boards,
+    (at, ev) => this.queue.push(at, ev),
+    () => this.now,
+    (line) => this.trace(line),
+  );
   private readonly checkers = new Map<GroupId, SafetyChecker>();
   /** Run-level findings: linearizability, liveness, a panic. */
   private readonly runChecker: SafetyChecker;
@@ -310,11 +315,10 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
 
   private advanceTo(t: number): void {
     const time = t * UNITS_PER_TICK;
-    while (this.queue.peekTime() < time) {
-      const ev = this.queue.pop()!;
-      this.now = ev.time;
-      this.handle(ev.value);
-    }
+    runDue(this.queue, time, (at, ev) => {
+      this.now = at;
+      this.handle(ev);
+    });
     this.now = time;
     this.tick = t;
     this.faults.step();
@@ -337,14 +341,9 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
       case "fsync":
         this.boards.get(ev.node)?.replicaOf(ev.group)?.fsyncDone(ev.incarnation);
         return;
-      case "restart": {
-        const host = this.boards.get(ev.node);
-        if (host === undefined || host.up || host.decommissioned || host.incarnation !== ev.incarnation)
-          return;
-        this.trace(`${host.id} restarts`);
-        host.boot();
+      case "restart":
+        this.machines.restarting(ev)?.boot();
         return;
-      }
       case "request":
         this.clientRequest(ev.node, ev.req);
         return;
@@ -504,25 +503,18 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   }
 
   private checkHistory(): CheckResult["kind"] {
-    const history = this.workload.history;
-    for (const op of history) {
-      this.digest.addNumber(op.id);
-      this.digest.addNumber(op.call);
-      this.digest.addNumber(Number.isFinite(op.ret) ? op.ret : 0);
-    }
-    const res = checkKvHistory(history, { maxSteps: LINEARIZABILITY_STEPS });
-    if (res.kind === "violation") {
-      const why = res.explanation.split("\n")[0] ?? "";
-      const gist = why.length > MAX_EXPLANATION ? `…${why.slice(-MAX_EXPLANATION)}` : why;
-      const partition = partitionForKey(this.config.partitions, res.key);
-      this.runChecker.report(
-        "linearizability",
-        `key ${res.key} (partition ${partition}, ${res.ops.length} operations): ${gist}`,
-      );
-    } else if (res.kind === "unknown") {
-      this.trace(`linearizability check gave up: ${res.reason}`);
-    }
-    return res.kind;
+    return checkRunHistory(
+      this.workload.history,
+      this.digest,
+      (res, gist) => {
+        const partition = partitionForKey(this.config.partitions, res.key);
+        this.runChecker.report(
+          "linearizability",
+          `key ${res.key} (partition ${partition}, ${res.ops.length} operations): ${gist}`,
+        );
+      },
+      (line) => this.trace(line),
+    );
   }
 
   private result(livenessTicks: number, linearizability: MultiSimStats["linearizability"]): MultiSimResult {
@@ -720,21 +712,11 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   }
 
   downCount(): number {
-    let n = 0;
-    for (const host of this.boards.values()) if (!host.up && !host.decommissioned) n++;
-    return n;
+    return this.machines.downCount();
   }
 
   crash(id: NodeId, downTicks: number, why: string): void {
-    const host = this.boards.get(id);
-    if (host === undefined || !host.up) return;
-    host.crash();
-    this.trace(`${id} crashed (${why}); restarts in ${downTicks} ticks`);
-    this.queue.push(this.now + downTicks * UNITS_PER_TICK, {
-      kind: "restart",
-      node: id,
-      incarnation: host.incarnation,
-    });
+    this.machines.crash(id, downTicks, why);
   }
 
   join(): SimHost | null {
@@ -749,23 +731,10 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   }
 
   decommission(id: NodeId): void {
-    const host = this.boards.get(id);
-    if (host === undefined || host.decommissioned) return;
-    host.crash();
-    host.decommissioned = true;
-    this.trace(`${id} removed from the cluster and shut down`);
+    this.machines.decommission(id, "the cluster");
   }
 
   trace(line: string): void {
     this.opts.trace?.(`[${this.tick}] ${line}`);
   }
-}
-
-function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return `threw ${String(err)}`;
-  const frame = err.stack
-    ?.split("\n")
-    .find((l) => l.trim().startsWith("at "))
-    ?.trim();
-  return `${err.name}: ${err.message}${frame ? ` (${frame})` : ""}`;
 }
