@@ -411,7 +411,7 @@ export class ClusterController {
     const preferred = target[0]!;
     const last = this.lastBalance.get(partition) ?? 0;
     // A member that stepped down (a planned restart) is left without leadership for a while.
-    const paused = (this.opts.meta.member(preferred)?.leadershipPausedUntil ?? 0) > Date.now();
+    const paused = this.opts.meta.leadershipPaused(preferred);
     if (
       preferred !== nodeId &&
       !paused &&

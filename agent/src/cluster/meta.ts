@@ -121,6 +121,11 @@ export class MetaView {
     return rec ? (JSON.parse(dec.decode(rec.value)) as MemberRecord) : null;
   }
 
+  /** Whether the member stepped down (`members step-down`) and should not lead for now. */
+  leadershipPaused(id: NodeId, now = Date.now()): boolean {
+    return (this.member(id)?.leadershipPausedUntil ?? 0) > now;
+  }
+
   memberVersion(id: NodeId): string {
     return this.store.get(META_GROUP, MEMBER_PREFIX + id)?.version ?? "0";
   }

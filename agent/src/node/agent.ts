@@ -483,7 +483,7 @@ export class Agent {
     this.activity.stop();
     await this.health.stop();
     if (this.joinTimer) clearTimeout(this.joinTimer);
-    const transfers = this.host.transferAllLeadership();
+    const transfers = this.host.transferAllLeadership((id) => this.meta.leadershipPaused(id));
     if (transfers > 0) {
       const deadline = Date.now() + (opts.transferTimeoutMs ?? 2000);
       while (Date.now() < deadline && this.host.groups().some((g) => this.host.status(g).role === "leader")) {

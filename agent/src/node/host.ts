@@ -652,18 +652,30 @@ export class RaftHost {
     for (const w of ready) w.waiter.resolve();
   }
 
-  /** Hands leadership of every group this node leads to the most caught-up voter. */
-  transferAllLeadership(): number {
+  /**
+   * Hands leadership of every group this node leads to the most caught-up voter, preferring
+   * voters that `avoid` does not name (boards that stepped down themselves); an avoided voter
+   * takes over only when no other can.
+   */
+  transferAllLeadership(avoid: (id: NodeId) => boolean = () => false): number {
     let n = 0;
     for (const r of this.replicas.values()) {
       const st = r.raw.status();
       if (st.role !== "leader") continue;
       let best: NodeId | null = null;
+      let bestPreferred = false;
       let bestMatch = -1;
       for (const [id, pr] of st.progress) {
         if (id === this.opts.nodeId || pr.learner || !st.confState.voters.includes(id)) continue;
-        if (pr.match > bestMatch) {
+        // Any preferred voter beats every avoided one; among equals, the most caught up wins.
+        const preferred = !avoid(id);
+        if (
+          best === null ||
+          (preferred && !bestPreferred) ||
+          (preferred === bestPreferred && pr.match > bestMatch)
+        ) {
           best = id;
+          bestPreferred = preferred;
           bestMatch = pr.match;
         }
       }

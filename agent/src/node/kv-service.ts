@@ -580,7 +580,7 @@ class Members implements MembershipService {
     if (self)
       await this.putMember({ ...self, leadershipPausedUntil: Date.now() + STEP_DOWN_PAUSE_MS }, signal);
     const before = leading();
-    const transferred = host.transferAllLeadership();
+    const transferred = host.transferAllLeadership((other) => this.deps.meta.leadershipPaused(other));
     const deadline = Date.now() + STEP_DOWN_WAIT_MS;
     while (leading() > 0 && Date.now() < deadline && !signal?.aborted) {
       await new Promise((r) => setTimeout(r, 20));

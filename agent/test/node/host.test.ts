@@ -123,6 +123,33 @@ describe("RaftHost: the ready loop over a durable store", () => {
     for (const id of [leaderId, other]) assert.deepEqual([...c.stores.get(id)!.get(1, "w")!.value], [1]);
   });
 
+  it("hands leadership over to a voter the caller does not avoid (a board that stepped down)", async () => {
+    // Run twice, avoiding each follower in turn: the other one must take over each time.
+    for (const avoided of [0, 1]) {
+      const c = cluster();
+      const tickAll = () => c.hosts.forEach((h) => h.tick());
+      await until(
+        () => [...c.hosts.values()].some((h) => h.status(1).role === "leader"),
+        "a leader",
+        tickAll,
+      );
+      const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+      const followers = [...c.hosts.keys()].filter((id) => id !== leaderId);
+      const avoid = followers[avoided]!;
+      const expected = followers[1 - avoided]!;
+      await until(
+        () => leader.status(1).progress.get(avoid)?.match === leader.status(1).lastIndex,
+        "catch-up",
+        tickAll,
+      );
+      assert.equal(
+        leader.transferAllLeadership((id) => id === avoid),
+        1,
+      );
+      await until(() => c.hosts.get(expected)!.status(1).role === "leader", `${expected} to lead`, tickAll);
+    }
+  });
+
   it("a strong read on an isolated node does not complete, and gives up when aborted", async () => {
     const c = cluster();
     const tickAll = () => c.hosts.forEach((h) => h.tick());
