@@ -19,6 +19,7 @@ import {
   UnauthorizedError,
 } from "../../agent/src/client/client.js";
 import type { Logger } from "../../agent/src/node/logger.js";
+import { pause } from "../../agent/src/node/pause.js";
 import { OutboxFullError } from "./errors.js";
 import type { BridgeMetrics } from "./metrics.js";
 import type { Outbox, OutboxEntry, StoredEntry } from "./outbox.js";
@@ -107,19 +108,6 @@ function isPermanent(err: unknown): boolean {
   return (
     err instanceof BadRequestError || err instanceof PayloadTooLargeError || err instanceof KeyCollisionError
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export class ReadingSink {
@@ -239,13 +227,13 @@ export class ReadingSink {
       const batch = this.outbox.peek(this.options.forwardBatch);
       if (batch.length === 0) {
         // Entries counted but not yet visible to readers; the next commit makes them so.
-        await sleep(10, stop);
+        await pause(10, stop);
         continue;
       }
       const failed = await this.forwardRound(batch, stop);
       if (failed) {
         this.metrics.forwardFailures.inc();
-        await sleep(backoffMs, stop);
+        await pause(backoffMs, stop);
         backoffMs = Math.min(this.options.retryMaxMs, backoffMs * 2);
       } else {
         backoffMs = this.options.retryBaseMs;

@@ -24,6 +24,7 @@ import {
   type KvCommandInput,
   type KvResult,
 } from "../kv/commands.js";
+import { pause } from "./pause.js";
 import type { DurableStore, GroupUpdate, KvWrite } from "./ports.js";
 import { SnapshotReceiver, SnapshotSender, isStreamMessage } from "./snapshot-transfer.js";
 
@@ -49,19 +50,6 @@ export class WriteNotAppliedError extends UnavailableError {
 const RESUBMIT_BASE_MS = 5;
 const RESUBMIT_MAX_MS = 100;
 const MAX_RESUBMITS = 30;
-
-/** Resolves after `ms`, or at once when `signal` fires. */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
 
 export interface HostLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
