@@ -28,6 +28,36 @@ export interface KvItem {
   version: string;
 }
 
+/** Options of a write (`PUT`, `DELETE`). */
+export interface WriteOptions {
+  cas?: string;
+  signal?: AbortSignal;
+  /** How many times the request was already forwarded between nodes (loop guard). */
+  hops?: number;
+}
+
+export interface GetOptions {
+  consistency: Consistency;
+  signal?: AbortSignal;
+  hops?: number;
+  /** How an eventual read picks its replica (`?strategy=`; the node's own by default). */
+  strategy?: Strategy;
+  /** The client's address, for `ip-hash`. */
+  clientAddress?: string;
+}
+
+export interface ScanOptions {
+  prefix: string;
+  limit: number;
+  after?: string;
+  consistency: Consistency;
+  signal?: AbortSignal;
+  /** How many times the request was already forwarded between nodes (loop guard). */
+  hops?: number;
+  /** Internal fan-out: scan only this partition (scatter-gather across nodes). */
+  partition?: number;
+}
+
 /**
  * The key-value operations behind `/v1`. Every operation may throw the errors of `errors.ts`
  * (`CasMismatchError`, `ServiceUnavailableError`, `BadRequestError`, `PayloadTooLargeError`);
@@ -35,38 +65,13 @@ export interface KvItem {
  * out; the service should stop waiting then (a write already proposed may still commit).
  */
 export interface KvService {
-  put(
-    key: string,
-    value: Uint8Array,
-    opts: { cas?: string; signal?: AbortSignal; hops?: number },
-  ): Promise<{ version: string }>;
+  put(key: string, value: Uint8Array, opts: WriteOptions): Promise<{ version: string }>;
   get(
     key: string,
-    opts: {
-      consistency: Consistency;
-      signal?: AbortSignal;
-      hops?: number;
-      /** How an eventual read picks its replica (`?strategy=`; the node's own by default). */
-      strategy?: Strategy;
-      /** The client's address, for `ip-hash`. */
-      clientAddress?: string;
-    },
+    opts: GetOptions,
   ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null>;
-  del(
-    key: string,
-    opts: { cas?: string; signal?: AbortSignal; hops?: number },
-  ): Promise<{ version: string; deleted: boolean }>;
-  scan(opts: {
-    prefix: string;
-    limit: number;
-    after?: string;
-    consistency: Consistency;
-    signal?: AbortSignal;
-    /** How many times the request was already forwarded between nodes (loop guard). */
-    hops?: number;
-    /** Internal fan-out: scan only this partition (scatter-gather across nodes). */
-    partition?: number;
-  }): Promise<{ items: KvItem[]; next: string | null }>;
+  del(key: string, opts: WriteOptions): Promise<{ version: string; deleted: boolean }>;
+  scan(opts: ScanOptions): Promise<{ items: KvItem[]; next: string | null }>;
   /** `GET /v1/aggregate`: count/sum/min/max/avg over numeric values under a prefix. */
   aggregate?(opts: {
     prefix: string;

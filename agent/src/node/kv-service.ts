@@ -19,8 +19,11 @@ import {
   type Consistency,
   type KvItem,
   type KvService,
+  type GetOptions,
   type MembershipService,
   type PartitionSnapshot,
+  type ScanOptions,
+  type WriteOptions,
 } from "../api/service.js";
 import { Forwarder, type ForwardReply } from "../cluster/forward.js";
 import {
@@ -172,19 +175,12 @@ export class RaftKvService implements KvService {
     return result;
   }
 
-  async put(
-    key: string,
-    value: Uint8Array,
-    opts: { cas?: string; signal?: AbortSignal; hops?: number },
-  ): Promise<{ version: string }> {
+  async put(key: string, value: Uint8Array, opts: WriteOptions): Promise<{ version: string }> {
     const r = await this.write({ op: "put", key, value, cas: opts.cas ?? null }, opts);
     return { version: r.version };
   }
 
-  async del(
-    key: string,
-    opts: { cas?: string; signal?: AbortSignal; hops?: number },
-  ): Promise<{ version: string; deleted: boolean }> {
+  async del(key: string, opts: WriteOptions): Promise<{ version: string; deleted: boolean }> {
     const r = await this.write({ op: "del", key, cas: opts.cas ?? null }, opts);
     return { version: r.version, deleted: r.deleted ?? false };
   }
@@ -193,13 +189,7 @@ export class RaftKvService implements KvService {
 
   async get(
     key: string,
-    opts: {
-      consistency: Consistency;
-      signal?: AbortSignal;
-      hops?: number;
-      strategy?: Strategy;
-      clientAddress?: string;
-    },
+    opts: GetOptions,
   ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null> {
     const partition = this.partitionOf(key);
     if (opts.consistency === "eventual") return this.eventualGet(key, partition, opts);
@@ -290,15 +280,7 @@ export class RaftKvService implements KvService {
     return Array.from({ length: this.partitions() }, (_, p) => p);
   }
 
-  async scan(opts: {
-    prefix: string;
-    limit: number;
-    after?: string;
-    consistency: Consistency;
-    signal?: AbortSignal;
-    hops?: number;
-    partition?: number;
-  }): Promise<{ items: KvItem[]; next: string | null }> {
+  async scan(opts: ScanOptions): Promise<{ items: KvItem[]; next: string | null }> {
     if (opts.partition !== undefined) {
       if (opts.partition >= this.partitions()) throw new BadRequestError(`no partition ${opts.partition}`);
       return this.scanPartition(opts.partition, opts);
@@ -314,14 +296,7 @@ export class RaftKvService implements KvService {
 
   private async scanPartition(
     partition: number,
-    opts: {
-      prefix: string;
-      limit: number;
-      after?: string;
-      consistency: Consistency;
-      signal?: AbortSignal;
-      hops?: number;
-    },
+    opts: Omit<ScanOptions, "partition">,
   ): Promise<{ items: KvItem[]; next: string | null }> {
     if (!this.local(partition)) {
       const q = new URLSearchParams({
