@@ -77,12 +77,13 @@ export const topCommand: CommandModule<object, TopArgs> = {
             ? { at, api: overview.api, health: overview.health, nodes: [...overview.statuses.values()] }
             : { at, errors };
           out.write(`${JSON.stringify(doc)}\n`);
+        } else {
+          lastLines = overview
+            ? renderOverview(overview, { style: tty ? ANSI : PLAIN, now: new Date() })
+            : ["no endpoint answered /v1/health:", ...errors.map((e) => `  ${e}`)];
+          if (tty) lastLines.push("", ANSI.dim(`every ${args.interval} s · Ctrl-C quits`));
+          draw();
         }
-        lastLines = overview
-          ? renderOverview(overview, { style: tty ? ANSI : PLAIN, now: new Date() })
-          : ["no endpoint answered /v1/health:", ...errors.map((e) => `  ${e}`)];
-        if (tty) lastLines.push("", ANSI.dim(`every ${args.interval} s · Ctrl-C quits`));
-        if (!json) draw();
         frames++;
         if (args.count !== undefined && frames >= args.count) break;
         await new Promise<void>((resolve) => {
