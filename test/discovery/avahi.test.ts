@@ -1,13 +1,19 @@
 /**
  * Interoperability: avahi-daemon (the Linux mDNS stack on every Raspberry Pi OS) sees each agent's
- * `_ringleader._tcp` advertisement with its TXT records, and sees it leave (goodbye packets).
+ * `_ringleader._tcp` advertisement with its TXT records, and sees it leave (goodbye packets). An
+ * agent killed without a goodbye drops out of the other agents' discovery view, and Avahi's.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, Lan, lanUnavailable } from "./lan.js";
+import { CLI, Lan, lanUnavailable, type Status } from "./lan.js";
+
+/** The version every agent should advertise: the repository's package.json. */
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 const skip = lanUnavailable();
 let lan: Lan;
@@ -19,6 +25,7 @@ before(async () => {
   lan.addBoard("av", "10.77.0.2");
   lan.addBoard("n1", "10.77.0.21");
   lan.addBoard("n2", "10.77.0.22");
+  lan.addBoard("n3", "10.77.0.23");
   env = await lan.startAvahi("av");
 });
 
@@ -53,7 +60,7 @@ async function browse(): Promise<Map<string, { address: string; port: string; tx
 }
 
 test(
-  "avahi-browse, `ringleader discover` and `ringleader inventory` see every agent; avahi sees it leave",
+  "avahi-browse, `ringleader discover` and `ringleader inventory` see every agent, with its version",
   { skip: skip ?? false, timeout: 120_000 },
   async () => {
     lan.start("n1", { expect: 2 });
@@ -67,7 +74,7 @@ test(
     const n1 = seen.get("ringleader-n1")!;
     assert.equal(n1.address, "10.77.0.21");
     assert.equal(n1.port, "7000");
-    for (const field of ['"cluster=lab"', '"id=n1"', '"peer=7100"', '"api=7000"', '"ver='])
+    for (const field of ['"cluster=lab"', '"id=n1"', '"peer=7100"', '"api=7000"', `"ver=${VERSION}"`])
       assert.ok(n1.txt.includes(field), `${field} in ${n1.txt}`);
     assert.match(n1.txt, /"cid=[0-9a-f]{8}"/);
     // The operator's view of the same LAN, from inside the avahi board's namespace.
@@ -88,6 +95,8 @@ test(
     assert.equal(d1.address, "10.77.0.21");
     assert.equal(d1.state, "member");
     assert.equal(d1.cluster, "lab");
+    assert.match(VERSION, /^\d+\.\d+\.\d+/);
+    assert.equal(d1.version, VERSION, "discover shows the agent's version");
     assert.ok(discovered.nodes.some((n) => n.node === "n2"));
     const viaApi = JSON.parse(
       lan.exec("av", process.execPath, [
@@ -123,6 +132,55 @@ test(
       timeout: 60_000,
     });
     assert.match(graph, /@ringleader:[\s\S]*n1[\s\S]*n2/);
+  },
+);
+
+/** The ids n1's discovery verified (answered a probe recently), with the state each reported. */
+async function verifiedByN1(): Promise<Map<string, string> | null> {
+  const s = await lan.api<Status & { discovery: { verified: { id: string; state: string }[] } }>(
+    "n1",
+    "/v1/status",
+  );
+  return s?.discovery ? new Map(s.discovery.verified.map((v) => [v.id, v.state])) : null;
+}
+
+test(
+  "an agent killed without a goodbye drops out of the other agents' discovery view, and avahi's",
+  { skip: skip ?? false, timeout: 120_000 },
+  async () => {
+    const n3 = lan.start("n3", { expect: 2 });
+    await lan.waitFor("n1 to verify n3 as a member", 60_000, async () => {
+      const v = await verifiedByN1();
+      return v?.get("n3") === "member" && v.has("n2");
+    });
+    await lan.waitFor("avahi to resolve n3", 30_000, async () => (await browse()).has("ringleader-n3"));
+    n3.proc!.kill("SIGKILL");
+    const killedAt = Date.now();
+    await lan.waitFor("n1 to forget n3", 60_000, async () => {
+      const v = await verifiedByN1();
+      return v && !v.has("n3");
+    });
+    const forgotMs = Date.now() - killedAt;
+    process.stderr.write(
+      `# measured: SIGKILLed agent dropped from a member's discovery view after ${forgotMs} ms\n`,
+    );
+    // Bounded by 5 unanswered probe rounds (1 s each at --tick-ms 50), not by any mDNS TTL.
+    assert.ok(forgotMs < 30_000, `forgotten after ${forgotMs} ms`);
+    assert.ok((await verifiedByN1())!.has("n2"), "the live agent is still verified");
+    // Avahi drops it too, long before any record's TTL (SRV 120 s, PTR 28800 s): it sees the other
+    // agents' once-a-second queries go unanswered (RFC 6762 10.5, passive observation of failures).
+    await lan.waitFor(
+      "avahi to drop the killed n3",
+      60_000,
+      async () => !(await browse()).has("ringleader-n3"),
+    );
+  },
+);
+
+test(
+  "avahi sees an agent leave at once (goodbye packets)",
+  { skip: skip ?? false, timeout: 60_000 },
+  async () => {
     await lan.stopBoard("n2");
     await lan.waitFor("avahi to drop n2 after its goodbye", 30_000, async () => {
       const m = await browse();

@@ -197,6 +197,19 @@ export class Lan {
     });
   }
 
+  /**
+   * Starts a long-running command inside a board's namespace (`ip netns exec` execs it, so the
+   * child's pid is the command's own and a signal reaches it directly); `destroy` stops it.
+   */
+  spawnIn(name: string, cmd: string, args: string[]): ChildProcess {
+    const b = this.boards.get(name)!;
+    const child = spawn("ip", ["netns", "exec", b.ns, cmd, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    this.daemons.push(child);
+    return child;
+  }
+
   /** GET a board's API (JSON) from inside its namespace; null unless it answered 200. */
   async api<T>(name: string, path: string): Promise<T | null> {
     const r = await this.raw(name, path);

@@ -6,6 +6,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { CLI, Lan, lanUnavailable, type Status } from "./lan.js";
 
 const skip = lanUnavailable();
@@ -21,6 +22,28 @@ after(async () => {
 });
 
 const status = (name: string): Promise<Status | null> => lan.api<Status>(name, "/v1/status");
+
+interface SplitBrainLine {
+  level: string;
+  msg: string;
+  peer: string;
+  theirCluster: string;
+  ourCluster: string;
+}
+
+/** The `SPLIT BRAIN` lines of a board's (JSON) log. */
+function splitBrainLines(name: string): SplitBrainLine[] {
+  return readFileSync(lan.boards.get(name)!.logPath, "utf8")
+    .split("\n")
+    .filter((l) => l.includes("SPLIT BRAIN"))
+    .map((l) => JSON.parse(l) as SplitBrainLine);
+}
+
+/** A gauge's value in a board's `/metrics` (whatever its labels); null when it is not exported. */
+async function metric(name: string, gauge: string): Promise<number | null> {
+  const m = new RegExp(`^${gauge}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec((await lan.raw(name, "/metrics")).body);
+  return m ? Number(m[1]) : null;
+}
 
 test(
   "groups smaller than expect, started apart, form one cluster once connected",
@@ -105,6 +128,30 @@ test(
       `${process.execPath} ${CLI} status --endpoints http://127.0.0.1:7000 --token ${lan.token} 2>&1`,
     ]);
     assert.match(shown, /ALARM on g1: split brain/);
+    // Loud in the logs: one error line per node of the other cluster, naming both cluster ids (not
+    // one per probe answer: the answers keep coming, counted in foreign_answers_total).
+    const foreignOnG1 = (await status("g1"))!.discovery!.foreign.map((f) => f.id);
+    await lan.waitFor("g1 to hear from the other cluster more than once per node", 30_000, async () => {
+      const answers = await metric("g1", "ringleader_discovery_foreign_answers_total");
+      return answers !== null && answers > 2 * foreignOnG1.length;
+    });
+    const onG1 = splitBrainLines("g1");
+    for (const id of foreignOnG1) {
+      const lines = onG1.filter((l) => l.peer === id);
+      assert.equal(lines.length, 1, `one SPLIT BRAIN line for ${id} on g1: ${JSON.stringify(onG1)}`);
+      assert.equal(lines[0]!.level, "error");
+      assert.equal(lines[0]!.theirCluster, theirs);
+      assert.equal(lines[0]!.ourCluster, ours);
+    }
+    const onS1 = splitBrainLines("s1");
+    assert.ok(
+      onS1.some((l) => l.level === "error" && /^g[123]$/.test(l.peer) && l.theirCluster === ours),
+      `s1 logs the split brain: ${JSON.stringify(onS1)}`,
+    );
+    // No Raft batch crossed, so none had to be refused: the member tables share no node, and
+    // neither cluster addresses the other (the refusal is the backstop, counted when it fires).
+    assert.equal(await metric("g1", "ringleader_discovery_refused_foreign_traffic_total"), 0);
+    assert.equal(await metric("s1", "ringleader_discovery_refused_foreign_traffic_total"), 0);
     // Stayed apart: nobody joined anybody.
     assert.deepEqual((await status("g1"))!.members.map((m) => m.id).sort(), ["g1", "g2", "g3"]);
     assert.deepEqual((await status("s1"))!.members.map((m) => m.id).sort(), ["s1", "s2"]);

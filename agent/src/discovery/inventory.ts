@@ -11,7 +11,7 @@
  *     "all": { "children": ["ringleader", "ungrouped"] },
  *     "ringleader": { "hosts": [every node] },
  *     "leaders": {...}, "followers": {...},            (by meta-group role)
- *     "up": {...}, "draining": {...}, "down": {...},    (by member state)
+ *     "joining": {...}, "up": {...}, "draining": {...}, "down": {...},   (by member state)
  *     "new": {...}                                      (on the LAN, not yet in a cluster)
  *   }
  *
@@ -25,7 +25,7 @@ export interface InventoryNode {
   readonly peerPort: number;
   readonly cluster: string;
   readonly clusterId: string;
-  /** up | draining | down | removed (member state), or new (discovered, no cluster yet). */
+  /** joining | up | draining | down | removed (member state), or new (discovered, no cluster yet). */
   readonly state: string;
   readonly role: "leader" | "follower" | "none";
   readonly version: string;
@@ -35,6 +35,7 @@ export const INVENTORY_GROUPS = [
   "ringleader",
   "leaders",
   "followers",
+  "joining",
   "up",
   "draining",
   "down",

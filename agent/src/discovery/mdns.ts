@@ -3,12 +3,43 @@
  * without sockets. Why this library and not `mdns-js` is written down in `README.md`.
  *
  * We advertise `_ringleader._tcp.local` with the TXT fields below, browse for the same type,
- * re-query and expire the browser's cache every `refreshMs` (the library does neither on its own
- * after its first queries), and send goodbye packets (TTL 0) on stop.
+ * re-query the LAN on every `refresh()` (the library does not on its own after its first
+ * queries), and send goodbye packets (TTL 0) on stop.
+ *
+ * A board that dies without a goodbye (power cut, SIGKILL) must drop out. The library's own
+ * expiry cannot do it: it ages a service by its PTR record's TTL, which it advertises as 28800 s
+ * (8 hours), from the first time it saw the service (an unchanged answer does not renew it). So
+ * we age instances ourselves: every refresh re-queries, every live responder answers, and an
+ * instance that answered none of the last `STALE_AFTER_REFRESHES` queries is no longer listed.
  */
+import type { EventEmitter } from "node:events";
 import { Bonjour, type Browser, type Service, type ServiceConfig } from "bonjour-service";
 
 export const SERVICE_TYPE = "ringleader";
+const TYPE_FQDN = `_${SERVICE_TYPE}._tcp.local`;
+
+/** Re-queries an instance may miss (packet loss, a busy board) before it is taken for gone. */
+export const STALE_AFTER_REFRESHES = 3;
+
+/** Instances we track at once: a LAN flooded with junk adverts must not grow this without end. */
+const MAX_TRACKED_INSTANCES = 1024;
+
+/** bonjour-service's internals changed shape: we can no longer see its traffic to age records. */
+export class MdnsLibraryError extends Error {
+  override readonly name = "MdnsLibraryError";
+}
+
+interface ResourceRecord {
+  readonly name: string;
+  readonly type: string;
+  readonly ttl?: number;
+  readonly data?: unknown;
+}
+
+interface ResponsePacket {
+  readonly answers?: readonly ResourceRecord[];
+  readonly additionals?: readonly ResourceRecord[];
+}
 
 /** The TXT fields we publish; every value is a short string. */
 export interface RingleaderTxt {
@@ -71,6 +102,10 @@ export class BonjourMdns implements Mdns {
   private readonly browser: Browser;
   private service: Service | null = null;
   private stopped = false;
+  /** How many re-queries we sent; an instance's entry in `heard` is the last one it answered. */
+  private generation = 0;
+  /** Instance FQDN (lower case) -> the generation of its last answer. */
+  private readonly heard = new Map<string, number>();
 
   constructor(opts: BonjourMdnsOptions = {}) {
     this.bonjour = new Bonjour(
@@ -78,7 +113,34 @@ export class BonjourMdns implements Mdns {
       (opts.interfaceAddress ? { interface: opts.interfaceAddress } : {}) as Partial<ServiceConfig>,
       (err: Error) => opts.onError?.(err),
     );
+    // The library keeps its multicast-dns socket private; we only listen to it, to age records.
+    const socket = (this.bonjour as unknown as { server?: { mdns?: EventEmitter } }).server?.mdns;
+    if (!socket || typeof socket.on !== "function")
+      throw new MdnsLibraryError(
+        "bonjour-service no longer exposes server.mdns; mDNS records cannot be aged",
+      );
+    socket.on("response", (packet: ResponsePacket) => this.onResponse(packet));
     this.browser = this.bonjour.find({ type: SERVICE_TYPE, protocol: "tcp" });
+  }
+
+  /** Marks every instance of our type that this packet speaks for (a goodbye, TTL 0, forgets it). */
+  private onResponse(packet: ResponsePacket): void {
+    for (const rr of [...(packet.answers ?? []), ...(packet.additionals ?? [])]) {
+      let instance: string | null = null;
+      if (rr.type === "PTR" && rr.name.toLowerCase() === TYPE_FQDN && typeof rr.data === "string")
+        instance = rr.data.toLowerCase();
+      else if ((rr.type === "SRV" || rr.type === "TXT") && rr.name.toLowerCase().endsWith(`.${TYPE_FQDN}`))
+        instance = rr.name.toLowerCase();
+      if (instance === null) continue;
+      if (rr.ttl === 0) this.heard.delete(instance);
+      else if (this.heard.has(instance) || this.heard.size < MAX_TRACKED_INSTANCES)
+        this.heard.set(instance, this.generation);
+    }
+  }
+
+  private fresh(fqdn: string | undefined): boolean {
+    const at = fqdn === undefined ? undefined : this.heard.get(fqdn.toLowerCase());
+    return at !== undefined && at >= this.generation - STALE_AFTER_REFRESHES;
   }
 
   async publish(ad: Advert): Promise<void> {
@@ -105,17 +167,22 @@ export class BonjourMdns implements Mdns {
   }
 
   services(): SeenService[] {
-    return this.browser.services.map((s) => {
-      const addresses = [
-        ...(s.referer?.address ? [s.referer.address] : []),
-        ...(s.addresses ?? []).filter((a) => a.includes(".")),
-      ];
-      return { name: s.name, addresses: [...new Set(addresses)], port: s.port, txt: txtOf(s) };
-    });
+    return this.browser.services
+      .filter((s) => this.fresh(s.fqdn))
+      .map((s) => {
+        const addresses = [
+          ...(s.referer?.address ? [s.referer.address] : []),
+          ...(s.addresses ?? []).filter((a) => a.includes(".")),
+        ];
+        return { name: s.name, addresses: [...new Set(addresses)], port: s.port, txt: txtOf(s) };
+      });
   }
 
   refresh(): void {
     if (this.stopped) return;
+    this.generation++;
+    for (const [instance, at] of this.heard)
+      if (at < this.generation - STALE_AFTER_REFRESHES) this.heard.delete(instance);
     this.browser.expire();
     this.browser.update();
   }

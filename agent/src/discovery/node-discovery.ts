@@ -7,8 +7,9 @@
  *    one `--join` URL and no discovery joins through it as before. Otherwise it holds the API port
  *    with a small discovery server, advertises and browses (mDNS and/or `--join` seeds), and runs
  *    the bootstrap agreement until it founds a cluster or finds one to join.
- *  - `attach`: once the agent runs, discovery answers as a member, watches for members' new
- *    addresses and for another cluster with our name, and keeps the cluster id in step.
+ *  - `attach`: once the agent runs, discovery answers as a member, probes the members (and
+ *    watches the LAN where mDNS is on) for members' new addresses and for another cluster with
+ *    our name, and keeps the cluster id in step.
  */
 import { hostname } from "node:os";
 import { Gauge, type Registry } from "prom-client";
@@ -23,7 +24,7 @@ import { ClusterIdKeeper, type ClusterIdStore } from "./cluster-id.js";
 import { FileBootstrapState } from "./durable-file.js";
 import { BonjourMdns } from "./mdns.js";
 import { clusterIdOf } from "./protocol.js";
-import { DiscoveryService } from "./service.js";
+import { DiscoveryService, seedUrl } from "./service.js";
 import { agentVersion } from "./version.js";
 
 export interface PlanInput {
@@ -53,7 +54,6 @@ export interface Plan {
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   readonly join?: string;
   readonly service: DiscoveryService;
-  readonly discover: boolean;
 }
 
 /** The founders' cluster id when the founder list is given by hand (`--peers`). */
@@ -68,6 +68,8 @@ function advertiseHostOf(input: PlanInput, listen: string): string {
 }
 
 export async function plan(input: PlanInput): Promise<Plan> {
+  // A single seed is joined through directly, so it needs its scheme as much as a list does.
+  const seeds = input.seeds.map(seedUrl);
   const durable = new FileBootstrapState(input.dataDir);
   const useMdns = input.discover;
   const service = new DiscoveryService({
@@ -76,7 +78,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
     secret: input.secret,
     version: agentVersion(),
     expect: input.expect,
-    seeds: input.discover || input.seeds.length > 1 ? input.seeds : [],
+    seeds: input.discover || seeds.length > 1 ? seeds : [],
     mdns: useMdns
       ? new BonjourMdns({ onError: (err) => input.logger.warn("mDNS error", { error: err.message }) })
       : null,
@@ -88,7 +90,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
     logger: input.logger,
     ...(input.onlyCluster ? { onlyCluster: input.onlyCluster } : {}),
   });
-  const base = { service, discover: input.discover || input.seeds.length > 1 };
+  const base = { service };
   if (input.store.hasGroup(META_GROUP)) {
     // Has a cluster. A founder that restarted before its meta group stored the ring needs its founders.
     const d = durable.load();
@@ -102,8 +104,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
     await setId(input, staticClusterId([...input.staticPeers.keys()]));
     return { ...base, peers: input.staticPeers };
   }
-  if (!input.discover && input.seeds.length === 1)
-    return { ...base, peers: new Map(), join: input.seeds[0]! };
+  if (!input.discover && seeds.length === 1) return { ...base, peers: new Map(), join: seeds[0]! };
   if (input.api.port === 0 || input.peer.port === 0)
     throw new Error("discovery needs fixed --api and --peer ports (other boards must know where to look)");
   const server = new BootstrapServer((body, remote) => service.respond(body, remote));
@@ -144,10 +145,10 @@ export function attach(
 ): { stop: () => Promise<void> } {
   const keeper = new ClusterIdKeeper(agent.host, store, ids, logger);
   keeper.start();
-  p.service.becomeMember(
-    { clusterId: () => ids.clusterId, memberApis: () => agent.meta.members().map((m) => m.api) },
-    p.discover,
-  );
+  p.service.becomeMember({
+    clusterId: () => ids.clusterId,
+    memberApis: () => agent.meta.members().map((m) => m.api),
+  });
   const counters = p.service.counters;
   const gauge = (name: string, help: string, read: () => number): void => {
     new Gauge({

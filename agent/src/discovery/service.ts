@@ -86,8 +86,17 @@ interface Verified {
   readonly url: string;
   readonly card: NodeCard;
   report: Report;
-  at: number;
+  /** Our tick when it last answered a probe. */
+  answeredAt: number;
 }
+
+/**
+ * Probe rounds a verified peer may leave unanswered, once we are a member, before we forget it:
+ * it died without a goodbye, or left. Forgetting drops it from `/v1/status`, from the addresses
+ * the transport prefers (the member table remains), and from the split-brain alarm. Its address
+ * stays a candidate, so a board that comes back is verified again at its next answer.
+ */
+const FORGET_AFTER_PROBES = 5;
 
 export interface ForeignNode {
   readonly id: NodeId;
@@ -129,7 +138,7 @@ export class DiscoveryService {
 
   constructor(private readonly opts: DiscoveryOptions) {
     this.key = discoveryKey(opts.secret, opts.clusterName);
-    for (const s of opts.seeds) this.candidates.add(normaliseUrl(s));
+    for (const s of opts.seeds) this.candidates.add(seedUrl(s));
   }
 
   get card(): NodeCard {
@@ -195,10 +204,15 @@ export class DiscoveryService {
     });
   }
 
-  /** After bootstrap (or on a node that already has a cluster): answer as a member from now on. */
-  becomeMember(source: MemberSource, watch: boolean): void {
+  /**
+   * After bootstrap (or on a node that already has a cluster): answer as a member from now on,
+   * and keep probing the members (plus mDNS and seeds, where on). Those probes are how a board
+   * back with a new address is found without multicast: each member it probes learns the address
+   * it came from. So they run whatever `--discover` says; only mDNS follows it.
+   */
+  becomeMember(source: MemberSource): void {
     this.member = source;
-    if (watch) this.start();
+    this.start();
   }
 
   private start(): void {
@@ -237,11 +251,27 @@ export class DiscoveryService {
       this.lastProbe.set(url, this.ticks);
       void this.probeOne(url);
     }
+    // While new, the agreement has its own clock for stale reports, and a locked node must keep
+    // its coordinator's address however long it is silent.
+    if (this.member) this.forgetSilent(every);
     if (this.protocol && !this.member) {
       for (const a of this.protocol.tick()) {
         if (a.type === "prepare") void this.sendPrepare(a.to, a.attempt);
       }
       void this.persist();
+    }
+  }
+
+  private forgetSilent(every: number): void {
+    for (const [id, v] of this.verified) {
+      if (this.ticks - v.answeredAt <= FORGET_AFTER_PROBES * every) continue;
+      this.verified.delete(id);
+      this.opts.logger.info("forgetting a peer that stopped answering", { peer: id, at: v.url });
+      if (this.foreign.delete(id))
+        this.opts.logger.warn("a node of another cluster with our name is gone from the network", {
+          peer: id,
+          at: v.url,
+        });
     }
   }
 
@@ -274,7 +304,9 @@ export class DiscoveryService {
       this.candidates.add(`http://${address.includes(":") ? `[${address}]` : address}:${port}`);
     }
     for (const url of this.member?.memberApis() ?? []) {
-      if (url !== this.card.api) this.candidates.add(normaliseUrl(url));
+      // A member record without a usable API (not registered yet) has nothing to probe.
+      const api = apiBase(url);
+      if (api && api !== this.card.api) this.candidates.add(api);
     }
     // Bounded: a LAN full of junk adverts must not grow this without end.
     while (this.candidates.size > 512) this.candidates.delete(this.candidates.values().next().value!);
@@ -316,9 +348,12 @@ export class DiscoveryService {
       this.opts.logger.info("a peer answers at a new address", { peer: id, from: prev.url, to: url });
       this.candidates.delete(prev.url);
     }
-    this.verified.set(id, { url, card: answer.node, report: answer.report, at: Date.now() });
+    this.verified.set(id, { url, card: answer.node, report: answer.report, answeredAt: this.ticks });
     this.protocol?.observe(answer.report, token);
-    for (const p of answer.peers) if (p.id !== this.opts.nodeId) this.candidates.add(normaliseUrl(p.api));
+    for (const p of answer.peers) {
+      const api = p.id === this.opts.nodeId ? null : apiBase(p.api);
+      if (api) this.candidates.add(api);
+    }
     this.checkForeign(id, url, answer.report);
   }
 
@@ -435,7 +470,9 @@ export class DiscoveryService {
   /** The peer address of a node we verified recently (its address may have changed). */
   peerAddress(id: NodeId): PeerAddress | undefined {
     const v = this.verified.get(id);
-    if (!v || this.foreign.has(id)) return undefined;
+    // Port 0: the board was started with an ephemeral port (`--join` with `--peer host:0`, as
+    // the test clusters do) and cannot tell its real one here; the member table has it.
+    if (!v || this.foreign.has(id) || v.card.peerPort === 0) return undefined;
     return { host: new URL(v.url).hostname.replace(/^\[(.*)\]$/, "$1"), port: v.card.peerPort };
   }
 
@@ -475,8 +512,22 @@ export class DiscoveryService {
   }
 }
 
-function normaliseUrl(url: string): string {
-  const withScheme = /^https?:\/\//.test(url) ? url : `http://${url}`;
+/** A `--join` value that is neither an API URL nor host:port. */
+export class SeedError extends Error {
+  override readonly name = "SeedError";
+}
+
+/** A `--join` value (an API URL, or host:port of a member's API) as the API base URL. */
+export function seedUrl(seed: string): string {
+  const url = apiBase(seed);
+  if (url === null) throw new SeedError(`--join ${JSON.stringify(seed)} is neither an API URL nor host:port`);
+  return url;
+}
+
+/** An API URL or host:port as the API base URL (scheme, host, port), or null when it is neither. */
+function apiBase(text: string): string | null {
+  const withScheme = /^https?:\/\//.test(text) ? text : `http://${text}`;
+  if (!URL.canParse(withScheme)) return null;
   const u = new URL(withScheme);
   return `${u.protocol}//${u.host}`;
 }
