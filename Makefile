@@ -97,7 +97,7 @@ ARCH ?= arm64
 .PHONY: provision-check provision-test release
 
 provision-check: ## Check the Ansible project: ansible-playbook --syntax-check of every playbook, ansible-lint.
-	cd provisioning && for p in site.yml upgrade.yml backup.yml; do ansible-playbook --syntax-check $$p || exit 1; done
+	cd provisioning && for p in site.yml upgrade.yml backup.yml monitoring/targets.yml; do ansible-playbook --syntax-check $$p || exit 1; done
 	cd provisioning && ansible-lint --profile production
 
 provision-test: build ## Run only the provisioning tests (debootstrap root, rolling upgrade, backup); as root.

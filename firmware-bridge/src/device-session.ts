@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Logger } from "../../agent/src/node/logger.js";
-import { BurstLog } from "./burst-log.js";
+import { BurstCounter } from "./burst-log.js";
 import { MalformedFrameError, UnknownMessageError } from "./errors.js";
 import { encodeFrame, FrameDecoder, MAX_DOWNLINK_FRAME_BYTES, type RejectReason } from "./framing.js";
 import {
@@ -54,6 +54,8 @@ export interface SessionOptions {
   replyTimeoutMs: number;
   /** Outcomes remembered per device to answer resends without a round trip to the cluster. */
   recentReadings: number;
+  /** A burst of link or protocol errors ends after this long without one; one log line each. */
+  logQuietMs: number;
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
@@ -63,6 +65,7 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   anchorToleranceMs: 1000,
   replyTimeoutMs: 1000,
   recentReadings: 4096,
+  logQuietMs: 10_000,
 };
 
 export interface DeviceInfo {
@@ -118,8 +121,8 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
   private timer: NodeJS.Timeout | null = null;
   private nextTimeSyncAt = Infinity;
   private closed = false;
-  private readonly linkLog: BurstLog;
-  private readonly protocolLog: BurstLog;
+  private readonly linkLog: BurstCounter;
+  private readonly protocolLog: BurstCounter;
 
   constructor(
     readonly port: string,
@@ -132,8 +135,15 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
     private readonly now: () => number = Date.now,
   ) {
     super();
-    this.linkLog = new BurstLog(logger, "warn", "dropped bytes on the serial link", 10_000);
-    this.protocolLog = new BurstLog(logger, "warn", "ignored a frame the bridge does not take", 10_000);
+    const quietMs = options.logQuietMs;
+    this.linkLog = new BurstCounter(logger, "dropped frames on the serial link", { port }, quietMs, now);
+    this.protocolLog = new BurstCounter(
+      logger,
+      "ignored frames the bridge does not take",
+      { port },
+      quietMs,
+      now,
+    );
   }
 
   get device(): DeviceInfo | null {
@@ -152,7 +162,10 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.linkLog.flush(true);
+    this.protocolLog.flush(true);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.waiters.clear();
@@ -165,14 +178,20 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
         this.noteReject(event.reason, event.bytes);
         continue;
       }
+      if (event.kind === "zeros") {
+        this.metrics.zeroRuns.inc();
+        this.linkLog.note("zeros", { bytes: event.bytes });
+        continue;
+      }
       let message: Message;
       try {
         message = decodeMessage(event.payload);
       } catch (err) {
         const unknown = err instanceof UnknownMessageError;
         if (!unknown && !(err instanceof MalformedFrameError)) throw err;
-        this.metrics.unknownMessages.inc({ kind: unknown ? "unknown_type" : "malformed" });
-        this.protocolLog.note({ port: this.port, error: err.message });
+        const kind = unknown ? "unknown_type" : "malformed";
+        this.metrics.unknownMessages.inc({ kind });
+        this.protocolLog.note(kind);
         continue;
       }
       this.handle(message, event.wireBytes);
@@ -229,6 +248,8 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
 
   private tick(): void {
     if (this.closed) return;
+    this.linkLog.flush();
+    this.protocolLog.flush();
     const t = this.now();
     if (this.info === null) this.askWho(false);
     else if (this.pendingTime && t - this.pendingTime.sentAt > this.options.replyTimeoutMs) this.sendTime();
@@ -251,7 +272,7 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
   }
 
   private noteReject(reason: RejectReason, bytes: number): void {
-    this.linkLog.note({ port: this.port, reason, bytes });
+    this.linkLog.note(reason, { bytes });
   }
 
   private handle(m: Message, wireBytes: number): void {
@@ -277,7 +298,7 @@ export class DeviceSession extends EventEmitter<SessionEvents> {
       default:
         // A bridge-bound message coming from the device: a loop-back cable, or a confused peer.
         this.metrics.unknownMessages.inc({ kind: "unexpected" });
-        this.protocolLog.note({ port: this.port, type: m.type });
+        this.protocolLog.note(`unexpected_${m.type}`);
     }
   }
 

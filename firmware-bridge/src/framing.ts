@@ -15,6 +15,12 @@ const CRC_BYTES = 4;
 export const MAX_ENCODED_BYTES = MAX_PAYLOAD_BYTES + CRC_BYTES + 1;
 /** The largest frame the bridge sends: the firmware's receive buffer holds 48 decoded bytes. */
 export const MAX_DOWNLINK_FRAME_BYTES = 48;
+/**
+ * Zero bytes in a row that a device never sends (a frame ends with one, a boot adds one more).
+ * A UART reading faster than the sender sees each 0 bit as a break and delivers it as 0x00, so a
+ * board at a lower baud rate arrives as runs of zeros: reported once per run of this length.
+ */
+export const ZERO_RUN_BYTES = 16;
 
 export function cobsEncode(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(data.length + Math.floor(data.length / 254) + 1);
@@ -85,7 +91,8 @@ export type RejectReason = "oversized" | "cobs" | "short" | "crc";
 
 export type FrameEvent =
   | { kind: "frame"; payload: Uint8Array; wireBytes: number }
-  | { kind: "reject"; reason: RejectReason; bytes: number };
+  | { kind: "reject"; reason: RejectReason; bytes: number }
+  | { kind: "zeros"; bytes: number };
 
 export interface FrameDecoderStats {
   framesOk: number;
@@ -103,6 +110,8 @@ export class FrameDecoder {
   private len = 0;
   /** Bytes beyond the bound were seen: everything up to the next delimiter is dropped. */
   private overflow = 0;
+  /** Zero bytes in a row, the delimiter that ended the last frame included. */
+  private zeroRun = 0;
   readonly stats: FrameDecoderStats = {
     framesOk: 0,
     resyncs: 0,
@@ -120,11 +129,17 @@ export class FrameDecoder {
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
       if (b !== 0) {
+        this.zeroRun = 0;
         if (this.len < this.buf.length) this.buf[this.len++] = b;
         else this.overflow++;
         continue;
       }
-      if (this.len === 0 && this.overflow === 0) continue; // delimiters in a row: idle line
+      if (this.len === 0 && this.overflow === 0) {
+        // Delimiters in a row: an idle line, or a long run of them, a sender at a lower baud rate.
+        if (++this.zeroRun === ZERO_RUN_BYTES) events.push({ kind: "zeros", bytes: ZERO_RUN_BYTES });
+        continue;
+      }
+      this.zeroRun = 1;
       events.push(this.complete());
       this.len = 0;
       this.overflow = 0;

@@ -26,6 +26,7 @@ export class BridgeMetrics {
   readonly readingsDeferred: Counter<"reason">;
   readonly retransmits: Counter;
   readonly unknownMessages: Counter<"kind">;
+  readonly zeroRuns: Counter;
   readonly forwardFailures: Counter;
   readonly downlinkDropped: Counter;
   readonly commitLatencyMs: Histogram;
@@ -101,6 +102,11 @@ export class BridgeMetrics {
       name: "ringleader_bridge_unknown_messages_total",
       help: "Frames with a good CRC that were not a message we take: unknown_type, unexpected (a bridge-bound type), malformed",
       labelNames: ["kind"],
+      registers: r,
+    });
+    this.zeroRuns = new Counter({
+      name: "ringleader_bridge_zero_runs_total",
+      help: "Runs of zero bytes no device sends: a board at a lower baud rate than the bridge, or a line held low",
       registers: r,
     });
     this.forwardFailures = new Counter({

@@ -15,6 +15,7 @@ import {
   FrameDecoder,
   MAX_ENCODED_BYTES,
   MAX_PAYLOAD_BYTES,
+  ZERO_RUN_BYTES,
   type FrameEvent,
 } from "../src/framing.js";
 import { decodeMessage, encodeMessage, type Message } from "../src/messages.js";
@@ -328,6 +329,22 @@ describe("frame decoder", () => {
         },
       ),
     );
+  });
+
+  it("reports a long run of zero bytes once, not the zero a device sends when it boots", () => {
+    const decoder = new FrameDecoder();
+    const who = encodeFrame(encodeMessage({ type: "who" }));
+    const boot = decoder.push(concat(who, Uint8Array.of(0), who, Uint8Array.of(0, 0)));
+    assert.deepEqual(
+      boot.map((e) => e.kind),
+      ["frame", "frame"],
+    );
+    const run = decoder.push(concat(new Uint8Array(ZERO_RUN_BYTES * 5), who));
+    assert.deepEqual(
+      run.map((e) => e.kind),
+      ["zeros", "frame"],
+    );
+    assert.equal(decoder.stats.resyncs, 0);
   });
 
   it("drops an oversized frame, counts it, and takes the next", () => {

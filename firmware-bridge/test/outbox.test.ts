@@ -3,11 +3,14 @@
  * it in order, exactly-once writes, and the time mapping that keeps keys stable.
  */
 import assert from "node:assert/strict";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import fc from "fast-check";
+import { open } from "lmdb";
 import { OutboxFullError } from "../src/errors.js";
 import { BridgeMetrics } from "../src/metrics.js";
-import { Outbox, type OutboxEntry } from "../src/outbox.js";
+import { Outbox, outboxMapBytes, type OutboxEntry } from "../src/outbox.js";
 import { DEFAULT_SINK_OPTIONS, ReadingSink, writeIdempotent } from "../src/sink.js";
 import { epochOf, shouldAnchor, timestampText, type Anchor } from "../src/time-map.js";
 import { FakeCluster, tempDir, testLogger, until } from "./support.js";
@@ -132,6 +135,69 @@ describe("outbox and sink", () => {
     );
     assert.deepEqual(second.anchors("shed", 1), [{ uptimeMs: 10, epochMs: 1000 }]);
     assert.deepEqual(second.anchors("shed", 2), []);
+  });
+
+  it("keeps anchors only for each device's newest boot and boots with readings in the outbox", async () => {
+    const tmp = tempDir("rl-outbox-anchors-");
+    cleanups.push(() => tmp.remove());
+    const limits = { maxEntries: 100, maxBytes: 1 << 20 };
+    const anchor = (b: number) => [{ uptimeMs: b, epochMs: 1000 * b }];
+    const booted = (box: Outbox, device: string) =>
+      Array.from({ length: 300 }, (_, b) => b).filter((b) => box.anchors(device, b).length > 0);
+    const first = Outbox.open({ dir: tmp.dir, limits });
+    // A board that reboots 200 times keeps one boot's anchors, not 200.
+    for (let b = 1; b <= 200; b++) first.saveAnchors("attic", b, anchor(b));
+    assert.deepEqual(booted(first, "attic"), [200]);
+    // Boot 1 of "shed" has readings waiting in the outbox: its anchors stay through reboots.
+    first.saveAnchors("shed", 1, anchor(1));
+    await Promise.all([first.append(entry(1)), first.append(entry(2))]);
+    first.saveAnchors("shed", 2, anchor(2));
+    first.saveAnchors("shed", 3, anchor(3));
+    assert.deepEqual(booted(first, "shed"), [1, 3]);
+    // A new anchor of the newest boot (clock drift) keeps it and prunes nothing else.
+    first.saveAnchors("shed", 3, [...anchor(3), { uptimeMs: 9000, epochMs: 9_000_000 }]);
+    assert.deepEqual(booted(first, "shed"), [1, 3]);
+    assert.deepEqual(booted(first, "attic"), [200], "another device's anchors are its own");
+    await first.close();
+
+    // Which boot is newest survives a restart: draining boot 1 then drops its anchors.
+    const second = Outbox.open({ dir: tmp.dir, limits });
+    cleanups.push(() => second.close());
+    assert.deepEqual(booted(second, "shed"), [1, 3]);
+    await second.remove(second.peek(1));
+    assert.deepEqual(booted(second, "shed"), [1, 3], "one reading of boot 1 is still held");
+    await second.remove(second.peek(10));
+    assert.equal(second.depth, 0);
+    assert.deepEqual(booted(second, "shed"), [3]);
+    assert.equal(second.anchors("shed", 3).length, 2);
+  });
+
+  it("reserves an LMDB map that a full outbox fits in", async () => {
+    const tmp = tempDir("rl-outbox-map-");
+    cleanups.push(() => tmp.remove());
+    const limits = { maxEntries: 1_000_000, maxBytes: 4 << 20 };
+    const box = Outbox.open({ dir: tmp.dir, limits });
+    cleanups.push(() => box.close());
+    // lmdb-js shares one environment per path within a process: this handle sees the outbox's map.
+    const mapSize = async () => {
+      const env = open({ path: tmp.dir, readOnly: true });
+      const size = (env.getStats() as { mapSize: number }).mapSize;
+      await env.close();
+      return size;
+    };
+    assert.equal(await mapSize(), outboxMapBytes(limits));
+    const emptyFile = statSync(join(tmp.dir, "data.mdb")).size;
+    let full = false;
+    for (let n = 0; !full; n += 1000) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 1000 }, (_, i) => box.append({ ...entry(n + i), seq: n + i })),
+      );
+      full = results.some((r) => r.status === "rejected" && r.reason instanceof OutboxFullError);
+    }
+    assert.ok(box.bytes > limits.maxBytes - 1024, `filled to ${box.bytes} bytes`);
+    assert.equal(await mapSize(), outboxMapBytes(limits), "the map never had to grow");
+    const grown = statSync(join(tmp.dir, "data.mdb")).size - emptyFile;
+    assert.ok(grown <= 2 * limits.maxBytes, `the file grew by ${grown} bytes for ${box.bytes} bytes held`);
   });
 
   it("a later reading in the same millisecond waits for the earlier one, so keys sort in sequence order", async () => {

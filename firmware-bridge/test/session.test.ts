@@ -5,13 +5,19 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { encodeCbor } from "../src/cbor.js";
-import { DEFAULT_SESSION_OPTIONS, DeviceSession, type AckEvent } from "../src/device-session.js";
+import { createLogger, type Logger } from "../../agent/src/node/logger.js";
+import {
+  DEFAULT_SESSION_OPTIONS,
+  DeviceSession,
+  type AckEvent,
+  type SessionOptions,
+} from "../src/device-session.js";
 import { encodeFrame } from "../src/framing.js";
 import type { Hello, Reading } from "../src/messages.js";
 import { BridgeMetrics } from "../src/metrics.js";
 import { Outbox } from "../src/outbox.js";
 import { DEFAULT_SINK_OPTIONS, ReadingSink } from "../src/sink.js";
-import { FakeCluster, FakeDevice, tempDir, testLogger, until } from "./support.js";
+import { FakeCluster, FakeDevice, atBaud, tempDir, testLogger, until } from "./support.js";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 0);
 const HELLO: Hello = {
@@ -55,7 +61,7 @@ function world() {
   cleanups.push(() => tmp.remove());
   cleanups.push(() => outbox.close());
   cleanups.push(() => sink.stop());
-  const open = () => {
+  const open = (opts: { options?: Partial<SessionOptions>; logger?: Logger } = {}) => {
     const device = new FakeDevice();
     const acks: AckEvent[] = [];
     const session = new DeviceSession(
@@ -67,8 +73,8 @@ function world() {
       sink,
       outbox,
       metrics,
-      testLogger(),
-      DEFAULT_SESSION_OPTIONS,
+      opts.logger ?? testLogger(),
+      { ...DEFAULT_SESSION_OPTIONS, ...opts.options },
       () => clock.now,
     );
     session.on("ack", (e) => acks.push(e));
@@ -245,6 +251,102 @@ describe("device session", () => {
     link.session.receive(encodeFrame(encodeCbor([42, "from the future"])));
     const text = await w.metrics.registry.getSingleMetricAsString("ringleader_bridge_unknown_messages_total");
     assert.match(text, /kind="unknown_type"} 1/);
+  });
+
+  it("takes a board at the wrong baud rate as counted garbage, and resynchronises once it is right", async () => {
+    const cases = [
+      [9600, 115_200], // a sketch that kept 9600: each 0 bit is a break, read as runs of 0x00
+      [57600, 115_200],
+      [230400, 115_200],
+      [115_200, 9600], // the bridge started with --baud 9600
+    ] as const;
+    for (const [boardBaud, bridgeBaud] of cases) {
+      const what = `board ${boardBaud}, bridge ${bridgeBaud}`;
+      const w = world();
+      const link = w.open();
+      link.session.start();
+      link.device.take();
+      // The board boots and streams HELLO and readings at its own baud; the bridge listens at its own.
+      const sent = [HELLO, ...Array.from({ length: 20 }, (_, i) => reading(i, 6000 + i * 100))].map((m) =>
+        link.device.frame(m),
+      );
+      const heard = atBaud(Uint8Array.from([0, ...sent.flatMap((f) => [...f])]), boardBaud, bridgeBaud);
+      assert.ok(heard.length > 0, `${what}: the line carried something`);
+      for (let i = 0; i < heard.length; i += 7) link.session.receive(heard.subarray(i, i + 7));
+      const stats = { ...link.session.decoderStats };
+      assert.equal(stats.framesOk, 0, `${what}: no garbage passes the CRC`);
+      assert.equal(link.session.device, null, `${what}: no HELLO was taken from the garbage`);
+      assert.equal(w.cluster.puts, 0);
+
+      // Flashed again at 115200 (no lone 0x00 first, so the garbage's tail may swallow one frame):
+      // the device repeats HELLO until it hears TIME, as it does when WHO goes unanswered.
+      let time: ReturnType<FakeDevice["take"]>[number] | undefined;
+      for (let tries = 0; tries < 2 && !time; tries++) {
+        link.session.receive(link.device.frame(HELLO));
+        time = link.device.take().find((m) => m.type === "time");
+      }
+      if (time?.type !== "time") throw new Error(`${what}: no TIME after two HELLOs`);
+      assert.ok(link.session.decoderStats.resyncs - stats.resyncs <= 1);
+      // Counted: garbage as dropped frames (at the latest when the first delimiter came), a slow
+      // board as runs of zeros.
+      const counter = async (name: string) =>
+        Number(/_total (\d+)$/m.exec(await w.metrics.registry.getSingleMetricAsString(name))?.[1]);
+      const resyncs = await counter("ringleader_bridge_resyncs_total");
+      const zeroRuns = await counter("ringleader_bridge_zero_runs_total");
+      assert.equal(resyncs, link.session.decoderStats.resyncs);
+      assert.ok(resyncs + zeroRuns > 0, `${what}: counted (${JSON.stringify(stats)}, ${zeroRuns} zero runs)`);
+      if (boardBaud < bridgeBaud / 4) assert.ok(zeroRuns > 0, `${what}: a slow board reads as zero runs`);
+      else assert.ok(resyncs > 0 && link.session.decoderStats.bytesDropped > 0, what);
+      w.clock.now += 10;
+      link.session.receive(
+        link.device.frame({ type: "time-reply", boot: 7, token: time.token, uptimeMs: 5000 }),
+      );
+      link.session.receive(link.device.frame(reading(0, 6000)));
+      await until("the ACK", () => link.acks.length === 1);
+      assert.equal(link.acks[0]!.status, "committed");
+      assert.equal(w.cluster.data.size, 1);
+    }
+  });
+
+  it("logs a burst of garbage as one line with its count, and a later burst again", async () => {
+    const w = world();
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      level: "info",
+      format: "json",
+      write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>),
+    });
+    const link = w.open({ logger, options: { replyTimeoutMs: 100, logQuietMs: 10_000 } });
+    handshake(w, link);
+    const dropped = () => lines.filter((l) => l["msg"] === "dropped frames on the serial link");
+    const garbage = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        link.session.receive(Uint8Array.from([0x02, 0x11, 0x22, i + 1, 0x00])); // bad COBS
+        w.clock.now += 50;
+      }
+    };
+    // A burst of 30 bad frames over 1.5 s, with a good reading in the middle of it.
+    garbage(15);
+    link.session.receive(link.device.frame(reading(0, 6000)));
+    await until("the ACK", () => link.acks.length === 1);
+    garbage(15);
+    assert.equal(dropped().length, 0, "nothing is logged while the burst goes on");
+    w.clock.now += 10_000;
+    await until("the burst's line", () => dropped().length === 1);
+    assert.equal(dropped()[0]!["count"], 30);
+    assert.equal(dropped()[0]!["kinds"], "cobs=30");
+    assert.equal(dropped()[0]!["bytes"], 30 * 4);
+    assert.equal(dropped()[0]!["port"], "/dev/fake0");
+
+    // Minutes later, another burst: one more line, with its own count.
+    w.clock.now += 120_000;
+    garbage(4);
+    w.clock.now += 10_000;
+    await until("the second burst's line", () => dropped().length === 2);
+    assert.equal(dropped()[1]!["count"], 4);
+    link.session.close();
+    assert.equal(dropped().length, 2, "closing logs nothing more: both bursts were logged");
+    assert.ok(lines.every((l) => l["level"] !== "error"));
   });
 
   it("configures the sampling interval and reads the device's counters", async () => {

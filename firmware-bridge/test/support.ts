@@ -108,3 +108,38 @@ export async function until(what: string, cond: () => boolean, timeoutMs = 5000)
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * What a UART at `rxBaud` reads from `bytes` sent at `txBaud` (8N1, idle high): it waits for a
+ * falling edge, samples each bit in the middle of its own bit time, and delivers the byte even
+ * when the stop bit is wrong (a framing error; Linux passes such bytes on by default). Then it
+ * waits for the line to go high again before the next start bit.
+ */
+export function atBaud(bytes: Uint8Array, txBaud: number, rxBaud: number): Uint8Array {
+  const txBit = 1 / txBaud;
+  const rxBit = 1 / rxBaud;
+  const end = bytes.length * 10 * txBit;
+  const level = (t: number): number => {
+    const i = Math.floor(t / txBit);
+    if (i >= bytes.length * 10) return 1;
+    const pos = i % 10;
+    if (pos === 0) return 0;
+    if (pos === 9) return 1;
+    return (bytes[Math.floor(i / 10)]! >> (pos - 1)) & 1;
+  };
+  const step = rxBit / 16; // receivers oversample 16 times
+  const out: number[] = [];
+  let t = 0;
+  while (t < end) {
+    if (level(t) === 1) {
+      t += step;
+      continue;
+    }
+    let b = 0;
+    for (let k = 0; k < 8; k++) b |= level(t + (1.5 + k) * rxBit) << k;
+    out.push(b);
+    t += 9.5 * rxBit;
+    while (t < end && level(t) === 0) t += step;
+  }
+  return Uint8Array.from(out);
+}

@@ -2,6 +2,8 @@
  * Horizontal scale with real processes: three agents hold 10,000 keys in 64 partitions; a fourth
  * and a fifth board join and the ring moves exactly the replicas it predicts onto them; every key
  * still reads back linearizably; a drained and removed board leaves every partition at three.
+ * Each new board is a `joining` member until it votes in every partition the ring gives it, then
+ * `up`.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -65,6 +67,30 @@ function pairs(views: Map<number, PartitionView>): Set<string> {
   return out;
 }
 
+/**
+ * The member states `id` goes through, as n1's `/v1/status` (status, members list, inventory)
+ * and `/v1/health` (the dashboard) report them, polled until both say `up`.
+ */
+async function watchJoin(c: LocalCluster, id: string): Promise<{ status: string[]; health: string[] }> {
+  const seen = { status: [] as string[], health: [] as string[] };
+  const note = (list: string[], state: string | undefined) => {
+    if (state !== undefined && list[list.length - 1] !== state) list.push(state);
+  };
+  await c.waitFor(`${id} to be up`, 240_000, async () => {
+    const api = c.nodes.get("n1")!.api;
+    const [st, health] = await Promise.all([
+      call(c, api, "GET", "/v1/status"),
+      call(c, api, "GET", "/v1/health"),
+    ]);
+    const members = (JSON.parse(st.text) as { members: { id: string; state: string }[] }).members;
+    const nodes = (JSON.parse(health.text) as { nodes: { id: string; state: string }[] }).nodes;
+    note(seen.status, members.find((m) => m.id === id)?.state);
+    note(seen.health, nodes.find((n) => n.id === id)?.state);
+    return seen.status.at(-1) === "up" && seen.health.at(-1) === "up";
+  });
+  return seen;
+}
+
 async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -101,16 +127,28 @@ describe("rebalancing between real agents", { timeout: 600_000 }, () => {
     const predicted = diffPlacement(placement(ring3), placement(ring5));
     assert.ok(predicted.every((m) => m.to === "n4" || m.to === "n5"));
 
-    // Boards join one after another, each once the ring has taken the previous one.
+    // Boards join one after another, each once the previous one is up: it is `joining` until it
+    // votes in every partition the ring gives it.
+    let ring = ring3;
+    const members = [...founders];
     for (const [id, via] of [
       ["n4", "n1"],
       ["n5", "n2"],
     ] as const) {
       await cluster.join(id, via);
-      await cluster.waitFor(`${id} to be in the ring`, 60_000, async () => {
-        const r = await call(cluster, cluster.nodes.get("n1")!.api, "GET", "/v1/status");
-        return (JSON.parse(r.text) as { ring?: { nodes: string[] } }).ring?.nodes.includes(id) ? true : null;
-      });
+      const seen = await watchJoin(cluster, id);
+      members.push(id);
+      ring = addNode(ring, { id });
+      assert.deepEqual(seen.status, ["joining", "up"], `${id}'s states in /v1/status`);
+      assert.deepEqual(seen.health, ["joining", "up"], `${id}'s states in /v1/health`);
+      // Nothing moves its replicas away before the next board joins: up means it votes in each.
+      const views = await cluster.waitFor("every partition to have a leader", 60_000, () =>
+        leaderViews(cluster, members),
+      );
+      const missing = placement(ring)
+        .partitions.filter((p) => p.replicas.includes(id) && !views.get(p.partition)!.voters.includes(id))
+        .map((p) => p.partition);
+      assert.deepEqual(missing, [], `${id} is up but does not vote in these partitions`);
     }
     const all = ["n1", "n2", "n3", "n4", "n5"];
     const target = placement(ring5);

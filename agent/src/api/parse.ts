@@ -21,6 +21,15 @@ function hexValue(code: number): number {
   return -1;
 }
 
+/** Printable ASCII with no escape (and no `+` to turn into a space) decodes to itself. */
+function isPlainAscii(raw: string, plusIsSpace: boolean): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const code = raw.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e || code === 0x25 || (plusIsSpace && code === 0x2b)) return false;
+  }
+  return true;
+}
+
 /**
  * Percent-decodes `raw` to bytes and then to text, refusing what `decodeURIComponent` would
  * silently accept or turn into U+FFFD: broken escapes, characters outside printable ASCII and
@@ -31,6 +40,7 @@ export function percentDecode(
   what: string,
   plusIsSpace: boolean,
 ): { text: string; bytes: number } {
+  if (isPlainAscii(raw, plusIsSpace)) return { text: raw, bytes: raw.length };
   const bytes = new Uint8Array(raw.length);
   let length = 0;
   for (let i = 0; i < raw.length; i++) {

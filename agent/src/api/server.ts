@@ -33,6 +33,7 @@ import {
   parseStrategyParam,
 } from "./parse.js";
 import type { KvService } from "./service.js";
+import { AGGREGATE_PARAMS, parseAggregateParams } from "./aggregate.js";
 import { snapshotReply } from "./snapshot-route.js";
 
 /** The part of the agent's logger the server uses; any structured logger fits. */
@@ -539,24 +540,10 @@ export class ApiServer {
   };
 
   private readonly aggregate: Handler = async (ctx) => {
-    const params = parseQuery(ctx.query, ["prefix", "fn", "from", "to", "consistency"]);
+    const params = parseQuery(ctx.query, AGGREGATE_PARAMS);
     if (!this.service.aggregate) throw new NotFoundError("this service has no aggregation");
-    const fn = params.get("fn");
-    if (fn !== "count" && fn !== "sum" && fn !== "min" && fn !== "max" && fn !== "avg") {
-      throw new BadRequestError("fn must be one of count, sum, min, max, avg");
-    }
-    const prefix = parseBoundedText(params.get("prefix"), "prefix", this.limits.maxKeyBytes) ?? "";
-    const from = parseBoundedText(params.get("from"), "from", this.limits.maxKeyBytes);
-    const to = parseBoundedText(params.get("to"), "to", this.limits.maxKeyBytes);
-    const result = await this.service.aggregate({
-      prefix,
-      fn,
-      consistency: parseConsistency(params.get("consistency")),
-      signal: ctx.signal,
-      hops: forwardHops(ctx.req),
-      ...(from ? { from } : {}),
-      ...(to ? { to } : {}),
-    });
+    const opts = parseAggregateParams(params, this.limits.maxKeyBytes);
+    const result = await this.service.aggregate({ ...opts, signal: ctx.signal, hops: forwardHops(ctx.req) });
     return jsonReply(200, result);
   };
 

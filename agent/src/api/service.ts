@@ -10,6 +10,7 @@
  * possibly stale.
  */
 import type { Strategy } from "../balance/index.js";
+import type { AggregateOptions, AggregateResult } from "./aggregate.js";
 
 export type Consistency = "strong" | "weak" | "eventual";
 
@@ -72,16 +73,8 @@ export interface KvService {
   ): Promise<{ value: Uint8Array; version: string; servedBy?: string } | null>;
   del(key: string, opts: WriteOptions): Promise<{ version: string; deleted: boolean }>;
   scan(opts: ScanOptions): Promise<{ items: KvItem[]; next: string | null }>;
-  /** `GET /v1/aggregate`: count/sum/min/max/avg over numeric values under a prefix. */
-  aggregate?(opts: {
-    prefix: string;
-    fn: AggregateFn;
-    from?: string;
-    to?: string;
-    consistency: Consistency;
-    signal?: AbortSignal;
-    hops?: number;
-  }): Promise<AggregateResult>;
+  /** `GET /v1/aggregate`: count/sum/min/max/avg over numeric values under a prefix (`aggregate.ts`). */
+  aggregate?(opts: AggregateOptions): Promise<AggregateResult>;
   /** `/v1/members`: the cluster's membership (absent in services without one). */
   members?: MembershipService;
   /** `GET /v1/snapshot?partition=P`: every key of one partition at one linearizable point. */
@@ -97,20 +90,7 @@ export interface KvService {
   healthy(): { ok: boolean; reason?: string };
 }
 
-export type AggregateFn = "count" | "sum" | "min" | "max" | "avg";
-
-/** Partial results combine: every partition reports all of them, the entry node picks `fn`. */
-export interface AggregateResult {
-  fn: AggregateFn;
-  value: number | null;
-  count: number;
-  sum: number;
-  min: number | null;
-  max: number | null;
-  /** Values under the prefix that were not numbers (skipped). */
-  skipped: number;
-  partitions: number;
-}
+export type { AggregateFn, AggregateOptions, AggregateResult } from "./aggregate.js";
 
 /**
  * One partition's keys as of one applied Raft index, read after a strong (ReadIndex) barrier and

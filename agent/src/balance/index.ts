@@ -10,5 +10,11 @@ export {
   type BalancerOptions,
   type PickContext,
 } from "./strategies.js";
-export { LocalLoadTracker, type LoadSource, type LocalLoadOptions } from "./load.js";
+export {
+  LocalLoadTracker,
+  ReportedLoad,
+  type LoadSource,
+  type LocalLoadOptions,
+  type ReportedLoadSource,
+} from "./load.js";
 export { clientAddress, normalizeAddress, ownAddress } from "./address.js";

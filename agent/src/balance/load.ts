@@ -1,7 +1,8 @@
 /**
  * Load scores for the `least-loaded` strategy. `LoadSource` is the seam: the board-health
- * monitor (`agent/src/health/`) reports each node's CPU, temperature and throttling as a score;
- * until one is plugged in, `LocalLoadTracker` scores what this process sees itself: requests it
+ * monitor (`agent/src/health/`) reports each node's CPU, temperature and throttling as a score
+ * (agents read it from each other; clients from `GET /v1/health`, combined by `ReportedLoad`);
+ * where none is at hand, `LocalLoadTracker` scores what this process sees itself: requests it
  * has in flight to each target and how long recent ones took.
  *
  * Scores share one scale: about 0 for an idle target, 1 for one at its capacity, 2 and more for
@@ -77,6 +78,11 @@ export class LocalLoadTracker implements LoadSource {
     return this.targets.get(target)?.inFlight ?? 0;
   }
 
+  /** The in-flight part of the score alone: 1 when `capacity` requests are under way. */
+  inFlightLoad(target: string): number {
+    return this.inFlight(target) / this.capacity;
+  }
+
   private entry(target: string): TargetLoad {
     let t = this.targets.get(target);
     if (t !== undefined) {
@@ -92,5 +98,30 @@ export class LocalLoadTracker implements LoadSource {
     t = { inFlight: 0, latencyMs: 0 };
     this.targets.set(target, t);
     return t;
+  }
+}
+
+/** Scores reported by the targets themselves (the board-health score), when there are any. */
+export interface ReportedLoadSource extends LoadSource {
+  /** Whether any target has a current score; when none has, the reports are not used at all. */
+  hasScores(): boolean;
+}
+
+/**
+ * `least-loaded` for a client: the targets' reported scores while it has them, plus what this
+ * process itself has in flight to each (so a busy client does not send every request to the one
+ * coolest board until the next report); when no report is at hand, the local tracker alone.
+ * The two are never mixed across targets: a reported score and a local guess are not comparable.
+ */
+export class ReportedLoad implements LoadSource {
+  constructor(
+    private readonly reported: ReportedLoadSource,
+    private readonly local: LocalLoadTracker,
+  ) {}
+
+  loadOf(target: string): number | undefined {
+    if (!this.reported.hasScores()) return this.local.loadOf(target);
+    const score = this.reported.loadOf(target);
+    return score === undefined ? undefined : score + this.local.inFlightLoad(target);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Is the whole cluster healthy? Used by `ringleader health` and by the rolling upgrade
  * (provisioning/upgrade.yml), which must never take a partition below quorum: it touches a board
- * only when every member answers and is healthy, none is draining, and every partition has a
+ * only when every member answers and is healthy, none is joining or draining, and every partition has a
  * leader and its full set of voters, each following that leader and caught up to within
  * `maxLag` entries. Pure: it judges the `/v1/status` documents it is given.
  */
@@ -89,6 +89,7 @@ export function assessCluster(
   let answering = 0;
   for (const m of members) {
     if (m.state === "draining") problems.push(`${m.id} is draining (wait for it to finish, then remove it)`);
+    if (m.state === "joining") problems.push(`${m.id} is joining (its replicas are still moving onto it)`);
     if (m.status === null) {
       problems.push(`${m.id} (${m.api}) does not answer${m.error ? `: ${m.error}` : ""}`);
       continue;

@@ -58,7 +58,8 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
       default: "round-robin",
       describe:
         "Which agent a request enters by: random, round-robin, ip-hash (this machine's address picks one agent), " +
-        "least-loaded (fewest requests in flight, fastest answers)",
+        "least-loaded (the lowest load the boards report: CPU, temperature, throttling; among every agent " +
+        "the cluster names, not only --endpoints)",
     })
     .option("timeout", { type: "number", default: DEFAULT_TIMEOUT_MS, describe: "Milliseconds per attempt" })
     .group(["endpoints", "token", "cluster-file", "strategy", "timeout"], "Connection:")
@@ -112,17 +113,25 @@ export function clientConfigFromArgs(args: ClientArgs, env: NodeJS.ProcessEnv = 
   }
 }
 
+/**
+ * The client of a command. `learnAgents` (default: only for `least-loaded`, which needs the
+ * boards' scores) makes it ask the cluster for every agent; a one-shot command with another
+ * strategy would pay a request for a list it has no time to use, a long-running one (the bridge) should.
+ */
 export function clientFromArgs(
   args: ClientArgs,
   config: ClientConfig = clientConfigFromArgs(args),
   router?: RingleaderClientOptions["router"],
+  learnAgents?: boolean,
 ): RingleaderClient {
   if (!(args.timeout > 0)) throw new UsageError("--timeout must be a positive number of milliseconds");
+  const strategy = asStrategy(args.strategy);
   return new RingleaderClient({
     endpoints: config.endpoints,
     token: config.token,
-    strategy: asStrategy(args.strategy),
+    strategy,
     timeoutMs: args.timeout,
+    learnAgents: learnAgents ?? strategy === "least-loaded",
     ...(router ? { router } : {}),
   });
 }

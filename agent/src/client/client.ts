@@ -4,6 +4,11 @@
  * over the endpoints the client waits (honouring `retry-after`, up to a cap) and goes round
  * again, up to `maxAttempts` attempts in all.
  *
+ * Unless `learnAgents` is off, the client also learns the cluster's agents from the cluster itself
+ * (`GET /v1/health`, at most once per `agentsRefreshMs`) and spreads requests over all of them;
+ * `least-loaded` then goes by the load score each board reports (CPU, temperature, throttling),
+ * and by this client's own in-flight requests and latency only while no score can be had.
+ *
  * A write that failed with a timeout or a lost connection may still have been applied. Retrying
  * an unconditional put or delete is harmless (the value ends up the same), but a retried `cas`
  * can then report `CasMismatchError` although its first attempt succeeded: read the key to know.
@@ -20,7 +25,8 @@ import {
 } from "../api/errors.js";
 import type { Consistency, KvItem } from "../api/service.js";
 import type { LoadSource } from "../balance/index.js";
-import { EndpointSelector, type Strategy } from "./endpoints.js";
+import { ClusterAgents } from "./agents.js";
+import { EndpointSelector, normalizeEndpoint, type Strategy } from "./endpoints.js";
 import { BadResponseError, ClientConfigError, EndpointsUnreachableError } from "./errors.js";
 
 export {
@@ -54,8 +60,19 @@ export interface RingleaderClientOptions {
   random?: () => number;
   /** What `ip-hash` hashes to pick the entry agent (default: this machine's first non-internal address). */
   clientAddress?: string;
-  /** Load scores for `least-loaded` (default: requests in flight and latency this client saw). */
+  /**
+   * Load scores for `least-loaded` (default: the scores the boards report, from the cluster's
+   * health view, else requests in flight and latency this client saw).
+   */
   load?: LoadSource;
+  /**
+   * Learn every member's API address and load score from the cluster (`GET /v1/health`) and
+   * choose the entry agent among them, the configured endpoints only where to start (default
+   * true). A one-shot command that does not balance by load saves the extra request by turning it off.
+   */
+  learnAgents?: boolean;
+  /** Least time between two reads of the cluster's agents (default 10 s, the agents' health interval). */
+  agentsRefreshMs?: number;
   /**
    * Names the agent that leads a key's partition (`PartitionRouter`); writes and strong or weak
    * reads of that key try it first, which saves the hop a follower would add. Long-running
@@ -88,6 +105,8 @@ interface RequestInit {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_RETRY_AFTER_MS = 2000;
 const DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+/** A read of the cluster's agents is small; a board that takes longer is not a good entry anyway. */
+const AGENTS_READ_TIMEOUT_MS = 2000;
 /** First wait between rounds; it doubles per round up to `maxRetryAfterMs`. */
 const ROUND_BACKOFF_BASE_MS = 100;
 /** Cap on `maxAttempts` whatever the caller asks: failover is for riding out an election, not an outage. */
@@ -204,27 +223,46 @@ export class RingleaderClient {
   private readonly maxResponseBytes: number;
   private readonly fetch: typeof fetch;
   private readonly router: RingleaderClientOptions["router"];
+  private readonly agents: ClusterAgents | undefined;
+  private readonly strategy: Strategy;
 
   constructor(options: RingleaderClientOptions) {
     if (options.token.length === 0) throw new ClientConfigError("the client needs a token");
+    this.strategy = options.strategy ?? "round-robin";
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.agents =
+      (options.learnAgents ?? true) && options.endpoints.length > 0
+        ? new ClusterAgents([...new Set(options.endpoints.map(normalizeEndpoint))], {
+            token: options.token,
+            fetch: this.fetch,
+            timeoutMs: Math.min(this.timeoutMs, AGENTS_READ_TIMEOUT_MS),
+            ...(options.agentsRefreshMs !== undefined ? { refreshMs: options.agentsRefreshMs } : {}),
+          })
+        : undefined;
     this.selector = new EndpointSelector(options.endpoints, {
       strategy: options.strategy ?? "round-robin",
       ...(options.random ? { random: options.random } : {}),
       ...(options.clientAddress !== undefined ? { clientAddress: options.clientAddress } : {}),
       ...(options.load ? { load: options.load } : {}),
+      ...(this.agents ? { agents: this.agents } : {}),
     });
     this.token = options.token;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const defaultAttempts = Math.max(3, 2 * this.selector.endpoints.length);
     this.maxAttempts = Math.min(MAX_ATTEMPTS_CAP, Math.max(1, options.maxAttempts ?? defaultAttempts));
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.fetch = options.fetch ?? globalThis.fetch;
     this.router = options.router;
   }
 
+  /** The configured endpoints. */
   get endpoints(): readonly string[] {
     return this.selector.endpoints;
+  }
+
+  /** The agents requests are spread over: those the cluster reported, else the configured ones. */
+  knownAgents(): readonly string[] {
+    return this.selector.candidates();
   }
 
   /** Writes `value`; with `cas`, only if the key is at that version (`"0"`: only if absent). */
@@ -349,6 +387,7 @@ export class RingleaderClient {
     init: RequestInit,
     preferred?: string,
   ): Promise<RawResponse> {
+    await this.learnAgents();
     const spread = this.selector.order();
     const order = preferred ? [preferred, ...spread.filter((e) => e !== preferred)] : spread;
     let lastFailure: unknown = undefined;
@@ -387,6 +426,16 @@ export class RingleaderClient {
     }
     if (lastFailure instanceof ApiError) throw lastFailure;
     throw new EndpointsUnreachableError(order, attempt, lastFailure);
+  }
+
+  /**
+   * Reads the cluster's agents when a read is due. Only `least-loaded` waits for it, and only
+   * until a first view has arrived: without one it has nothing to choose by. Other strategies
+   * carry on with what they know and use the view from the next request on.
+   */
+  private async learnAgents(): Promise<void> {
+    const reading = this.agents?.refreshIfDue();
+    if (reading && this.strategy === "least-loaded" && !this.agents!.known) await reading;
   }
 
   private async attempt(

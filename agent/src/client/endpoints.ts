@@ -3,7 +3,15 @@
  * fails. Endpoints that just failed are tried last for a while, so one dead board does not cost
  * every request a connection timeout.
  */
-import { Balancer, LocalLoadTracker, ownAddress, type LoadSource, type Strategy } from "../balance/index.js";
+import {
+  Balancer,
+  LocalLoadTracker,
+  ownAddress,
+  ReportedLoad,
+  type LoadSource,
+  type ReportedLoadSource,
+  type Strategy,
+} from "../balance/index.js";
 import { ClientConfigError } from "./errors.js";
 
 /** How a client spreads requests over the endpoints it knows (the agent's strategies, `agent/src/balance/`). */
@@ -49,12 +57,30 @@ export interface EndpointSelectorOptions {
   downForMs?: number;
   /** What `ip-hash` hashes (default: this machine's first non-internal address). */
   clientAddress?: string;
-  /** Scores for `least-loaded` (default: in-flight requests and latency seen by this client). */
+  /**
+   * Scores for `least-loaded` (default: the agents' reported scores when `agents` has them, else
+   * in-flight requests and latency seen by this client).
+   */
   load?: LoadSource;
+  /** The cluster's own list of agents and their scores (`ClusterAgents`), once it has one. */
+  agents?: LearnedAgents;
 }
 
+/** What the selector asks of the agents a client learned from the cluster. */
+export interface LearnedAgents extends ReportedLoadSource {
+  /** API URLs of the serving agents; empty while none are known. */
+  agents(): string[];
+}
+
+/**
+ * The agents a request may enter by: those the cluster reported (`agents`), or the configured
+ * endpoints while it has reported none. Configured endpoints the cluster does not name (a name
+ * behind a load balancer, an alias) stay at the very end, as the last resort of a failover.
+ */
 export class EndpointSelector {
+  /** The configured endpoints, normalized. */
   readonly endpoints: readonly string[];
+  private readonly agents: LearnedAgents | undefined;
   private readonly strategy: Strategy;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -75,19 +101,29 @@ export class EndpointSelector {
     this.now = options.now ?? (() => Date.now());
     this.downForMs = options.downForMs ?? 5000;
     this.clientAddress = options.clientAddress ?? (this.strategy === "ip-hash" ? ownAddress() : "");
+    this.agents = options.agents;
+    const defaultLoad = this.agents ? new ReportedLoad(this.agents, this.tracker) : this.tracker;
     this.balancer = new Balancer({
       strategy: this.strategy,
       random: this.random,
-      load: options.load ?? this.tracker,
+      load: options.load ?? defaultLoad,
     });
+  }
+
+  /** The agents the strategy chooses among: the learned ones, else the configured endpoints. */
+  candidates(): readonly string[] {
+    const learned = this.agents?.agents() ?? [];
+    return learned.length > 0 ? learned : this.endpoints;
   }
 
   /** The endpoints in the order one request should try them: the strategy's pick first. */
   order(): string[] {
-    const rotated = this.balancer.order(this.endpoints, { clientAddress: this.clientAddress });
+    const candidates = this.candidates();
+    const rotated = this.balancer.order(candidates, { clientAddress: this.clientAddress });
+    const all = [...rotated, ...this.endpoints.filter((e) => !candidates.includes(e))];
     const now = this.now();
-    const up = rotated.filter((e) => (this.downUntil.get(e) ?? 0) <= now);
-    const down = rotated.filter((e) => (this.downUntil.get(e) ?? 0) > now);
+    const up = all.filter((e) => (this.downUntil.get(e) ?? 0) <= now);
+    const down = all.filter((e) => (this.downUntil.get(e) ?? 0) > now);
     return [...up, ...down];
   }
 

@@ -3,10 +3,12 @@
  *
  * Every node runs it; what it does depends on what the node leads:
  *  - every node hosts the replicas the ring gives it (an empty replica waits for its leader to
- *    add it), and stops hosting a replica the ring took away once its leader has let go;
+ *    add it), and stops hosting a replica the ring took away once its leader has let go (a replica
+ *    that may still vote only once a leader confirms its removal is committed);
  *  - the meta leader keeps the ring in step with the member table (a member joins: its tokens
- *    are allocated; it drains or is removed: its tokens go) and keeps every member in the meta
- *    group (up to five voters, the rest learners);
+ *    are allocated, and it is marked `up` once it votes in every partition the ring gives it; it
+ *    drains or is removed: its tokens go) and keeps every member in the meta group (up to five
+ *    voters, the rest learners);
  *  - each partition leader moves its own group toward the placement, one configuration change
  *    at a time: add the new replica as a learner, promote it once caught up, then remove the
  *    replica that no longer belongs (handing leadership away first if that is itself), and
@@ -31,6 +33,7 @@ import {
   groupPartition,
   partitionGroup,
   type MemberRecord,
+  type MemberState,
   type MetaView,
 } from "./meta.js";
 
@@ -51,10 +54,31 @@ export type ControllerHost = Pick<
   | "addGroup"
   | "removeGroup"
   | "sinceLeaderContactMs"
+  | "committedConfState"
   | "proposeConfChange"
   | "transferLeadership"
   | "propose"
 >;
+
+/**
+ * What the controller asks the leaders of other groups (`removal-check.ts` asks over HTTP, the
+ * multi-Raft simulator answers from its simulated boards). Only a leader's committed
+ * configuration counts, since a configuration takes effect when appended and an appended change
+ * may still be undone; no answer is "not confirmed".
+ */
+export interface LeaderQuestions {
+  /** Whether a leader of `partition` has committed a configuration that leaves this node out. */
+  excludes(partition: number): Promise<boolean>;
+  /** Whether the leader of each of `partitions` has committed `node` as a voter. */
+  holdsAsVoter(node: NodeId, partitions: readonly number[]): Promise<boolean>;
+}
+
+/** A replica the ring moved away that this node keeps, because no leader confirmed its removal. */
+export interface HeldReplica {
+  readonly partition: number;
+  /** How long it has been kept since its leader went silent and the question was first asked (ms). */
+  readonly waitingMs: number;
+}
 
 export interface ControllerOptions {
   readonly nodeId: NodeId;
@@ -70,8 +94,10 @@ export interface ControllerOptions {
   readonly maxCatchUps?: number;
   /** A replica the ring took away stops being hosted after this long without its leader. */
   readonly releaseAfterMs?: number;
-  /** The same for a replica its own log still counts as a voter (default ten times `releaseAfterMs`). */
-  readonly releaseVoterAfterMs?: number;
+  /** Confirms removals before a replica that may still vote is released, and joins before `up`. */
+  readonly leaders: LeaderQuestions;
+  /** How often one question about one replica or one joining member is asked again (ms). */
+  readonly askEveryMs?: number;
   /** Seconds between leadership hand-overs of one partition to its preferred leader. */
   readonly leaderBalanceEveryMs?: number;
   /** A member the meta leader has not heard from for this long is marked down and replaced. */
@@ -88,20 +114,19 @@ export interface ControllerOptions {
   /** Makes the signal that aborts a write after `ms` (`AbortSignal.timeout`; the simulator's runs on its clock). */
   readonly timeoutSignal?: (ms: number) => AbortSignal;
   /**
-   * Deleting released replicas' data (optional; without it the data stays on disk). `excluded`
-   * must answer true only when the partition's current leader's configuration leaves this node
-   * out: a voter whose log were wiped could otherwise vote a committed entry away.
+   * Deleting released replicas' data (optional; without it the data stays on disk), once a leader
+   * confirms (`leaders.excludes`) that this node is out: a voter whose log were wiped could
+   * otherwise vote a committed entry away.
    */
   readonly purge?: {
-    readonly excluded: (partition: number) => Promise<boolean>;
     readonly deleteGroup: (group: number) => Promise<void>;
     readonly canHost: (group: number) => boolean;
-    /** How often the leader is asked about one replica (ms). */
-    readonly checkEveryMs?: number;
   };
 }
 
 const enc = new TextEncoder();
+/** Members whose tokens leave the ring (every other member's are in it, or are being added). */
+const LEAVING: ReadonlySet<MemberState> = new Set(["draining", "down", "removed"]);
 /** A learner this close to the leader's commit index is caught up enough to vote. */
 const CAUGHT_UP_LAG = 16;
 
@@ -112,15 +137,21 @@ export class ClusterController {
   private readonly intervalMs: number;
   private readonly maxCatchUps: number;
   private readonly releaseAfterMs: number;
-  private readonly releaseVoterAfterMs: number;
+  private readonly askEveryMs: number;
   private readonly balanceEveryMs: number;
   private readonly replaceAfterMs: number;
   private readonly now: () => number;
   private readonly proposeTimeoutMs: number;
   private readonly timeoutSignal: (ms: number) => AbortSignal;
-  /** Voters the partition's leader confirmed removed (they release after the short wait). */
+  /** Groups whose leader confirmed this node is out (until a leader is heard from again). */
   private readonly confirmedOut = new Set<number>();
   private readonly outAsked = new Map<number, number>();
+  /** Replicas the ring moved away that may still vote and wait for confirmation, since (ms). */
+  private readonly held = new Map<number, number>();
+  /** On the meta leader: when each joining member's replicas were last asked about (ms). */
+  private readonly joinAsked = new Map<NodeId, number>();
+  /** On the meta leader: joining members the leaders confirmed, with the ring version they were asked about. */
+  private readonly joinConfirmed = new Map<NodeId, string>();
   /** When this node last led each group it hosts (ms). */
   private readonly leaderSeenAt = new Map<number, number>();
   /** On the meta leader: when each member was last heard from (ms). */
@@ -134,7 +165,7 @@ export class ClusterController {
     this.intervalMs = opts.intervalMs ?? 500;
     this.maxCatchUps = opts.maxCatchUps ?? 4;
     this.releaseAfterMs = opts.releaseAfterMs ?? 10_000;
-    this.releaseVoterAfterMs = opts.releaseVoterAfterMs ?? 10 * this.releaseAfterMs;
+    this.askEveryMs = opts.askEveryMs ?? 5000;
     this.balanceEveryMs = opts.leaderBalanceEveryMs ?? 5_000;
     this.replaceAfterMs = opts.replaceAfterMs ?? 300_000;
     this.now = opts.now ?? Date.now;
@@ -188,57 +219,92 @@ export class ClusterController {
       if (wanted) {
         this.released.delete(g);
         this.confirmedOut.delete(g);
+        this.held.delete(g);
       }
       if (wanted && !host.hosts(g)) {
         if (this.opts.purge && !this.opts.purge.canHost(g)) continue; // Its old data is still going.
         host.addGroup(g);
         this.stats.hosted++;
       } else if (!wanted && host.hosts(g)) {
-        // Keep serving until the leader has removed us: it then stops talking to us. A leader
-        // hands leadership away before it removes itself, so it never releases here. The host
-        // counts contact from other leaders only, so a deposed leader would look silent for
-        // ages at once: the multi-Raft simulator caught two such voters releasing one group
-        // together. Its own leadership counts as contact.
-        const led = this.leaderSeenAt.get(g);
-        const contactMs = host.sinceLeaderContactMs(g);
-        const silentMs = led === undefined ? contactMs : Math.min(contactMs, now - led);
-        // A voter that goes silent may be cut off rather than removed, and two voters releasing
-        // one group together lose its quorum for good (the simulator's seeds 1201 and 1277): a
-        // replica its own log still counts as a voter waits far longer, unless the partition's
-        // leader confirms it is out (the purge hook's question); a learner, or a replica whose
-        // log shows its removal, waits the short time.
-        const st = host.status(g);
-        const voter = st.confState.voters.includes(nodeId) && !this.confirmedOut.has(g);
-        if (voter && silentMs > this.releaseAfterMs) this.askIfOut(g, now);
-        const limit = voter ? this.releaseVoterAfterMs : this.releaseAfterMs;
-        if (st.role !== "leader" && silentMs > limit) {
-          // A confirmation already in hand (`confirmedOut`) also lets the purge go at once.
-          host.removeGroup(g);
-          this.stats.released++;
-          this.released.add(g);
-          this.opts.logger.info("released a replica the ring moved away", { partition: p });
-        }
+        this.releaseIfOut(g, now);
       }
     }
   }
 
-  /** Asks (at most every few seconds) whether the partition's leader has removed this voter. */
+  /**
+   * Stops hosting a replica the ring moved away once its leader has let go of it. Keep serving
+   * until the leader has removed us: it then stops talking to us. A leader hands leadership away
+   * before it removes itself, so it never releases here. The host counts contact from other
+   * leaders only, so a deposed leader would look silent for ages at once: the multi-Raft
+   * simulator caught two such voters releasing one group together. Its own leadership counts as
+   * contact.
+   *
+   * Silence alone does not tell a removed replica from one cut off from its leader, and a voter
+   * that stops answering leaves its group one replica short until a quorum removes it: two such
+   * voters lose the group's quorum for good. So a replica that may still vote (its log counts it
+   * as a voter, committed or not) is released only once a leader confirms that its committed
+   * configuration leaves this node out; without an answer the replica stays (it costs only disk)
+   * and `heldReplicas` reports it. A learner never counts towards a quorum and goes after the
+   * silence alone.
+   */
+  private releaseIfOut(g: number, now: number): void {
+    const { host, nodeId } = this.opts;
+    const st = host.status(g);
+    const led = this.leaderSeenAt.get(g);
+    const contactMs = host.sinceLeaderContactMs(g);
+    const silentMs = led === undefined ? contactMs : Math.min(contactMs, now - led);
+    if (st.role === "leader" || silentMs <= this.releaseAfterMs) {
+      // A leader talks to us again: whatever was confirmed before may have changed since.
+      this.confirmedOut.delete(g);
+      this.held.delete(g);
+      return;
+    }
+    const mayVote =
+      st.confState.voters.includes(nodeId) || host.committedConfState(g).voters.includes(nodeId);
+    if (mayVote && !this.confirmedOut.has(g)) {
+      if (!this.held.has(g)) this.held.set(g, now);
+      this.askIfOut(g, now);
+      return;
+    }
+    this.held.delete(g);
+    // A confirmation already in hand (`confirmedOut`) also lets the purge go at once.
+    host.removeGroup(g);
+    this.stats.released++;
+    this.released.add(g);
+    this.opts.logger.info("released a replica the ring moved away", {
+      partition: groupPartition(g),
+      confirmed: this.confirmedOut.has(g),
+    });
+  }
+
+  /**
+   * Replicas the ring moved away that this node keeps because no leader has confirmed their
+   * removal: usually for a few seconds, but for good when the node is cut off from their leaders.
+   */
+  heldReplicas(): HeldReplica[] {
+    const now = this.now();
+    return [...this.held]
+      .map(([g, since]) => ({ partition: groupPartition(g), waitingMs: now - since }))
+      .sort((a, b) => a.partition - b.partition);
+  }
+
+  /** Asks (at most every `askEveryMs`) whether the partition's leader has removed this node. */
   private askIfOut(g: number, now: number): void {
-    const excluded = this.opts.purge?.excluded;
     const last = this.outAsked.get(g) ?? -Infinity;
-    if (!excluded || now - last < (this.opts.purge?.checkEveryMs ?? 5000)) return;
+    if (now - last < this.askEveryMs) return;
     this.outAsked.set(g, now);
-    excluded(groupPartition(g)).then(
+    this.opts.leaders.excludes(groupPartition(g)).then(
       (out) => {
         if (out) this.confirmedOut.add(g);
       },
-      () => {}, // Unanswered: not confirmed; the long wait stands.
+      () => {}, // Unanswered: not confirmed; the replica stays.
     );
   }
 
   /**
    * Deletes the data of released replicas once their partition's leader confirms we are out,
-   * through the same throttled question `askIfOut` puts to voters (the round never waits on it).
+   * through the same throttled question `askIfOut` puts to voters (the round never waits on it):
+   * a learner released after the silence alone is asked here.
    */
   private purgeReleased(): void {
     const purge = this.opts.purge;
@@ -270,7 +336,13 @@ export class ClusterController {
     const have = meta.member(nodeId);
     if (have && have.peer === want.peer && have.api === want.api && have.weight === want.weight) return;
     if (have && have.state === "removed") return;
-    const record: MemberRecord = { ...want, state: have?.state ?? "up", since: have?.since ?? this.now() };
+    // A founder holds its replicas from the start; any other node still has to take them.
+    const inRing = meta.ring()?.nodes.some((n) => n.id === nodeId) ?? false;
+    const record: MemberRecord = {
+      ...want,
+      state: have?.state ?? (inRing ? "up" : "joining"),
+      since: have?.since ?? this.now(),
+    };
     await this.putMeta(MEMBER_PREFIX + nodeId, record, meta.memberVersion(nodeId));
   }
 
@@ -297,8 +369,8 @@ export class ClusterController {
     if (await this.markLiveness(st, members)) return;
     // One ring change per round: joins first, then departures.
     const inRing = new Set(ring.nodes.map((n) => n.id));
-    const joiner = members.find((m) => m.state === "up" && !inRing.has(m.id));
-    const leaver = members.find((m) => m.state !== "up" && inRing.has(m.id));
+    const joiner = members.find((m) => !LEAVING.has(m.state) && !inRing.has(m.id));
+    const leaver = members.find((m) => LEAVING.has(m.state) && inRing.has(m.id));
     let next: Ring | null = null;
     if (joiner && this.metaMember(st, joiner.id))
       next = addNode(ring, { id: joiner.id, weight: joiner.weight });
@@ -314,13 +386,49 @@ export class ClusterController {
       }
       return;
     }
+    if (await this.markJoined(members, inRing)) return;
     this.metaMembership(st, members);
   }
 
   /**
+   * Marks a joining member `up` once the ring has it and the leader of every partition the ring
+   * gives it has committed it as a voter. The question goes out at most every `askEveryMs` per
+   * member and the round never waits on it; an answer counts only for the ring it was asked about.
+   */
+  private async markJoined(members: MemberRecord[], inRing: ReadonlySet<NodeId>): Promise<boolean> {
+    const { meta } = this.opts;
+    const version = meta.ringVersion();
+    const now = this.now();
+    for (const m of members) {
+      if (m.state !== "joining" || !inRing.has(m.id)) continue;
+      if (this.joinConfirmed.get(m.id) === version) {
+        this.joinConfirmed.delete(m.id);
+        const record: MemberRecord = { ...m, state: "up", since: now };
+        if (await this.putMeta(MEMBER_PREFIX + m.id, record, meta.memberVersion(m.id))) {
+          this.opts.logger.info("member joined: it holds every replica the ring gives it", { member: m.id });
+        }
+        return true;
+      }
+      if (now - (this.joinAsked.get(m.id) ?? -Infinity) < this.askEveryMs) continue;
+      this.joinAsked.set(m.id, now);
+      const partitions: number[] = [];
+      for (let p = 0; p < (meta.ring()?.partitions ?? 0); p++)
+        if (meta.replicas(p).includes(m.id)) partitions.push(p);
+      this.opts.leaders.holdsAsVoter(m.id, partitions).then(
+        (holds) => {
+          if (holds) this.joinConfirmed.set(m.id, version);
+        },
+        () => {}, // Unanswered: asked again later.
+      );
+    }
+    return false;
+  }
+
+  /**
    * Marks a member down once the meta leader has not heard from it for `replaceAfterMs` (its
-   * tokens then leave the ring and its replicas are rebuilt on the others), and up again when it
-   * is heard from. A new meta leader starts every clock afresh, so it never acts on old silence.
+   * tokens then leave the ring and its replicas are rebuilt on the others), and joining again
+   * when it is heard from. A new meta leader starts every clock afresh, so it never acts on old
+   * silence.
    */
   private async markLiveness(st: RaftStatus, members: MemberRecord[]): Promise<boolean> {
     const now = this.now();
@@ -333,8 +441,9 @@ export class ClusterController {
       const seen = m.id === this.opts.nodeId ? now : (this.lastSeen.get(m.id) ?? now);
       const silent = now - seen > this.replaceAfterMs;
       let state: MemberRecord["state"] | null = null;
-      if (m.state === "up" && silent) state = "down";
-      else if (m.state === "down" && !silent) state = "up";
+      if ((m.state === "up" || m.state === "joining") && silent) state = "down";
+      // Its tokens left the ring while it was away: it takes its replicas again, as a new board does.
+      else if (m.state === "down" && !silent) state = "joining";
       if (!state) continue;
       const record: MemberRecord = { ...m, state, since: now };
       if (await this.putMeta(MEMBER_PREFIX + m.id, record, this.opts.meta.memberVersion(m.id))) {

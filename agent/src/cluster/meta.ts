@@ -18,8 +18,18 @@ export const MAX_META_VOTERS = 5;
 export const RING_KEY = "ring";
 export const MEMBER_PREFIX = "member/";
 
-/** `down`: unreachable for longer than the replace-after time; its replicas are rebuilt elsewhere. */
-export type MemberState = "up" | "draining" | "down" | "removed";
+/**
+ * `joining`: registered (or back after being down); the meta leader adds its tokens to the ring
+ * and marks it `up` once it votes in every partition the ring gives it. `draining`: its tokens
+ * leave the ring and its replicas move away. `down`: unreachable for longer than the replace-after
+ * time; its replicas are rebuilt elsewhere. `removed`: gone for good; its id never comes back.
+ *
+ * Records are read without validating the state, so an agent of the previous version (which
+ * knows no `joining`) reads such a record without failing. As meta leader, though, it would take
+ * a joining member already in the ring for a leaving one and take its tokens out again (it kept
+ * only `up` members in the ring): add boards before or after a rolling upgrade, not during it.
+ */
+export type MemberState = "joining" | "up" | "draining" | "down" | "removed";
 
 export interface MemberRecord {
   readonly id: NodeId;

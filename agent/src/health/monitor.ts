@@ -5,10 +5,17 @@
  * and `loadOf(node)` for the `least-loaded` strategy.
  */
 import type { BoardHealth, BoardSampler } from "./board.js";
-import { HEALTH_RECORD_VERSION, parseHealthRecord, type HealthRecord, type LedPartition } from "./record.js";
+import {
+  HEALTH_RECORD_VERSION,
+  parseHealthRecord,
+  type HealthRecord,
+  type HeldReplica,
+  type LedPartition,
+} from "./record.js";
 import { loadScore, type ClusterHealth, type LoadSource, type NodeHealth } from "./view.js";
 import {
   DEFAULT_THRESHOLDS,
+  heldWarnings,
   nodeWarnings,
   partitionWarnings,
   type PartitionState,
@@ -34,6 +41,8 @@ export interface HealthMonitorOptions {
   readonly members: () => readonly MemberRef[];
   /** The partitions this node leads, as it sees them now. */
   readonly leads: () => readonly LedPartition[];
+  /** Replicas this node keeps because no leader confirmed their removal (none by default). */
+  readonly held?: () => readonly HeldReplica[];
   /** The ring's replicas of each partition (empty before the ring is known). */
   readonly placement: () => { replicationFactor: number; replicas: readonly (readonly string[])[] } | null;
   readonly intervalMs?: number;
@@ -157,6 +166,7 @@ export class HealthMonitor implements LoadSource {
       sentAt: this.now(),
       board: this.board,
       leads: this.opts.leads(),
+      held: this.opts.held?.() ?? [],
     };
   }
 
@@ -237,10 +247,12 @@ export class HealthMonitor implements LoadSource {
       members.unshift({ id: this.opts.nodeId, api: "", state: "joining" });
     }
     const leadsBy = new Map<string, readonly LedPartition[]>();
+    const heldBy = new Map<string, readonly HeldReplica[]>();
     const nodes = members.map((m): NodeHealth => {
       if (m.id === this.opts.nodeId) {
         const leads = this.opts.leads();
         leadsBy.set(m.id, leads);
+        heldBy.set(m.id, this.opts.held?.() ?? []);
         return {
           id: m.id,
           api: m.api || null,
@@ -260,7 +272,10 @@ export class HealthMonitor implements LoadSource {
       const ageMs =
         e?.receivedAt === null || e?.receivedAt === undefined ? null : Math.round(mono - e.receivedAt);
       const fresh = ageMs !== null && ageMs <= STALE_INTERVALS * this.intervalMs;
-      if (e?.record && fresh) leadsBy.set(m.id, e.record.leads);
+      if (e?.record && fresh) {
+        leadsBy.set(m.id, e.record.leads);
+        heldBy.set(m.id, e.record.held ?? []);
+      }
       return {
         id: m.id,
         api: m.api || null,
@@ -281,6 +296,7 @@ export class HealthMonitor implements LoadSource {
     const allFresh = nodes.every((n) => n.reachable);
     const warnings = [
       ...nodes.flatMap((n) => nodeWarnings(n, t)),
+      ...[...heldBy].flatMap(([id, held]) => heldWarnings(id, held)),
       ...partitionWarnings(partitions, placed?.replicationFactor ?? 3, allFresh),
     ];
     return {

@@ -19,6 +19,15 @@ export interface LedPartition {
   readonly commit: number;
 }
 
+/**
+ * A replica the ring moved away that the node keeps, because no leader has confirmed that the
+ * node is out of the partition (see `ClusterController.heldReplicas`).
+ */
+export interface HeldReplica {
+  readonly partition: number;
+  readonly waitingMs: number;
+}
+
 export interface HealthRecord {
   readonly v: typeof HEALTH_RECORD_VERSION;
   readonly node: string;
@@ -27,6 +36,8 @@ export interface HealthRecord {
   /** null until the first sample is taken. */
   readonly board: BoardHealth | null;
   readonly leads: readonly LedPartition[];
+  /** Absent from agents older than the field (they never hold a replica back). */
+  readonly held?: readonly HeldReplica[];
 }
 
 export class HealthRecordError extends Error {
@@ -79,11 +90,22 @@ export function parseHealthRecord(raw: unknown): HealthRecord {
       commit: uint(l.commit, `leads[${i}].commit`),
     };
   });
+  const heldRaw = raw.held ?? [];
+  if (!Array.isArray(heldRaw) || heldRaw.length > MAX_LEADS)
+    throw new HealthRecordError("held must be a list");
+  const held = heldRaw.map((h: unknown, i): HeldReplica => {
+    if (!isRecord(h)) throw new HealthRecordError(`held[${i}] must be an object`);
+    return {
+      partition: uint(h.partition, `held[${i}].partition`),
+      waitingMs: uint(h.waitingMs, `held[${i}].waitingMs`),
+    };
+  });
   return {
     v: HEALTH_RECORD_VERSION,
     node: raw.node,
     sentAt,
     board: (raw.board as BoardHealth | null) ?? null,
     leads,
+    held,
   };
 }

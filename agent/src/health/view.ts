@@ -9,7 +9,7 @@ import type { PartitionState, Warning } from "./warnings.js";
 export interface NodeHealth {
   readonly id: string;
   readonly api: string | null;
-  /** The member state in the meta group: up, draining, removed. */
+  /** The member state in the meta group: joining, up, draining, down. */
   readonly state: string;
   /** The last pull (or, for this node, the last sample) succeeded and is recent. */
   readonly reachable: boolean;

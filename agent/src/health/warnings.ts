@@ -3,6 +3,7 @@
  * record (with its age and the clock skew measured when it was pulled) and the partitions their
  * leaders reported. A pure function, so tests feed it recorded views.
  */
+import type { HeldReplica } from "./record.js";
 import { throttleProblems } from "./throttle.js";
 import type { NodeHealth } from "./view.js";
 
@@ -14,7 +15,8 @@ export type WarningKind =
   | "no-leader"
   | "unreachable"
   | "clock-skew"
-  | "memory-low";
+  | "memory-low"
+  | "replica-held";
 
 export interface Warning {
   readonly kind: WarningKind;
@@ -94,6 +96,27 @@ export function nodeWarnings(n: NodeHealth, t: WarningThresholds = DEFAULT_THRES
     });
   }
   return out;
+}
+
+/**
+ * How long a node may keep a replica the ring moved away before it is warned about: a leader is
+ * asked every 5 s whether the node is out, so past this the node is most likely cut off from the
+ * partition's leader (its replica then stays, costing only disk, until a leader answers).
+ */
+export const HELD_WARN_MS = 30_000;
+
+export function heldWarnings(node: string, held: readonly HeldReplica[], minMs = HELD_WARN_MS): Warning[] {
+  return held
+    .filter((h) => h.waitingMs >= minMs)
+    .map((h) => ({
+      kind: "replica-held",
+      node,
+      partition: h.partition,
+      message:
+        `${node} keeps its replica of partition ${h.partition}, which the ring moved away: no leader ` +
+        `has confirmed its removal for ${Math.round(h.waitingMs / 1000)} s (is ${node} cut off from the ` +
+        `partition's leader?)`,
+    }));
 }
 
 export interface PartitionState {

@@ -63,11 +63,16 @@ export function decodeCommand(data: Uint8Array): KvCommand {
 export const ABSENT_VERSION = "0";
 
 /**
- * What a command does to a key whose current version is `current` (ABSENT_VERSION when absent),
- * when applied at log index `index`. Pure, so every replica decides the same.
+ * What a command does to a key whose current version `current()` returns (ABSENT_VERSION when
+ * absent), when applied at log index `index`. Pure, so every replica decides the same. The
+ * version is asked for only by a CAS or a delete: a plain put, most of the traffic, does not
+ * depend on it and costs no read.
  */
-export function decide(cmd: KvCommand, current: string, index: number): KvResult {
-  if (cmd.cas !== null && cmd.cas !== current) return { ok: false, code: "cas_mismatch", current };
-  if (cmd.op === "del") return { ok: true, version: String(index), deleted: current !== ABSENT_VERSION };
+export function decide(cmd: KvCommand, current: () => string, index: number): KvResult {
+  if (cmd.cas !== null) {
+    const now = current();
+    if (cmd.cas !== now) return { ok: false, code: "cas_mismatch", current: now };
+  }
+  if (cmd.op === "del") return { ok: true, version: String(index), deleted: current() !== ABSENT_VERSION };
   return { ok: true, version: String(index) };
 }

@@ -26,7 +26,7 @@ import { HealthMonitor } from "../health/monitor.js";
 import { observeRoutes } from "../observe/routes.js";
 import { SensorReader } from "../observe/sensors.js";
 import { UiAssets } from "../observe/ui-assets.js";
-import { leaderExcludes } from "../cluster/removal-check.js";
+import { httpLeaderQuestions } from "../cluster/removal-check.js";
 import { routingRoute, routingTable } from "../routing/route.js";
 import { placement } from "../ring/placement.js";
 import type { Ring } from "../ring/types.js";
@@ -74,6 +74,8 @@ export interface AgentOptions {
   readonly dataDir?: string;
   /** How often the board is sampled and peers' health pulled (default 10 s; 0: never). */
   readonly healthIntervalMs?: number;
+  /** Where the board's sysfs is mounted (default /sys): the host's in a container, a made-up tree in tests. */
+  readonly sysRoot?: string;
   /** The local serial bridge's `/metrics`, folded into ours (default 127.0.0.1:9465; null: off). */
   readonly bridgeMetricsUrl?: string | null;
   readonly logger: Logger;
@@ -181,10 +183,14 @@ export class Agent {
     });
     this.health = new HealthMonitor({
       nodeId,
-      sampler: new BoardSampler({ dataDir: opts.dataDir ?? null }),
+      sampler: new BoardSampler({
+        dataDir: opts.dataDir ?? null,
+        ...(opts.sysRoot !== undefined ? { sysRoot: opts.sysRoot } : {}),
+      }),
       token: opts.config.token,
       members: () => this.meta.members(),
       leads: () => this.activity.leads(),
+      held: () => this.controller?.heldReplicas() ?? [],
       placement: () => {
         const placed = this.meta.placement();
         const ring = this.meta.ring();
@@ -333,18 +339,8 @@ export class Agent {
       foundingRing: founding,
       ...(this.opts.controllerIntervalMs ? { intervalMs: this.opts.controllerIntervalMs } : {}),
       ...(this.opts.replaceAfterMs ? { replaceAfterMs: this.opts.replaceAfterMs } : {}),
+      leaders: httpLeaderQuestions(this.meta, nodeId, this.opts.config.token),
       purge: {
-        // The partition's placed replicas first (one of them leads it), then everyone else.
-        excluded: (partition) => {
-          const ids = [
-            ...new Set([...this.meta.replicas(partition), ...this.meta.members().map((m) => m.id)]),
-          ];
-          const apis = ids
-            .filter((id) => id !== nodeId)
-            .map((id) => this.meta.member(id)?.api)
-            .filter((api): api is string => api !== undefined);
-          return leaderExcludes(apis, this.opts.config.token, partition, nodeId);
-        },
         deleteGroup: (g) => this.host.purgeGroup(g),
         canHost: (g) => this.host.canHost(g),
       },
@@ -435,6 +431,8 @@ export class Agent {
           applied: s.applied,
           voters: s.confState.voters,
           learners: s.confState.learners,
+          // What `removal-check.ts` trusts: the appended configuration may still be undone.
+          committedConf: this.host.committedConfState(g),
         };
       });
     const members = this.meta.members().map((m) => {

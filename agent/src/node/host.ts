@@ -8,6 +8,7 @@ import {
   ProposalDroppedError,
   RawNode,
   type ConfChange,
+  type ConfState,
   type Entry,
   type GroupId,
   type Message,
@@ -263,6 +264,15 @@ export class RaftHost {
 
   status(group: GroupId): RaftStatus {
     return this.replica(group).raw.status();
+  }
+
+  /**
+   * The configuration in force at the commit index. `status().confState` is the latest appended
+   * one, which takes effect at once but may still be undone while it is not committed.
+   */
+  committedConfState(group: GroupId): ConfState {
+    const raw = this.replica(group).raw;
+    return raw.confStateAt(raw.status().commit);
   }
 
   private replica(group: GroupId): Replica {
@@ -594,7 +604,7 @@ export class RaftHost {
         });
         continue;
       }
-      const result = decide(cmd, current(cmd.key), entry.index);
+      const result = decide(cmd, () => current(cmd.key), entry.index);
       const w = r.pendingWrites.get(cmd.id);
       if (w) {
         r.pendingWrites.delete(cmd.id);

@@ -13,10 +13,18 @@ import {
   ServiceUnavailableError,
 } from "../api/errors.js";
 import {
-  ABSENT_VERSION,
-  type AggregateFn,
+  checkWindow,
+  emptyPart,
+  finishAggregate,
+  mergeParts,
+  partitionQuery,
+  partOfResult,
+  type AggregateOptions,
+  type AggregatePart,
   type AggregateResult,
-  type Consistency,
+} from "../api/aggregate.js";
+import {
+  ABSENT_VERSION,
   type KvItem,
   type KvService,
   type GetOptions,
@@ -38,6 +46,7 @@ import { hashTag, partitionForKey } from "../ring/keys.js";
 import type { NodeId } from "../raft/index.js";
 import { Balancer, LocalLoadTracker, type Strategy } from "../balance/index.js";
 import { UnavailableError, type RaftHost } from "./host.js";
+import { aggregatePartition } from "./partition-aggregate.js";
 import type { DurableStore } from "./ports.js";
 
 /** How `eventual` reads pick their replica (`agent/src/balance/`). */
@@ -69,7 +78,11 @@ const STEP_DOWN_PAUSE_MS = 120_000;
 const STEP_DOWN_WAIT_MS = 3000;
 /** Rows per store scan while a snapshot reads a partition (the store's own upper bound). */
 const SNAPSHOT_PAGE = 10_000;
-const dec = new TextDecoder();
+/**
+ * Rows one partition reads for one aggregate before it answers `truncated`: a bound on one
+ * request's work that still fits a week of one series sampled every second.
+ */
+export const AGGREGATE_MAX_ROWS = 1_000_000;
 
 export class RaftKvService implements KvService {
   readonly members: MembershipService;
@@ -395,64 +408,44 @@ export class RaftKvService implements KvService {
 
   /**
    * count/sum/min/max/avg over the numeric values of keys under `prefix` (within [from, to) when
-   * given). Each partition computes its part from a full scan of its range in pages; the entry
-   * node combines them.
+   * given), optionally bucketed by the readings' times. Each partition's part is computed where
+   * the partition is held (here, or on the node it is forwarded to, the leader first for strong
+   * and weak reads) from its own table, and the entry node combines the parts.
    */
-  async aggregate(opts: {
-    prefix: string;
-    fn: AggregateFn;
-    from?: string;
-    to?: string;
-    consistency: Consistency;
-    signal?: AbortSignal;
-    hops?: number;
-  }): Promise<AggregateResult> {
-    const acc = { count: 0, sum: 0, min: null as number | null, max: null as number | null, skipped: 0 };
+  async aggregate(opts: AggregateOptions): Promise<AggregateResult> {
+    if (opts.window) checkWindow(opts.window);
+    if (opts.partition !== undefined) {
+      if (opts.partition >= this.partitions()) throw new BadRequestError(`no partition ${opts.partition}`);
+      return finishAggregate(opts.fn, await this.aggregatePart(opts.partition, opts), 1, opts.window);
+    }
     const parts = this.partitionsFor(opts.prefix);
-    await Promise.all(
-      parts.map(async (p) => {
-        let after: string | undefined;
-        for (;;) {
-          const page = await this.scanPartition(p, {
-            ...opts,
-            limit: 1000,
-            ...(after !== undefined ? { after } : {}),
-          });
-          let done = page.next === null;
-          for (const item of page.items) {
-            if (opts.from !== undefined && item.key < opts.from) continue;
-            if (opts.to !== undefined && item.key >= opts.to) {
-              done = true;
-              break;
-            }
-            const n = Number(dec.decode(item.value));
-            if (!Number.isFinite(n) || dec.decode(item.value).trim() === "") {
-              acc.skipped++;
-              continue;
-            }
-            acc.count++;
-            acc.sum += n;
-            acc.min = acc.min === null ? n : Math.min(acc.min, n);
-            acc.max = acc.max === null ? n : Math.max(acc.max, n);
-          }
-          if (done || page.items.length === 0) break;
-          after = page.items[page.items.length - 1]!.key;
-        }
-      }),
+    const results = await Promise.all(parts.map((p) => this.aggregatePart(p, opts)));
+    const merged = results.reduce(mergeParts, emptyPart(opts.window !== undefined));
+    return finishAggregate(opts.fn, merged, parts.length, opts.window);
+  }
+
+  private async aggregatePart(partition: number, opts: AggregateOptions): Promise<AggregatePart> {
+    if (!this.local(partition)) {
+      const prefer = opts.consistency === "eventual" ? "spread" : "leader";
+      const path = `/v1/aggregate?${partitionQuery(opts, partition)}`;
+      const reply = await this.forward(partition, prefer, "GET", path, opts);
+      if (reply.status !== 200) Forwarder.fail(reply);
+      return partOfResult(JSON.parse(reply.body.toString("utf8")) as AggregateResult);
+    }
+    const g = partitionGroup(partition);
+    await mapUnavailable(() => this.deps.host.readBarrier(g, opts.consistency, opts.signal));
+    const store = this.deps.store;
+    return aggregatePartition(
+      { scan: (o) => store.scan(g, o), get: (key) => store.get(g, key) },
+      {
+        prefix: opts.prefix,
+        maxRows: AGGREGATE_MAX_ROWS,
+        ...(opts.from !== undefined ? { from: opts.from } : {}),
+        ...(opts.to !== undefined ? { to: opts.to } : {}),
+        ...(opts.window ? { window: opts.window } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
     );
-    const value =
-      opts.fn === "count"
-        ? acc.count
-        : opts.fn === "sum"
-          ? acc.sum
-          : opts.fn === "min"
-            ? acc.min
-            : opts.fn === "max"
-              ? acc.max
-              : acc.count > 0
-                ? acc.sum / acc.count
-                : null;
-    return { fn: opts.fn, value, ...acc, partitions: parts.length };
   }
 
   status(): Promise<unknown> {
@@ -515,7 +508,8 @@ class Members implements MembershipService {
       peer: b.peer,
       api: b.api,
       weight,
-      state: existing?.state ?? "up",
+      // The meta leader marks it `up` once it votes in every partition the ring gives it.
+      state: existing?.state ?? "joining",
       since: existing?.since ?? Date.now(),
     };
     await this.putMember(record, signal);
@@ -525,7 +519,7 @@ class Members implements MembershipService {
   async drain(id: string, signal?: AbortSignal): Promise<unknown> {
     const m = this.deps.meta.member(id);
     if (!m) throw new NotFoundError(`no member ${id}`);
-    if (m.state !== "up") return m;
+    if (m.state !== "up" && m.state !== "joining") return m;
     const record: MemberRecord = { ...m, state: "draining", since: Date.now() };
     await this.putMember(record, signal);
     return record;

@@ -2,22 +2,26 @@
  * Sensor readings for the dashboard. The bridge writes each reading under
  * `sensors/{<device>}/<sensor>/<ISO time>` (the hash tag keeps one device in one partition, and
  * the fixed-width time sorts as text), with a JSON value `{value, ...}`; people may also write a
- * bare number there. Everything here reads through the KV service's scans, so it works from any
- * node and follows the same routing and forwarding as client reads.
+ * bare number there. Everything here reads through the KV service's scans and aggregates, so it
+ * works from any node and follows the same routing and forwarding as client reads.
  *
  * - `listSeries` finds every series by skipping from one series to the next inside each partition
  *   (one small scan per series, not one per reading), and is cached.
  * - `latest` reads only a recent window of each series (keys sort by time).
- * - `series` downsamples one series over a time window into fixed buckets (count, avg, min, max),
- *   so a chart of a week of readings is a few kilobytes, whatever the sampling rate.
+ * - `series` downsamples one series over a time window into fixed buckets (count, avg, min, max)
+ *   through the aggregation path (`/v1/aggregate` with `bucket`): the node holding the series'
+ *   partition buckets its own readings and only the buckets travel, so a chart of a week of
+ *   readings is a few kilobytes, whatever the sampling rate.
  */
+import { MAX_BUCKETS, readingValue } from "../api/aggregate.js";
 import { BadRequestError } from "../api/errors.js";
 import type { KvItem, KvService } from "../api/service.js";
+
+export { readingValue };
 
 export const SENSOR_ROOT = "sensors/";
 /** `sensors/{device}/sensor/` and the time after it. */
 const KEY_RE = /^sensors\/(\{[^}]{1,64}\})\/([^/]{1,64})\/(.+)$/;
-const dec = new TextDecoder();
 
 export interface SeriesRef {
   /** The key prefix of the series, e.g. `sensors/{kitchen}/temp/`. */
@@ -46,7 +50,7 @@ export interface SeriesResult {
   readonly to: string;
   readonly bucketMs: number;
   readonly buckets: readonly Bucket[];
-  /** Readings summarised; `truncated` when the scan stopped at its bound. */
+  /** Readings summarised; `truncated` when a partition stopped at its bound of rows read. */
   readonly readings: number;
   readonly skipped: number;
   readonly truncated: boolean;
@@ -59,35 +63,15 @@ export function parseSensorKey(key: string): (SeriesRef & { time: string }) | nu
   return { prefix: `sensors/${m[1]}/${m[2]}/`, device, sensor: m[2]!, time: m[3]! };
 }
 
-/** A reading's number: a bare number, or the `value` of a JSON object (what the bridge writes). */
-export function readingValue(bytes: Uint8Array): number | null {
-  const text = dec.decode(bytes).trim();
-  if (text === "") return null;
-  const n = Number(text);
-  if (Number.isFinite(n)) return n;
-  if (text.startsWith("{")) {
-    try {
-      const v = (JSON.parse(text) as { value?: unknown }).value;
-      return typeof v === "number" && Number.isFinite(v) ? v : null;
-    } catch {
-      return null;
-    }
-  }
-  return null;
-}
-
 export interface SensorReaderOptions {
   /** Most series listed (a bound on the skip-scan). */
   readonly maxSeries: number;
-  /** Most readings one `series` call reads. */
-  readonly maxReadings: number;
   readonly listCacheMs: number;
   readonly now?: () => number;
 }
 
 export const DEFAULT_SENSOR_OPTIONS: SensorReaderOptions = {
   maxSeries: 500,
-  maxReadings: 200_000,
   listCacheMs: 15_000,
 };
 
@@ -97,7 +81,7 @@ export class SensorReader {
   private readonly opts: SensorReaderOptions;
 
   constructor(
-    private readonly kv: Pick<KvService, "scan">,
+    private readonly kv: Pick<KvService, "scan"> & Required<Pick<KvService, "aggregate">>,
     private readonly partitions: () => number,
     opts: Partial<SensorReaderOptions> = {},
   ) {
@@ -210,43 +194,34 @@ export class SensorReader {
       throw new BadRequestError("prefix must name a series, e.g. sensors/{kitchen}/temp/");
     }
     if (!(toMs > fromMs)) throw new BadRequestError("to must be after from");
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 1000) {
-      throw new BadRequestError("buckets must be 1-1000");
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_BUCKETS) {
+      throw new BadRequestError(`buckets must be 1-${MAX_BUCKETS}`);
     }
     const bucketMs = Math.max(1, Math.ceil((toMs - fromMs) / buckets));
-    const acc = new Map<number, { count: number; sum: number; min: number; max: number }>();
-    let readings = 0;
-    let skipped = 0;
-    for await (const item of this.readings(prefix, fromMs, toMs, this.opts.maxReadings, signal)) {
-      const k = parseSensorKey(item.key);
-      const t = k ? Date.parse(k.time) : NaN;
-      const v = readingValue(item.value);
-      if (v === null || !Number.isFinite(t)) {
-        skipped++;
-        continue;
-      }
-      readings++;
-      const b = fromMs + Math.floor((t - fromMs) / bucketMs) * bucketMs;
-      const a = acc.get(b);
-      if (a) {
-        a.count++;
-        a.sum += v;
-        a.min = Math.min(a.min, v);
-        a.max = Math.max(a.max, v);
-      } else acc.set(b, { count: 1, sum: v, min: v, max: v });
-    }
-    const out = [...acc.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([t, a]) => ({ t, count: a.count, avg: a.sum / a.count, min: a.min, max: a.max }));
+    const agg = await this.kv.aggregate({
+      prefix,
+      fn: "avg",
+      window: { fromMs, toMs, bucketMs },
+      // The leader's state (no quorum round): a replica still catching up, such as a board that
+      // just joined, waits until it has applied what the leader has instead of charting a gap.
+      consistency: "weak",
+      ...(signal ? { signal } : {}),
+    });
     return {
       prefix,
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
       bucketMs,
-      buckets: out,
-      readings,
-      skipped,
-      truncated: readings + skipped >= this.opts.maxReadings,
+      buckets: (agg.buckets ?? []).map((b) => ({
+        t: b.t,
+        count: b.count,
+        avg: b.avg,
+        min: b.min,
+        max: b.max,
+      })),
+      readings: agg.count,
+      skipped: agg.skipped,
+      truncated: agg.truncated,
     };
   }
 }

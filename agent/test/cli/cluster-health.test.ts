@@ -90,6 +90,17 @@ describe("cluster health gate", () => {
     assert.ok(h.problems.includes("n2 is unhealthy: storage failed"));
   });
 
+  it("a joining member fails it: its replicas are still moving onto it", () => {
+    const docs = statuses(() => {});
+    const h = assessCluster(
+      docs[0],
+      members(docs, (id) => (id === "n3" ? "joining" : "up")),
+      10,
+    );
+    assert.equal(h.healthy, false);
+    assert.deepEqual(h.problems, ["n3 is joining (its replicas are still moving onto it)"]);
+  });
+
   it("no ring means not formed; removed members are not counted", () => {
     const h = assessCluster({ members: [] }, [], 10);
     assert.equal(h.healthy, false);

@@ -14,7 +14,7 @@ import { HealthMonitor, type MemberRef } from "../../src/health/monitor.js";
 import { parseHealthRecord, HealthRecordError, type HealthRecord } from "../../src/health/record.js";
 import { throttleFromWord } from "../../src/health/throttle.js";
 import { loadScore } from "../../src/health/view.js";
-import { partitionWarnings } from "../../src/health/warnings.js";
+import { HELD_WARN_MS, partitionWarnings } from "../../src/health/warnings.js";
 
 const TOKEN = "monitor-test-token-0123";
 
@@ -193,6 +193,43 @@ describe("health monitor", () => {
     assert.ok(m.loadOf("n2")! > 2, String(m.loadOf("n2")));
     await m.stop();
   });
+
+  it("warns about a replica a node keeps for want of a leader's confirmation, naming node and partition", async () => {
+    p2.record = {
+      v: 1,
+      node: "n2",
+      board: board(),
+      leads: [],
+      held: [
+        { partition: 7, waitingMs: HELD_WARN_MS + 5000 },
+        { partition: 8, waitingMs: 4000 }, // Normal: the next question will settle it.
+      ],
+    };
+    // n3 runs an agent from before the field: no `held`.
+    p3.record = { v: 1, node: "n3", board: board(), leads: [] };
+    const m = new HealthMonitor({
+      nodeId: "n1",
+      sampler: { sample: async () => board() },
+      token: TOKEN,
+      members: () => [
+        { id: "n1", api: "http://127.0.0.1:1", state: "up" },
+        { id: "n2", api: p2.url, state: "up" },
+        { id: "n3", api: p3.url, state: "joining" },
+      ],
+      leads: () => [],
+      held: () => [{ partition: 3, waitingMs: 120_000 }],
+      placement: () => null,
+      intervalMs: 1000,
+    });
+    await m.round();
+    const view = m.view();
+    const held = view.warnings.filter((w) => w.kind === "replica-held");
+    assert.deepEqual(held.map((w) => `${w.node}:${w.partition}`).sort(), ["n1:3", "n2:7"]);
+    assert.match(held.find((w) => w.node === "n2")!.message, /n2 keeps its replica of partition 7/);
+    assert.deepEqual(m.record().held, [{ partition: 3, waitingMs: 120_000 }]);
+    assert.equal(view.nodes.find((n) => n.id === "n3")!.state, "joining");
+    await m.stop();
+  });
 });
 
 describe("health record and warnings", () => {
@@ -207,6 +244,8 @@ describe("health record and warnings", () => {
       { ...good, sentAt: -1 },
       { ...good, leads: {} },
       { ...good, leads: [{ partition: "x" }] },
+      { ...good, held: {} },
+      { ...good, held: [{ partition: 1, waitingMs: -5 }] },
     ]) {
       assert.throws(() => parseHealthRecord(bad), HealthRecordError);
     }

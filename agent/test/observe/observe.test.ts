@@ -9,6 +9,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { finishAggregate } from "../../src/api/aggregate.js";
 import type { KvService } from "../../src/api/service.js";
 import { ANSI, renderOverview } from "../../src/cli/observe/overview.js";
 import { frameFor } from "../../src/cli/commands/top.js";
@@ -20,7 +21,9 @@ import { observeRoutes } from "../../src/observe/routes.js";
 import { SensorReader, parseSensorKey, readingValue } from "../../src/observe/sensors.js";
 import { UiAssets } from "../../src/observe/ui-assets.js";
 import { addNode, createRing } from "../../src/ring/index.js";
+import { aggregatePartition } from "../../src/node/partition-aggregate.js";
 import { TEST_TOKEN, startTestServer, type TestServer } from "../api/fake-service.js";
+import { mapRows } from "../api/memory-rows.js";
 
 const READ_TOKEN = "read-only-token-0123456789";
 const enc = new TextEncoder();
@@ -33,7 +36,18 @@ describe("observation endpoints", () => {
     await writeFile(join(uiDir, "index.html"), "<!doctype html><title>rl</title>");
     await writeFile(join(uiDir, "app.js"), "console.log(1)");
     await writeFile(join(uiDir, "secret.txt"), "not served: not a known type");
-    const lazy: Pick<KvService, "scan"> = { scan: (o) => t.service.scan(o) };
+    // The fake service has no partitions: its whole map is one partition's table.
+    const lazy: Pick<KvService, "scan"> & Required<Pick<KvService, "aggregate">> = {
+      scan: (o) => t.service.scan(o),
+      aggregate: async (o) => {
+        const part = await aggregatePartition(mapRows(t.service.data), {
+          prefix: o.prefix,
+          maxRows: 1_000_000,
+          ...(o.window ? { window: o.window } : {}),
+        });
+        return finishAggregate(o.fn, part, 1, o.window);
+      },
+    };
     const monitor = new HealthMonitor({
       nodeId: "n1",
       sampler: { sample: async () => Promise.reject(new Error("unused")) },

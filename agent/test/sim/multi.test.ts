@@ -28,6 +28,8 @@ describe("multi-Raft simulator", () => {
       "drains",
       "ringChanges",
       "replicaChanges",
+      "removalsConfirmed",
+      "joinsConfirmed",
     ] as const) {
       assert.ok(sum(k) > 0, `no ${k} over seeds ${SEEDS.join(",")}`);
     }

@@ -34,6 +34,7 @@ interface AgentArgs {
   "log-format": string;
   "bridge-metrics": string;
   "health-interval": number;
+  sysfs?: string;
 }
 
 export function parseHostPort(text: string, what: string): PeerAddress {
@@ -133,6 +134,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         type: "number",
         default: 10_000,
         describe: "Snapshot and compact the log every this many applied entries",
+      })
+      .option("sysfs", {
+        type: "string",
+        describe:
+          "Where the board's sysfs is mounted, for its temperature and throttling (default /sys; e.g. /host/sys in a container)",
       })
       .option("health-interval", {
         type: "number",
@@ -274,6 +280,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       dataDir,
       bridgeMetricsUrl: args["bridge-metrics"] === "none" ? null : args["bridge-metrics"],
       healthIntervalMs: Math.round(args["health-interval"] * 1000),
+      ...(args.sysfs !== undefined ? { sysRoot: args.sysfs } : {}),
       ...(entry.join ? { join: entry.join } : {}),
       ...(args["advertise-host"] ? { advertiseHost: args["advertise-host"] } : {}),
       logger,

@@ -136,7 +136,8 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
     const config = clientConfigFromArgs(args);
     const router = new PartitionRouter({ endpoints: config.endpoints, token: config.token, refreshMs: 5000 });
     await router.start();
-    const client = clientFromArgs(args, config, router);
+    // It also learns every agent of the cluster, so boards that join later get their share.
+    const client = clientFromArgs(args, config, router, true);
     const logger = createLogger({
       level: args.verbose ? "debug" : "info",
       format: args["log-format"] === "json" ? "json" : "text",

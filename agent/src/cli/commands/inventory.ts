@@ -28,7 +28,7 @@ const SHAPE = `Output (stable; provisioning relies on it):
    "all": {"children": ["ringleader", "ungrouped"]},
    "ringleader": {"hosts": [...]},  every board
    "leaders"/"followers": {"hosts": [...]},  role in the meta group (api source only)
-   "up"/"draining"/"down": {"hosts": [...]},  member state
+   "joining"/"up"/"draining"/"down": {"hosts": [...]},  member state
    "new": {"hosts": [...]}}  on the LAN, not in a cluster yet (mdns source only)
 Every group is always present; hosts are named by node id; ansible_host is the address.
 Sources: api (a member's /v1/status: states and leaders), mdns (the LAN: also new boards, versions;

@@ -4,6 +4,7 @@
  * removing forgets a drained (or dead, with --force) board for good.
  */
 import type { Argv, CommandModule } from "yargs";
+import { UsageError } from "../errors.js";
 import { withClientOptions, type ClientArgs, type GlobalArgs } from "../options.js";
 import { formatTable, writeJson, writeLine } from "../output.js";
 import { adminRequest } from "./admin-request.js";
@@ -40,6 +41,11 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
         default: false,
         describe: "remove: even if it still holds replicas (dead board)",
       })
+      .epilogue(
+        "States: joining (taking its replicas; up once it votes in every partition the ring gives it), " +
+          "up, draining (its replicas move to the others), down (unreachable past --replace-after; " +
+          "its replicas are rebuilt elsewhere), removed (gone for good).",
+      )
       .example("$0 members list", "Every board, its addresses, weight and state")
       .example("$0 members drain n3", "Move every replica off n3 (watch `ringleader status`)")
       .example("$0 members remove n3", "Forget n3 once drained")
@@ -61,7 +67,10 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
       ]);
       return writeLine(formatTable(["ID", "STATE", "WEIGHT", "PEER", "API", "META LAG"], rows));
     }
-    if (!args.id) throw new Error(`members ${args.action} needs a node id`);
+    if (!args.id)
+      throw new UsageError(
+        `members ${args.action} needs a node id, e.g. \`ringleader members ${args.action} n3\``,
+      );
     if (args.action === "step-down") {
       const path = `/v1/members/${encodeURIComponent(args.id)}/step-down`;
       const r = await adminRequest<{ id: string; transferred: number; stillLeading: number }>(

@@ -50,6 +50,8 @@ const TOTALS: readonly (keyof MultiSimStats)[] = [
   "replicaChanges",
   "snapshotsInstalled",
   "controllerWarnings",
+  "removalsConfirmed",
+  "joinsConfirmed",
   "opsOk",
   "opsUnknown",
 ];

@@ -162,6 +162,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
           token: config.token,
           timeoutMs: args.timeout,
           maxAttempts: 1,
+          learnAgents: false,
         });
         try {
           return { api, status: await client.status(), error: null };

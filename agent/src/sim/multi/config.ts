@@ -14,6 +14,7 @@ export const MULTI_STREAM = {
   operator: 202,
   leaderPick: 203,
   hosts: 204,
+  questions: 205,
 } as const;
 
 /** Virtual milliseconds per tick: the agent's default `--tick-ms`. */

@@ -43,8 +43,8 @@ export class MetaMachine implements ReplicaMachine {
     } catch {
       return null;
     }
-    const current = this.records.get(cmd.key)?.version ?? ABSENT_VERSION;
-    const result = decide(cmd, current, index);
+    const key = cmd.key;
+    const result = decide(cmd, () => this.records.get(key)?.version ?? ABSENT_VERSION, index);
     if (result.ok) {
       if (cmd.op === "del") this.records.delete(cmd.key);
       else this.records.set(cmd.key, { value: cmd.value, version: result.version });

@@ -5,7 +5,7 @@
  * changes the ring, each partition leader moves its replicas (learner, catch-up, promote, remove).
  *
  *  - join: a brand-new board (fresh id, empty disk) starts, hosting only an empty meta replica,
- *    and its member record is written with state `up`;
+ *    and its member record is written with state `joining` (the meta leader marks it `up`);
  *  - drain: an `up` member is marked `draining`; its tokens leave the ring and its replicas move;
  *  - remove: a drained member that no partition holds any more is marked `removed`; once the meta
  *    group has let it go too, the board is shut down for good and its id never comes back.
@@ -91,7 +91,7 @@ export class Operator {
       .hosts()
       .find((h) => !h.founder && !h.decommissioned && !members.some((m) => m.id === h.id));
     if (orphan !== undefined) {
-      this.write(leader, { ...orphan.self, state: "up", since: t.nowMs() }, "join again");
+      this.write(leader, { ...orphan.self, state: "joining", since: t.nowMs() }, "join again");
       return;
     }
     const live = members.filter((m) => m.state !== "removed");
@@ -103,7 +103,7 @@ export class Operator {
       if (host === null) return;
       this.joined++;
       this.stats.joins++;
-      this.write(leader, { ...host.self, state: "up", since: t.nowMs() }, "join");
+      this.write(leader, { ...host.self, state: "joining", since: t.nowMs() }, "join");
     } else if (canDrain) {
       const victim = this.random.pick(up);
       this.stats.drains++;

@@ -9,7 +9,12 @@
  * fsync (the real host writes every group's Ready in one transaction), and a proposal made with
  * no leader known fails at once rather than waiting a few ticks for an election.
  */
-import { ClusterController, type ControllerHost } from "../../cluster/controller.js";
+import {
+  ClusterController,
+  type ControllerHost,
+  type HeldReplica,
+  type LeaderQuestions,
+} from "../../cluster/controller.js";
 import { META_GROUP, MetaView, type MemberRecord } from "../../cluster/meta.js";
 import { encodeCommand, type KvCommandInput, type KvResult } from "../../kv/commands.js";
 import type { KvRecord } from "../../node/ports.js";
@@ -17,6 +22,7 @@ import {
   MemoryStorage,
   ProposalDroppedError,
   type ConfChange,
+  type ConfState,
   type GroupId,
   type NodeId,
   type RaftStatus,
@@ -49,6 +55,8 @@ export interface HostWorld {
   timeoutSignal(ms: number): AbortSignal;
   /** Counts a controller warning (a failed round). */
   warned(msg: string): void;
+  /** The controller's questions to partition leaders, answered as `removal-check.ts` does over HTTP. */
+  leaderQuestions(asker: SimHost): LeaderQuestions;
   controllerTiming: {
     readonly intervalMs: number;
     readonly releaseAfterMs: number;
@@ -160,6 +168,7 @@ export class SimHost implements ControllerHost {
         },
       },
       foundingRing: this.foundingRing,
+      leaders: this.world.leaderQuestions(this),
       now: () => this.world.nowMs(),
       timeoutSignal: (ms) => this.world.timeoutSignal(ms),
       ...t,
@@ -216,6 +225,11 @@ export class SimHost implements ControllerHost {
     return this.replicas.entries();
   }
 
+  /** Replicas the controller keeps because no leader confirmed their removal. */
+  heldReplicas(): HeldReplica[] {
+    return this.controller?.heldReplicas() ?? [];
+  }
+
   noteLeaderContact(group: GroupId): void {
     this.lastContactMs.set(group, this.world.nowMs());
   }
@@ -226,6 +240,15 @@ export class SimHost implements ControllerHost {
     const st = this.serving(group)?.freshStatus();
     if (st === null || st === undefined) throw new SimUnavailableError(`${this.id} does not host ${group}`);
     return st;
+  }
+
+  committedConfState(group: GroupId): ConfState {
+    const r = this.serving(group);
+    const st = r?.freshStatus();
+    const view = r?.logView();
+    if (st === null || st === undefined || view?.confAt === undefined)
+      throw new SimUnavailableError(`${this.id} does not host ${group}`);
+    return view.confAt(st.commit);
   }
 
   groups(): GroupId[] {

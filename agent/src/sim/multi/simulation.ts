@@ -12,7 +12,9 @@
  * microtask queue) before the next tick. Nothing else is awaited, so a seed still replays exactly.
  */
 import type { CheckResult, Operation } from "../../check/linearizability.js";
+import type { LeaderQuestions } from "../../cluster/controller.js";
 import { META_GROUP, RING_KEY, foundingMetaConf, foundingRing, partitionGroup } from "../../cluster/meta.js";
+import { excludesAskOrder } from "../../cluster/removal-check.js";
 import type { KvResult } from "../../kv/commands.js";
 import {
   MemoryStorage,
@@ -93,6 +95,10 @@ export interface MultiSimStats {
   metaConfChanges: number;
   snapshotsInstalled: number;
   controllerWarnings: number;
+  /** Leaders' answers that a board is out of a partition (it may then release its replica). */
+  removalsConfirmed: number;
+  /** Answers that a joining board votes in every partition the ring gives it (it may then be `up`). */
+  joinsConfirmed: number;
   opsOk: number;
   opsFailed: number;
   opsUnknown: number;
@@ -157,7 +163,8 @@ type SimEvent =
   | RestartEvent
   | { readonly kind: "request"; readonly node: NodeId; readonly req: ClientRequest }
   | { readonly kind: "response"; readonly clientId: number; readonly resp: ClientResponse }
-  | { readonly kind: "abort"; readonly controller: AbortController };
+  | { readonly kind: "abort"; readonly controller: AbortController }
+  | { readonly kind: "answer"; readonly deliver: () => void };
 
 const drainPromises = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -184,6 +191,7 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   private readonly leaderPickRandom: Random;
   private readonly hostRandoms: Random;
   private readonly diskRandom: Random;
+  private readonly questionRandom: Random;
   private readonly bugs: ReadonlySet<BugName>;
   private readonly confIndexes = new Set<string>();
   /** Conf entries a group starts with (its founders' bootstrap), which are not changes. */
@@ -197,6 +205,8 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
   private warnings = 0;
   private replicaChanges = 0;
   private metaConfChanges = 0;
+  private removalsConfirmed = 0;
+  private joinsConfirmed = 0;
 
   readonly tuning: NodeTuning;
   readonly controllerTiming: ControllerTiming;
@@ -221,6 +231,7 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
     this.leaderPickRandom = new Random(seed, MULTI_STREAM.leaderPick);
     this.hostRandoms = new Random(seed, MULTI_STREAM.hosts);
     this.diskRandom = new Random(seed, STREAM.disk);
+    this.questionRandom = new Random(seed, MULTI_STREAM.questions);
     for (let g = 0; g <= config.partitions; g++) this.checkers.set(g, this.newChecker());
     this.bootstrap();
     this.faults = new FaultInjector(config.base.faults, new Random(seed, STREAM.faults), this);
@@ -353,6 +364,9 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
       case "abort":
         ev.controller.abort();
         return;
+      case "answer":
+        ev.deliver();
+        return;
     }
   }
 
@@ -470,6 +484,11 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
         return `partition ${p} has voters ${have.join(",")} learners ${conf.learners.join(",") || "-"}, placement wants ${want.join(",")}`;
       }
     }
+    for (const host of this.boards.values()) {
+      const held = host.heldReplicas();
+      if (held.length > 0)
+        return `${host.id} keeps partitions ${held.map((h) => h.partition).join(",")}: no leader confirmed their removal`;
+    }
     if (!this.workload.allCompleted()) return `clients still waiting: ${this.workload.stuckClients()}`;
     return null;
   }
@@ -551,6 +570,8 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
       metaConfChanges: this.metaConfChanges,
       snapshotsInstalled,
       controllerWarnings: this.warnings,
+      removalsConfirmed: this.removalsConfirmed,
+      joinsConfirmed: this.joinsConfirmed,
       opsOk: w.ok,
       opsFailed: w.failed,
       opsUnknown: w.unknown,
@@ -641,6 +662,83 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
 
   warned(): void {
     this.warnings++;
+  }
+
+  /**
+   * The questions the agent asks over HTTP (`removal-check.ts`), as a round trip: answered a
+   * moment later from the state the asked boards are in then, by the boards the asker can reach
+   * both ways (a cut link or a board that is down is a request that fails). The agent asks its
+   * candidates one by one with a timeout each; here they all answer in one hop.
+   */
+  leaderQuestions(asker: SimHost): LeaderQuestions {
+    return {
+      excludes: (partition) =>
+        this.ask(asker, () => {
+          const out = this.excludedBy(asker, partition);
+          if (out) this.removalsConfirmed++;
+          return out;
+        }),
+      holdsAsVoter: (node, partitions) =>
+        this.ask(asker, () => {
+          const holds = this.votesIn(asker, node, partitions);
+          if (holds) this.joinsConfirmed++;
+          return holds;
+        }),
+    };
+  }
+
+  private ask(asker: SimHost, answer: () => boolean): Promise<boolean> {
+    const incarnation = asker.incarnation;
+    return new Promise((resolve) => {
+      this.queue.push(this.now + this.questionRandom.int(1, 2 * UNITS_PER_TICK), {
+        kind: "answer",
+        deliver: () => {
+          // A reboot forgot the question (its controller is a new one).
+          resolve(asker.up && asker.incarnation === incarnation && answer());
+          this.wake();
+        },
+      });
+    });
+  }
+
+  private reachable(from: NodeId, to: NodeId): SimHost | undefined {
+    const host = this.boards.get(to);
+    if (host === undefined || !host.up) return undefined;
+    return from === to || (this.network.linkUp(from, to) && this.network.linkUp(to, from)) ? host : undefined;
+  }
+
+  /** `leaderExcludes`: the first reachable leader's latest and committed configurations both leave the asker out. */
+  private excludedBy(asker: SimHost, partition: number): boolean {
+    const g = partitionGroup(partition);
+    for (const id of excludesAskOrder(asker.meta, asker.id, partition)) {
+      const host = this.reachable(asker.id, id);
+      const st = host?.serving(g)?.freshStatus();
+      if (host === undefined || st?.role !== "leader") continue;
+      const committed = host.committedConfState(g);
+      return [st.confState, committed].every(
+        (c) => !c.voters.includes(asker.id) && !c.learners.includes(asker.id),
+      );
+    }
+    return false;
+  }
+
+  /** `leadersHoldAsVoter`: the newest reachable leader of each partition has committed `node` as a voter. */
+  private votesIn(asker: SimHost, node: NodeId, partitions: readonly number[]): boolean {
+    const ids = asker.meta
+      .members()
+      .filter((m) => m.state !== "removed")
+      .map((m) => m.id);
+    return partitions.every((partition) => {
+      const g = partitionGroup(partition);
+      let best: { term: number; host: SimHost } | null = null;
+      for (const id of ids) {
+        const host = this.reachable(asker.id, id);
+        const st = host?.serving(g)?.freshStatus();
+        if (host !== undefined && st?.role === "leader" && (best === null || st.term > best.term))
+          best = { term: st.term, host };
+      }
+      return best !== null && best.host.committedConfState(g).voters.includes(node);
+    });
   }
 
   metaApplied(_node: NodeId, key: string, result: KvResult): void {

@@ -1,0 +1,308 @@
+/**
+ * The controller's release rule and the joining → up step, over a scripted host and meta store:
+ * a replica that may still vote is never released on silence alone, however long, and is
+ * released once a leader confirms the removal; a joining member becomes `up` only once the
+ * leaders confirm it votes in every partition the ring gives it.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { KvCommandInput, KvResult } from "../kv/commands.js";
+import type { KvRecord } from "../node/ports.js";
+import type { ConfChange, ConfState, GroupId, NodeId, RaftStatus } from "../raft/index.js";
+import { ClusterController, type ControllerHost, type LeaderQuestions } from "./controller.js";
+import {
+  MEMBER_PREFIX,
+  META_GROUP,
+  MetaView,
+  RING_KEY,
+  foundingRing,
+  partitionGroup,
+  type MemberRecord,
+  type MemberState,
+} from "./meta.js";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const SELF = "n4";
+const RELEASE_AFTER_MS = 10_000;
+
+/** The meta group's key-value table, as a node's replica holds it. */
+class MetaTable {
+  private readonly records = new Map<string, KvRecord>();
+  private version = 0;
+  put(key: string, value: unknown): void {
+    this.records.set(key, { value: enc.encode(JSON.stringify(value)), version: String(++this.version) });
+  }
+  store() {
+    return {
+      hasGroup: (g: GroupId) => g === META_GROUP,
+      get: (_g: GroupId, key: string) => this.records.get(key) ?? null,
+      scan: (_g: GroupId, o: { prefix: string; limit: number }) =>
+        [...this.records]
+          .filter(([k]) => k.startsWith(o.prefix))
+          .slice(0, o.limit)
+          .map(([key, record]) => ({ key, record })),
+    };
+  }
+  member(id: NodeId): MemberRecord {
+    return JSON.parse(dec.decode(this.records.get(MEMBER_PREFIX + id)!.value)) as MemberRecord;
+  }
+}
+
+interface GroupState {
+  role: RaftStatus["role"];
+  conf: ConfState;
+  committed: ConfState;
+  /** When a leader last reached this replica (ms). */
+  contactAt: number;
+}
+
+/** A host whose replicas' Raft state each test scripts. */
+class ScriptedHost implements ControllerHost {
+  readonly groupState = new Map<GroupId, GroupState>();
+  readonly released: GroupId[] = [];
+  readonly metaWrites: { key: string; value: unknown }[] = [];
+  metaRole: RaftStatus["role"] = "follower";
+
+  constructor(
+    private readonly clock: { now: number },
+    private readonly table: MetaTable,
+  ) {}
+
+  status(group: GroupId): RaftStatus {
+    const s = group === META_GROUP ? undefined : this.groupState.get(group);
+    if (group !== META_GROUP && !s) throw new Error(`group ${group} is not hosted`);
+    const role = s?.role ?? this.metaRole;
+    return {
+      id: SELF,
+      group,
+      term: 1,
+      vote: "",
+      commit: 10,
+      applied: 10,
+      firstIndex: 1,
+      lastIndex: 10,
+      role,
+      leader: role === "leader" ? SELF : group === META_GROUP ? "" : "n1",
+      confState: s?.conf ?? { voters: ["n1", "n2", "n3", SELF], learners: [] },
+      leadTransferee: "",
+      progress: new Map(),
+    };
+  }
+  groups(): GroupId[] {
+    return [...this.groupState.keys()];
+  }
+  hosts(group: GroupId): boolean {
+    return this.groupState.has(group);
+  }
+  addGroup(group: GroupId): void {
+    const conf = { voters: [], learners: [] };
+    this.groupState.set(group, { role: "follower", conf, committed: conf, contactAt: this.clock.now });
+  }
+  removeGroup(group: GroupId): void {
+    this.groupState.delete(group);
+    this.released.push(group);
+  }
+  sinceLeaderContactMs(group: GroupId): number {
+    return this.clock.now - this.groupState.get(group)!.contactAt;
+  }
+  committedConfState(group: GroupId): ConfState {
+    return this.groupState.get(group)!.committed;
+  }
+  proposeConfChange(_group: GroupId, _cc: ConfChange): void {}
+  transferLeadership(): void {}
+  propose(_group: GroupId, cmd: KvCommandInput): Promise<KvResult> {
+    assert.equal(cmd.op, "put");
+    const value = JSON.parse(dec.decode(cmd.value)) as unknown;
+    this.metaWrites.push({ key: cmd.key, value });
+    this.table.put(cmd.key, value);
+    return Promise.resolve({ ok: true, version: "1" });
+  }
+}
+
+/** Leaders that answer as a test says, counting the questions. */
+class ScriptedLeaders implements LeaderQuestions {
+  excludesAnswer = false;
+  holdsAnswer = false;
+  excludesAsked = 0;
+  holdsAsked: { node: NodeId; partitions: readonly number[] }[] = [];
+  excludes(): Promise<boolean> {
+    this.excludesAsked++;
+    return Promise.resolve(this.excludesAnswer);
+  }
+  holdsAsVoter(node: NodeId, partitions: readonly number[]): Promise<boolean> {
+    this.holdsAsked.push({ node, partitions });
+    return Promise.resolve(this.holdsAnswer);
+  }
+}
+
+function setup(states: Record<NodeId, MemberState> = { n1: "up", n2: "up", n3: "up", n4: "up" }) {
+  const clock = { now: 1_000_000 };
+  const table = new MetaTable();
+  const ring = foundingRing(["n1", "n2", "n3", "n4"], { partitions: 8, replicationFactor: 3 });
+  table.put(RING_KEY, ring);
+  for (const [id, state] of Object.entries(states))
+    table.put(MEMBER_PREFIX + id, {
+      id,
+      peer: `${id}:7100`,
+      api: `http://${id}:7000`,
+      weight: 1,
+      state,
+      since: 0,
+    });
+  const meta = new MetaView(table.store());
+  const host = new ScriptedHost(clock, table);
+  const leaders = new ScriptedLeaders();
+  const deleted: GroupId[] = [];
+  const controller = new ClusterController({
+    nodeId: SELF,
+    host,
+    meta,
+    self: () => ({ id: SELF, peer: `${SELF}:7100`, api: `http://${SELF}:7000`, weight: 1 }),
+    logger: { info: () => {}, warn: () => {} },
+    foundingRing: null,
+    releaseAfterMs: RELEASE_AFTER_MS,
+    askEveryMs: 5000,
+    now: () => clock.now,
+    leaders,
+    purge: {
+      deleteGroup: (g) => {
+        deleted.push(g);
+        return Promise.resolve();
+      },
+      canHost: () => true,
+    },
+  });
+  // The replicas the ring gives n4, hosted and in touch with their leaders.
+  for (let p = 0; p < ring.partitions; p++)
+    if (meta.replicas(p).includes(SELF)) host.addGroup(partitionGroup(p));
+  const away = [...Array(ring.partitions).keys()].find((p) => !meta.replicas(p).includes(SELF))!;
+  assert.ok(away !== undefined, "some partition is not placed on n4");
+  return { clock, table, meta, host, leaders, controller, deleted, awayGroup: partitionGroup(away), away };
+}
+
+/** Runs controller rounds every 500 ms of the scripted clock for `ms`, letting answers arrive. */
+async function runFor(s: ReturnType<typeof setup>, ms: number): Promise<void> {
+  const end = s.clock.now + ms;
+  while (s.clock.now < end) {
+    s.clock.now += 500;
+    await s.controller.round();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** n4 still hosts a replica of a partition the ring moved away, and no leader has talked to it since. */
+function strandedReplica(s: ReturnType<typeof setup>, conf: ConfState, committed: ConfState = conf): void {
+  s.host.groupState.set(s.awayGroup, { role: "follower", conf, committed, contactAt: s.clock.now });
+}
+
+const WITH_ME: ConfState = { voters: ["n1", "n2", SELF], learners: [] };
+const WITHOUT_ME: ConfState = { voters: ["n1", "n2", "n3"], learners: [] };
+
+describe("releasing a replica the ring moved away", () => {
+  it("keeps a voter cut off from every leader for longer than the old 100 s limit, and reports it", async () => {
+    const s = setup();
+    strandedReplica(s, WITH_ME);
+    await runFor(s, 200_000);
+    assert.deepEqual(s.host.released, [], "a voter with no confirmation must not be released");
+    assert.ok(s.host.hosts(s.awayGroup));
+    // Asked every 5 s once silent for 10 s, never more often.
+    assert.ok(
+      s.leaders.excludesAsked >= 30 && s.leaders.excludesAsked <= 39,
+      `${s.leaders.excludesAsked} asks`,
+    );
+    const held = s.controller.heldReplicas();
+    assert.equal(held.length, 1);
+    assert.equal(held[0]!.partition, s.away);
+    assert.ok(held[0]!.waitingMs >= 189_000, `held for ${held[0]!.waitingMs} ms`);
+  });
+
+  it("releases a voter, and deletes its data, once a leader confirms its removal", async () => {
+    const s = setup();
+    strandedReplica(s, WITH_ME);
+    await runFor(s, 30_000);
+    assert.deepEqual(s.host.released, []);
+    s.leaders.excludesAnswer = true;
+    await runFor(s, 6_000);
+    assert.deepEqual(s.host.released, [s.awayGroup]);
+    assert.deepEqual(s.deleted, [s.awayGroup]);
+    assert.deepEqual(s.controller.heldReplicas(), []);
+  });
+
+  it("does not trust its own log's removal until that removal is committed", async () => {
+    const s = setup();
+    // The removal of n4 is appended here but not committed: it may still be undone.
+    strandedReplica(s, WITHOUT_ME, WITH_ME);
+    await runFor(s, 60_000);
+    assert.deepEqual(s.host.released, []);
+    assert.equal(s.controller.heldReplicas().length, 1);
+  });
+
+  it("does not release a voter its leader still talks to, even when asked about it", async () => {
+    const s = setup();
+    strandedReplica(s, WITH_ME);
+    s.leaders.excludesAnswer = true;
+    for (let i = 0; i < 60; i++) {
+      s.host.groupState.get(s.awayGroup)!.contactAt = s.clock.now;
+      await runFor(s, 1000);
+    }
+    assert.deepEqual(s.host.released, []);
+    assert.equal(s.leaders.excludesAsked, 0, "nobody is asked while the leader is in touch");
+  });
+
+  it("forgets a confirmation once a leader talks to it again", async () => {
+    const s = setup();
+    strandedReplica(s, WITH_ME);
+    s.leaders.excludesAnswer = true;
+    // Silent past the limit at the last of these rounds: asked, and confirmed out...
+    await runFor(s, RELEASE_AFTER_MS + 500);
+    assert.equal(s.leaders.excludesAsked, 1);
+    assert.deepEqual(s.host.released, []);
+    // ...but before the next round a leader reaches it again (it was added back).
+    s.host.groupState.get(s.awayGroup)!.contactAt = s.clock.now;
+    s.leaders.excludesAnswer = false;
+    await runFor(s, 1000);
+    await runFor(s, 60_000);
+    assert.deepEqual(s.host.released, [], "the earlier confirmation was dropped with the contact");
+  });
+
+  it("releases a learner after the silence alone", async () => {
+    const s = setup();
+    strandedReplica(s, { voters: ["n1", "n2", "n3"], learners: [SELF] });
+    await runFor(s, RELEASE_AFTER_MS + 1000);
+    assert.deepEqual(s.host.released, [s.awayGroup]);
+    // Its data waits for a confirmation all the same.
+    assert.deepEqual(s.deleted, []);
+  });
+});
+
+describe("a joining member", () => {
+  it("is marked up by the meta leader only once the leaders confirm it votes where the ring puts it", async () => {
+    // n4 (this node) leads the meta group; n3 joined and the ring already has it.
+    const s = setup({ n1: "up", n2: "up", n3: "joining", n4: "up" });
+    s.host.metaRole = "leader";
+    await runFor(s, 20_000);
+    assert.equal(s.table.member("n3").state, "joining");
+    assert.ok(s.leaders.holdsAsked.length >= 3, "the leaders were asked");
+    const asked = s.leaders.holdsAsked[0]!;
+    assert.equal(asked.node, "n3");
+    const placed = [...Array(8).keys()].filter((p) => s.meta.replicas(p).includes("n3"));
+    assert.deepEqual(asked.partitions, placed);
+    s.leaders.holdsAnswer = true;
+    await runFor(s, 6_000);
+    assert.equal(s.table.member("n3").state, "up");
+  });
+
+  it("is registered joining when it is not in the ring yet, and founders up", async () => {
+    const s = setup({ n1: "up", n2: "up", n3: "up" });
+    s.host.metaRole = "leader";
+    await runFor(s, 1000);
+    // n4 is in the founders' ring of this setup: it registers up.
+    assert.equal(s.table.member(SELF).state, "up");
+    const t = setup({ n1: "up", n2: "up", n3: "up" });
+    t.table.put(RING_KEY, foundingRing(["n1", "n2", "n3"], { partitions: 8, replicationFactor: 3 }));
+    t.host.metaRole = "leader";
+    await runFor(t, 1000);
+    assert.equal(t.table.member(SELF).state, "joining");
+  });
+});
