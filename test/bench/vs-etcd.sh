@@ -8,6 +8,7 @@
 #   PARTITIONS=1 TARGETS=ringleader test/bench/vs-etcd.sh   # one Raft group instead of 64
 #   ROUTE=0 TARGETS=ringleader test/bench/vs-etcd.sh        # requests spread over nodes, not to leaders
 #   ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh          # alternate the targets 3 times, print medians
+#   WARMUP=1 ...                                            # seconds of load before each measurement (default 3)
 #
 # A shared or virtual machine drifts: the same etcd run measured 5,500 and 4,000 puts/s an hour
 # apart here. With ROUNDS > 1 the targets take turns (fresh clusters each round) and the summary
@@ -18,6 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
+# Seconds of load before each measured run: the agents are JIT-compiled (V8 optimises the hot
+# path only after a few seconds of it), etcd is not; a 1 s warm-up right after start measured
+# ringleader's c=64 puts at 2,381-2,536/s against 2,748-2,789/s after 3 s (and 2,895/s after the c=1
+# and c=16 steps of a full run).
+WARMUP=${WARMUP:-3}
 CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
 VALUE_SIZE=${VALUE_SIZE:-100}
 KEYS=${KEYS:-10000}
@@ -103,7 +109,7 @@ start_ringleader() {
 }
 
 bench() { # mix concurrency → json line
-  $CLI bench "${BENCH_ARGS[@]}" --mix "$1" --concurrency "$2" --duration "$DURATION" --warmup 1 \
+  $CLI bench "${BENCH_ARGS[@]}" --mix "$1" --concurrency "$2" --duration "$DURATION" --warmup "$WARMUP" \
     --value-size "$VALUE_SIZE" --keys "$KEYS" --json 2>/dev/null
 }
 
