@@ -5,16 +5,10 @@
  * that remain settle, the leader balancer has spread the 64 partition leaderships evenly.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { RingleaderClient } from "../../agent/src/client/client.js";
-import { CLI, LocalCluster } from "../support/local-cluster.js";
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, type CliRun } from "../support/cli.js";
+import { LocalCluster } from "../support/local-cluster.js";
 
 interface MemberRow {
   id: string;
@@ -41,19 +35,7 @@ describe("operator commands against a real cluster", { timeout: 300_000 }, () =>
 
   /** `ringleader <args> --endpoints … --token …` with nothing from the developer's environment. */
   function cli(args: string[], endpoints = cluster.endpoints()): Promise<CliRun> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [CLI, ...args, "--endpoints", endpoints.join(","), "--token", cluster.token],
-        { env: { PATH: process.env["PATH"] ?? "" }, timeout: 60_000 },
-      );
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-      child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+    return runCli([...args, "--endpoints", endpoints.join(","), "--token", cluster.token]);
   }
 
   async function cliJson<T>(args: string[]): Promise<T> {

@@ -6,13 +6,13 @@
  * their scores from the cluster's health view. Round-robin, as a control, does reach the hot board.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { RingleaderClient } from "../../agent/src/client/client.js";
-import { CLI, LocalCluster } from "../support/local-cluster.js";
+import { runCli as cli } from "../support/cli.js";
+import { LocalCluster } from "../support/local-cluster.js";
 
 const HOT = "n3";
 const KEY = "balance/least-loaded";
@@ -65,21 +65,6 @@ describe("client least-loaded entry between real agents", { timeout: 300_000 }, 
   async function leaderOf(id: string): Promise<number | null> {
     const s = (await cluster.status(id, 3000)) as unknown as { leaderOf?: number } | null;
     return s?.leaderOf ?? null;
-  }
-
-  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env["PATH"] ?? "" },
-        timeout: 60_000,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-      child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
   }
 
   before(async () => {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import yargs from "yargs";
 import { ringCommand } from "../../src/cli/commands/ring.js";
+import { captureStdout } from "../../../test/support/cli.js";
 
 interface JsonNode {
   id: string;
@@ -31,22 +32,13 @@ interface JsonOutput extends JsonView {
 }
 
 /** Runs `ringleader ring <argv>` through yargs and returns what it printed. */
-async function ring(argv: string[]): Promise<string> {
-  const chunks: string[] = [];
-  const original = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await yargs()
+function ring(argv: string[]): Promise<string> {
+  return captureStdout(() =>
+    yargs()
       .command(ringCommand)
       .exitProcess(false)
-      .parseAsync(["ring", ...argv]);
-  } finally {
-    process.stdout.write = original;
-  }
-  return chunks.join("");
+      .parseAsync(["ring", ...argv]),
+  );
 }
 
 /** The invariants of any placement: shape, distinct replicas, and loads that add up to it. */

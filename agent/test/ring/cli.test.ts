@@ -6,6 +6,7 @@ import yargs from "yargs";
 import { loadCommands } from "../../src/cli/commands/index.js";
 import { parseNodeList, ringCommand, runRing, type RingArgs } from "../../src/cli/commands/ring.js";
 import { UsageError } from "../../src/cli/errors.js";
+import { captureStdout } from "../../../test/support/cli.js";
 
 /** dist/agent/test/ring/cli.test.js → dist/agent/src/cli/main.js */
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -39,22 +40,6 @@ interface JsonOutput extends JsonView {
 
 const json = (args: Partial<RingArgs> & { nodes: string }) =>
   JSON.parse(run({ ...args, json: true })) as JsonOutput;
-
-/** Captures what `work` writes to stdout. */
-async function captureStdout(work: () => Promise<unknown>): Promise<string> {
-  const chunks: string[] = [];
-  const original = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await work();
-  } finally {
-    process.stdout.write = original;
-  }
-  return chunks.join("");
-}
 
 describe("ringleader ring", () => {
   it("reads id:weight lists", () => {
