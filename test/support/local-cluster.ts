@@ -78,7 +78,10 @@ export class LocalCluster {
       stderr = (stderr + b.toString()).slice(-20_000);
       writeSync(upLog, b);
     });
-    up.once("exit", () => closeSync(upLog));
+    // On "close", not "exit": stderr may still deliver data after the process exits, and a write
+    // to the closed descriptor, by then perhaps another file's or socket's, threw in the test
+    // process ("ECONNREFUSED: connection refused, write" once in a full run).
+    up.once("close", () => closeSync(upLog));
     let stdout = "";
     const ready = new Promise<void>((resolve, reject) => {
       up.stdout!.on("data", (b: Buffer) => {
