@@ -88,7 +88,11 @@ const rawArb = fc.record({
   t: fc.integer({ min: T0 - 5000, max: T0 + 65_000 }),
   stored: fc.oneof(
     fc.record({ kind: fc.constant("bare" as const), v: fc.integer({ min: -1000, max: 1000 }) }),
-    fc.record({ kind: fc.constant("json" as const), v: fc.double({ min: -1e3, max: 1e3, noNaN: true }) }),
+    fc.record({
+      kind: fc.constant("json" as const),
+      // JSON has no negative zero: a reading written as -0 is stored, and read back, as 0.
+      v: fc.double({ min: -1e3, max: 1e3, noNaN: true }).map((v) => v + 0),
+    }),
     fc.constant({ kind: "junk" as const }),
   ),
 });
