@@ -154,6 +154,7 @@ export class Agent {
         failed: this.host.snapshots.sender.failed,
         received: this.host.snapshots.receiver.received,
       }),
+      () => opts.store.writeStats?.() ?? null,
     );
     this.host = new RaftHost({
       nodeId,

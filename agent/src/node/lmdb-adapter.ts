@@ -2,7 +2,7 @@
  * Opens the node's LMDB store and presents it as the agent's `DurableStore`. The store keeps
  * versions as Raft indexes (numbers) and keys as bytes; the API speaks strings.
  */
-import { NodeStore, readSnapshotHeader } from "../storage/index.js";
+import { NodeStore, readSnapshotHeader, type ApplyContext } from "../storage/index.js";
 import {
   decodeConfChange,
   nextConfState,
@@ -11,7 +11,7 @@ import {
   type GroupId,
   type SnapshotMetadata,
 } from "../raft/index.js";
-import type { DurableStore, GroupUpdate, KvRecord, KvWrite } from "./ports.js";
+import type { DurableStore, GroupUpdate, KvRecord, GroupApply, StoreWriteStats } from "./ports.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -34,6 +34,10 @@ export class LmdbDurableStore implements DurableStore {
     return this.node.group(group);
   }
 
+  writeStats(): StoreWriteStats {
+    return this.node.stats();
+  }
+
   saveBatch(updates: readonly GroupUpdate[]): Promise<void> {
     return this.node.saveBatch(updates);
   }
@@ -42,26 +46,33 @@ export class LmdbDurableStore implements DurableStore {
     return this.node.appliedIndex(group);
   }
 
-  async apply(
-    group: GroupId,
-    entries: readonly Entry[],
-    decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
-  ): Promise<void> {
-    let conf: ConfState | null = null;
-    await this.node.applyEntries(group, entries, (entry, ctx) => {
-      if (entry.type === "conf") {
-        // The applied membership travels in snapshot headers: keep it with the applied index.
-        conf = nextConfState(conf ?? this.node.appliedState(group).confState, decodeConfChange(entry.data));
-        ctx.setConfState(conf);
-        return;
-      }
-      const w = decide(entry, (key) => {
-        const r = ctx.get(key);
-        return r ? { value: r.value, version: String(r.version) } : null;
-      });
-      if (w.kind === "put") ctx.put(w.key, w.value);
-      else if (w.kind === "del") ctx.delete(w.key);
-    });
+  apply(batch: readonly GroupApply[]): Promise<void> {
+    return this.node.applyGroups(
+      batch.map(({ group, entries, decide }) => {
+        let conf: ConfState | null = null;
+        return {
+          group,
+          entries,
+          apply: (entry: Entry, ctx: ApplyContext): void => {
+            if (entry.type === "conf") {
+              // The applied membership travels in snapshot headers: keep it with the applied index.
+              conf = nextConfState(
+                conf ?? this.node.appliedState(group).confState,
+                decodeConfChange(entry.data),
+              );
+              ctx.setConfState(conf);
+              return;
+            }
+            const w = decide(entry, (key) => {
+              const r = ctx.get(key);
+              return r ? { value: r.value, version: String(r.version) } : null;
+            });
+            if (w.kind === "put") ctx.put(w.key, w.value);
+            else if (w.kind === "del") ctx.delete(w.key);
+          },
+        };
+      }),
+    );
   }
 
   async createSnapshot(

@@ -7,11 +7,10 @@ import {
   decodeConfChange,
   nextConfState,
   type ConfState,
-  type Entry,
   type GroupId,
   type SnapshotMetadata,
 } from "../raft/index.js";
-import type { DurableStore, GroupUpdate, KvRecord, KvWrite } from "./ports.js";
+import type { DurableStore, GroupUpdate, GroupApply, KvRecord } from "./ports.js";
 
 interface GroupState {
   storage: MemoryStorage;
@@ -94,22 +93,20 @@ export class MemoryDurableStore implements DurableStore {
     return this.state(group).applied;
   }
 
-  async apply(
-    group: GroupId,
-    entries: readonly Entry[],
-    decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
-  ): Promise<void> {
-    const g = this.state(group);
-    for (const e of entries) {
-      if (e.index <= g.applied) continue;
-      if (e.type === "conf") g.appliedConf = nextConfState(g.appliedConf, decodeConfChange(e.data));
-      else {
-        const w = decide(e, (key) => g.kv.get(key) ?? null);
-        if (w.kind === "put") g.kv.set(w.key, { value: w.value, version: w.version });
-        else if (w.kind === "del") g.kv.delete(w.key);
+  async apply(batch: readonly GroupApply[]): Promise<void> {
+    for (const { group, entries, decide } of batch) {
+      const g = this.state(group);
+      for (const e of entries) {
+        if (e.index <= g.applied) continue;
+        if (e.type === "conf") g.appliedConf = nextConfState(g.appliedConf, decodeConfChange(e.data));
+        else {
+          const w = decide(e, (key) => g.kv.get(key) ?? null);
+          if (w.kind === "put") g.kv.set(w.key, { value: w.value, version: w.version });
+          else if (w.kind === "del") g.kv.delete(w.key);
+        }
+        g.applied = e.index;
+        g.appliedTerm = e.term;
       }
-      g.applied = e.index;
-      g.appliedTerm = e.term;
     }
   }
 

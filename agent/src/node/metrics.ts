@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { GroupId, RaftStatus } from "../raft/index.js";
 import type { TransportStats } from "../transport/types.js";
+import type { StoreWriteStats } from "./ports.js";
 
 const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
@@ -26,6 +27,7 @@ export class AgentMetrics {
       failed: 0,
       received: 0,
     }),
+    storeWrites: () => StoreWriteStats | null = () => null,
   ) {
     this.registry.setDefaultLabels({ node: nodeId });
     const r = [this.registry];
@@ -119,12 +121,41 @@ export class AgentMetrics {
       "Bytes received from peers",
       (t) => t.bytesReceived,
     );
+    transportCounter("ringleader_transport_frames_sent", "Batch frames sent to peers", (t) => t.framesSent);
+    transportCounter(
+      "ringleader_transport_messages_sent",
+      "Raft messages sent to peers",
+      (t) => t.messagesSent,
+    );
+    transportCounter(
+      "ringleader_transport_messages_received",
+      "Raft messages received from peers",
+      (t) => t.messagesReceived,
+    );
     transportCounter("ringleader_transport_reconnects", "Reconnects to peers", (t) => t.reconnects);
     transportCounter(
       "ringleader_transport_rejected_peers",
       "Peers refused (wrong secret)",
       (t) => t.rejectedPeers,
     );
+    for (const [field, name, help] of [
+      ["batches", "commits", "LMDB transactions committed (each holds every write planned meanwhile)"],
+      ["durableBatches", "durable_commits", "Of those, commits waited on until flushed to disk"],
+      ["jobs", "jobs", "Write jobs (log saves, applies, snapshots) grouped into those commits"],
+      ["ops", "ops", "Puts and removes issued to LMDB"],
+    ] as const) {
+      new Counter({
+        name: `ringleader_storage_${name}_total`,
+        help,
+        registers: r,
+        collect() {
+          const s = storeWrites();
+          if (!s) return;
+          this.reset();
+          this.inc(s[field]);
+        },
+      });
+    }
     transportCounter("ringleader_transport_bad_frames", "Malformed or oversized frames", (t) => t.badFrames);
     transportCounter(
       "ringleader_transport_dropped_messages",

@@ -31,7 +31,28 @@ export type KvWrite =
   | { readonly kind: "del"; readonly key: string }
   | { readonly kind: "none" };
 
+/** Counters of the store's group commit (see `WriteBatcherStats`). */
+export interface StoreWriteStats {
+  /** Transactions committed. */
+  readonly batches: number;
+  /** Of those, the ones flushed to disk before anything waiting on them went on. */
+  readonly durableBatches: number;
+  /** Write jobs (saves, applies, snapshots) that went into them. */
+  readonly jobs: number;
+  /** Puts and removes issued to LMDB. */
+  readonly ops: number;
+}
+
+/** One group's share of an `apply` batch. */
+export interface GroupApply {
+  readonly group: GroupId;
+  readonly entries: readonly Entry[];
+  readonly decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite;
+}
+
 export interface DurableStore {
+  /** Group-commit counters, for metrics; a store without a batcher may leave it out. */
+  writeStats?(): StoreWriteStats;
   /** Every group that has state on this node. */
   groupIds(): GroupId[];
   /** Whether the group has any state here (a membership, a log or a vote). */
@@ -45,14 +66,11 @@ export interface DurableStore {
   /** The index up to which the group's state machine has applied entries. */
   appliedIndex(group: GroupId): number;
   /**
-   * Applies committed entries: `decide` sees each entry and the current record of the key it
-   * touches and returns the write; all writes and the new applied index land in one transaction.
+   * Applies committed entries of one or more groups: `decide` sees each entry and the current
+   * record of the key it touches and returns the write. All writes and the groups' new applied
+   * indexes land in one transaction (one write job, however many groups took part).
    */
-  apply(
-    group: GroupId,
-    entries: readonly Entry[],
-    decide: (entry: Entry, read: (key: string) => KvRecord | null) => KvWrite,
-  ): Promise<void>;
+  apply(batch: readonly GroupApply[]): Promise<void>;
   get(group: GroupId, key: string): KvRecord | null;
   scan(
     group: GroupId,

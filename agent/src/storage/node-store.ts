@@ -409,30 +409,55 @@ export class NodeStore implements GroupBackend {
   ): Promise<AppliedEntry<R>[]> {
     this.checkOpen();
     assertGroupId(group);
+    return this.writer.submit((tx) => this.planApply(tx, group, entries, apply), false);
+  }
+
+  /**
+   * `applyEntries` for many groups as ONE write job: one plan, one promise, one place in one
+   * transaction, however many groups had entries committed in the same turn. All or nothing: if
+   * any group's apply throws, no group's writes of this call are made.
+   */
+  applyGroups(
+    items: readonly {
+      group: GroupId;
+      entries: readonly Entry[];
+      apply: (entry: Entry, ctx: ApplyContext) => void;
+    }[],
+  ): Promise<void> {
+    this.checkOpen();
+    for (const it of items) assertGroupId(it.group);
     return this.writer.submit((tx) => {
-      const meta = this.metaIn(tx, group);
-      let applied = meta.applied;
-      let confState = meta.confState;
-      let confChanged = false;
-      const results: AppliedEntry<R>[] = [];
-      for (const entry of entries) {
-        if (entry.index <= applied.index) continue;
-        if (entry.index !== applied.index + 1) throw new ApplyOrderError(applied.index, entry.index);
-        const ctx = new ApplyTx(this.kvAccess, tx, group, applied.generation, entry.index);
-        results.push({ index: entry.index, result: apply(entry, ctx) });
-        applied = { index: entry.index, term: entry.term, generation: applied.generation };
-        if (ctx.confState) {
-          confState = ctx.confState;
-          confChanged = true;
-        }
-      }
-      if (results.length === 0) return results;
-      tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
-      if (confChanged)
-        tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
-      this.setMetaIn(tx, group, { ...meta, applied, confState });
-      return results;
+      for (const it of items) this.planApply(tx, it.group, it.entries, it.apply);
     }, false);
+  }
+
+  private planApply<R>(
+    tx: JobTx,
+    group: GroupId,
+    entries: readonly Entry[],
+    apply: (entry: Entry, ctx: ApplyContext) => R,
+  ): AppliedEntry<R>[] {
+    const meta = this.metaIn(tx, group);
+    let applied = meta.applied;
+    let confState = meta.confState;
+    let confChanged = false;
+    const results: AppliedEntry<R>[] = [];
+    for (const entry of entries) {
+      if (entry.index <= applied.index) continue;
+      if (entry.index !== applied.index + 1) throw new ApplyOrderError(applied.index, entry.index);
+      const ctx = new ApplyTx(this.kvAccess, tx, group, applied.generation, entry.index);
+      results.push({ index: entry.index, result: apply(entry, ctx) });
+      applied = { index: entry.index, term: entry.term, generation: applied.generation };
+      if (ctx.confState) {
+        confState = ctx.confState;
+        confChanged = true;
+      }
+    }
+    if (results.length === 0) return results;
+    tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+    if (confChanged) tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
+    this.setMetaIn(tx, group, { ...meta, applied, confState });
+    return results;
   }
 
   kvGet(group: GroupId, key: KeyInput): KvRecord | undefined {
