@@ -47,6 +47,16 @@ export class WriteNotAppliedError extends UnavailableError {
   override readonly name = "WriteNotAppliedError";
 }
 
+/**
+ * Applied entries between snapshots, per group. A snapshot costs little here (the image is the
+ * live KV table; taking one records a point and compacts the log below it), while the retained
+ * log costs disk and page cache on every node. At 10,000 a 64-partition node may keep ~960,000
+ * entries; after a minute of c=64 puts its file-backed RSS was 152 MB and growing, against 88 MB
+ * at 1,000 (~96,000 entries at most, about etcd's 100,000-entry snapshot count), for the same
+ * throughput and CPU per put.
+ */
+export const DEFAULT_SNAPSHOT_ENTRIES = 1_000;
+
 /** Resubmitting a refused write: 5, 10, 20, 40, 80, then every 100 ms, at most 30 times (~2.6 s). */
 const RESUBMIT_BASE_MS = 5;
 const RESUBMIT_MAX_MS = 100;
@@ -161,7 +171,7 @@ export class RaftHost {
 
   constructor(private readonly opts: HostOptions) {
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
-    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.snapshotEntries = opts.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES;
     this.leaderWaitMs = opts.leaderWaitMs ?? 250;
     this.snapshotRetain = opts.snapshotRetainEntries ?? Math.floor(this.snapshotEntries / 2);
     const transfer = {
@@ -269,6 +279,11 @@ export class RaftHost {
 
   status(group: GroupId): RaftStatus {
     return this.replica(group).raw.status();
+  }
+
+  /** The group's latest appended membership (as `status(group).confState`, for hot paths). */
+  confState(group: GroupId): ConfState {
+    return this.replica(group).raw.confState;
   }
 
   /**
@@ -434,10 +449,7 @@ export class RaftHost {
    * waits for it (within its own deadline) instead of failing at once.
    */
   private async waitForStableLeader(r: Replica, signal?: AbortSignal): Promise<void> {
-    const settled = (): boolean => {
-      const st = r.raw.status();
-      return st.leader !== "" && st.leadTransferee === "";
-    };
+    const settled = (): boolean => r.raw.leader !== "" && r.raw.leadTransferee === "";
     if (settled()) return;
     const deadline = Date.now() + 4 * this.leaderWaitMs;
     while (!settled() && Date.now() < deadline && !signal?.aborted && !this.stopped) {

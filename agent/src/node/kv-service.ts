@@ -115,7 +115,7 @@ export class RaftKvService implements KvService {
   private local(partition: number): boolean {
     const g = partitionGroup(partition);
     if (!this.deps.host.hosts(g)) return false;
-    const cs = this.deps.host.status(g).confState;
+    const cs = this.deps.host.confState(g);
     return cs.voters.includes(this.deps.nodeId) || cs.learners.includes(this.deps.nodeId);
   }
 

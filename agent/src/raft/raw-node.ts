@@ -199,6 +199,21 @@ export class RawNode {
     if (lastCommitted) log.appliedTo(lastCommitted.index);
   }
 
+  /** The leader this node knows of (`""`: none); as `status().leader`, without building a status. */
+  get leader(): NodeId {
+    return this.raft.lead;
+  }
+
+  /** The voter leadership is being handed to (`""`: none); as `status().leadTransferee`. */
+  get leadTransferee(): NodeId {
+    return this.raft.leadTransferee;
+  }
+
+  /** The latest appended membership; as `status().confState`. */
+  get confState(): ConfState {
+    return this.raft.conf;
+  }
+
   status(): RaftStatus {
     const r = this.raft;
     const progress = new Map<NodeId, ProgressStatus>();

@@ -2,6 +2,7 @@ import { mkdir, rename } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandModule } from "yargs";
 import { Agent } from "../../node/agent.js";
+import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
 import { readClusterConfig } from "../../node/cluster-config.js";
@@ -132,7 +133,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option("advertise-host", { type: "string", describe: "Address other nodes reach this one at" })
       .option("snapshot-entries", {
         type: "number",
-        default: 10_000,
+        default: DEFAULT_SNAPSHOT_ENTRIES,
         describe: "Snapshot and compact the log every this many applied entries",
       })
       .option("sysfs", {

@@ -12,6 +12,7 @@ import {
   type ClusterConfig,
 } from "../../node/cluster-config.js";
 import { UsageError } from "../errors.js";
+import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { AGENT_NODE_FLAGS } from "../../node/runtime-flags.js";
 
 interface UpArgs {
@@ -233,7 +234,7 @@ export const clusterCommand: CommandModule<object, object> = {
             })
             .option("snapshot-entries", {
               type: "number",
-              default: 10_000,
+              default: DEFAULT_SNAPSHOT_ENTRIES,
               describe: "Each agent snapshots and compacts its log every this many entries",
             })
             .option("json", { type: "boolean", default: false })
