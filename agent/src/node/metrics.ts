@@ -105,9 +105,20 @@ export class AgentMetrics {
         },
       });
     }
-    const transportCounter = (name: string, help: string, pick: (t: TransportStats) => number) =>
+    const transportFigures: [string, string, (t: TransportStats) => number][] = [
+      ["bytes_sent", "Bytes sent to peers", (t) => t.bytesSent],
+      ["bytes_received", "Bytes received from peers", (t) => t.bytesReceived],
+      ["frames_sent", "Batch frames sent to peers", (t) => t.framesSent],
+      ["messages_sent", "Raft messages sent to peers", (t) => t.messagesSent],
+      ["messages_received", "Raft messages received from peers", (t) => t.messagesReceived],
+      ["reconnects", "Reconnects to peers", (t) => t.reconnects],
+      ["rejected_peers", "Peers refused (wrong secret)", (t) => t.rejectedPeers],
+      ["bad_frames", "Malformed or oversized frames", (t) => t.badFrames],
+      ["dropped_messages", "Messages dropped on full queues", (t) => t.droppedMessages],
+    ];
+    for (const [name, help, pick] of transportFigures) {
       new Gauge({
-        name,
+        name: `ringleader_transport_${name}`,
         help,
         registers: r,
         collect() {
@@ -115,29 +126,7 @@ export class AgentMetrics {
           if (t) this.set(pick(t));
         },
       });
-    transportCounter("ringleader_transport_bytes_sent", "Bytes sent to peers", (t) => t.bytesSent);
-    transportCounter(
-      "ringleader_transport_bytes_received",
-      "Bytes received from peers",
-      (t) => t.bytesReceived,
-    );
-    transportCounter("ringleader_transport_frames_sent", "Batch frames sent to peers", (t) => t.framesSent);
-    transportCounter(
-      "ringleader_transport_messages_sent",
-      "Raft messages sent to peers",
-      (t) => t.messagesSent,
-    );
-    transportCounter(
-      "ringleader_transport_messages_received",
-      "Raft messages received from peers",
-      (t) => t.messagesReceived,
-    );
-    transportCounter("ringleader_transport_reconnects", "Reconnects to peers", (t) => t.reconnects);
-    transportCounter(
-      "ringleader_transport_rejected_peers",
-      "Peers refused (wrong secret)",
-      (t) => t.rejectedPeers,
-    );
+    }
     for (const [field, name, help] of [
       ["batches", "commits", "LMDB transactions committed (each holds every write planned meanwhile)"],
       ["durableBatches", "durable_commits", "Of those, commits waited on until flushed to disk"],
@@ -156,12 +145,6 @@ export class AgentMetrics {
         },
       });
     }
-    transportCounter("ringleader_transport_bad_frames", "Malformed or oversized frames", (t) => t.badFrames);
-    transportCounter(
-      "ringleader_transport_dropped_messages",
-      "Messages dropped on full queues",
-      (t) => t.droppedMessages,
-    );
   }
 
   onLeaderChange(group: GroupId): void {
