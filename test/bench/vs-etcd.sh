@@ -54,6 +54,11 @@ write_bytes() { local t=0; for p in "$@"; do t=$((t + $(awk '/^write_bytes/ {pri
 # CPU time (user + system, in clock ticks) summed over processes.
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
+# RSS now, split: anonymous (heap, buffers) / file-backed (the program's own binary and mapped
+# database pages, which the kernel can drop and read back).
+rss_split_mb() {
+  for p in "$@"; do awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {printf "%d/%d ", a / 1024, f / 1024}' /proc/$p/status; done
+}
 
 start_etcd() {
   local cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
@@ -152,7 +157,7 @@ for target in $TARGETS; do
     read -r ops p50 p99 errs count <<<"$(summary "$out" get-strong)"
     printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" | tee -a "$WORK/results.tsv"
   done
-  echo "# $target peak RSS per node (MB): $(peak_rss_mb "${NODE_PIDS[@]}")"
+  echo "# $target peak RSS per node (MB): $(peak_rss_mb "${NODE_PIDS[@]}"); now anon/file: $(rss_split_mb "${NODE_PIDS[@]}")"
   for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
