@@ -1,0 +1,137 @@
+// Helpers of put-cost.sh:
+//   snapshot CLUSTER_JSON                  counters of every agent now (JSON on stdout)
+//   report BENCH_JSON BEFORE AFTER         per-put differences, a table for people
+//   profile CLUSTER_JSON BENCH_JSON SECS   `perf script -F pid,tid,ip,sym` on stdin, by category
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+const [cmd, ...args] = process.argv.slice(2);
+const readJson = (path) => JSON.parse(readFileSync(path, "utf8"));
+
+/** Counters from /metrics worth dividing by the number of puts, with what they mean. */
+const METRICS = {
+  ringleader_storage_commits_total: "LMDB commits",
+  ringleader_storage_durable_commits_total: "  of which flushed to disk",
+  ringleader_storage_jobs_total: "write jobs (saves, applies, snapshots)",
+  ringleader_storage_ops_total: "LMDB puts and removes",
+  ringleader_transport_messages_sent: "Raft messages between agents",
+  ringleader_transport_frames_sent: "frames between agents",
+  ringleader_transport_bytes_sent: "bytes between agents",
+};
+
+async function snapshot(clusterFile) {
+  const cluster = readJson(clusterFile);
+  const out = { cpuMs: 0, diskBytes: 0 };
+  for (const node of cluster.nodes) {
+    const res = await fetch(`${node.api}/metrics`, { headers: { authorization: `Bearer ${cluster.token}` } });
+    for (const line of (await res.text()).split("\n")) {
+      const m = /^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+]+)$/.exec(line);
+      if (m && m[1] in METRICS) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+    }
+    const stat = readFileSync(`/proc/${node.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15 of stat, in clock ticks of 10 ms.
+    out.cpuMs += (Number(fields[11]) + Number(fields[12])) * 10;
+    out.diskBytes += Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${node.pid}/io`, "utf8"))[1]);
+  }
+  console.log(JSON.stringify(out));
+}
+
+function report(benchFile, beforeFile, afterFile) {
+  const put = readJson(benchFile).ops.put;
+  const [a, b] = [readJson(beforeFile), readJson(afterFile)];
+  const per = (k) => (b[k] - (a[k] ?? 0)) / put.count;
+  console.log(
+    `${Math.round(put.opsPerSecond)} puts/s, p50 ${(put.latencyUs.p50 / 1000).toFixed(1)} ms, ` +
+      `p99 ${(put.latencyUs.p99 / 1000).toFixed(1)} ms, ${put.count} puts measured`,
+  );
+  console.log("per put, all three agents:");
+  console.log(`  ${(per("cpuMs") * 1000).toFixed(0).padStart(9)}  us of CPU`);
+  console.log(`  ${per("diskBytes").toFixed(0).padStart(9)}  bytes written to disk`);
+  for (const [k, what] of Object.entries(METRICS)) {
+    if (k in b)
+      console.log(
+        `  ${per(k)
+          .toFixed(k.includes("bytes") ? 0 : 3)
+          .padStart(9)}  ${what}`,
+      );
+  }
+}
+
+/** Parts of the code, by the file of the innermost JavaScript frame. */
+const PARTS = [
+  ["lmdb-js", /node_modules\/lmdb\//],
+  ["cbor-x", /node_modules\/cbor-x\//],
+  ["prom-client", /node_modules\/prom-client\//],
+  ["raft core", /agent\/src\/raft\//],
+  ["store: write batcher", /agent\/src\/storage\/write-batch/],
+  ["store", /agent\/src\/storage\//],
+  ["transport", /agent\/src\/transport\//],
+  ["host (ready loop)", /agent\/src\/node\/host\.js/],
+  ["kv service", /agent\/src\/node\/|agent\/src\/kv\//],
+  ["http api", /agent\/src\/api\//],
+  ["node: http", /node:_http|node:internal\/http/],
+  ["node: streams, sockets", /node:net|node:internal\/streams|node:internal\/stream_base|node:stream/],
+  ["node: timers", /node:internal\/timers/],
+  ["node: events, abort", /abort_controller|event_target|node:events/],
+  ["other agent code", /\/dist\//],
+  ["node: other", /node:/],
+];
+
+function partOf(pid, tid, frames) {
+  for (const f of frames) {
+    if (!/ JS:/.test(f)) continue;
+    return PARTS.find(([, re]) => re.test(f))?.[0] ?? "other javascript";
+  }
+  const all = frames.join(" ");
+  if (pid !== tid) {
+    if (/mdb_|WriteWorker/.test(all)) {
+      const sys = frames.map((f) => f.split(/\s+/)[1] ?? "").find((s) => s.startsWith("__x64_sys_"));
+      return sys ? `lmdb thread: ${sys.slice("__x64_sys_".length)} (kernel)` : "lmdb thread: b-tree";
+    }
+    if (/compiler::|maglev|turboshaft/i.test(all)) return "v8 jit compiler";
+    if (/v8::internal|Scaveng|Marking|Sweep/.test(all)) return "garbage collection (helpers)";
+    return "other threads";
+  }
+  if (/Scaveng|MarkCompact|Heap::/.test(all)) return "garbage collection (main)";
+  if (/uv__io_poll|epoll/.test(all)) return "event loop poll (native)";
+  return "main thread, native";
+}
+
+async function profile(clusterFile, benchFile, seconds) {
+  const pids = new Set(readJson(clusterFile).nodes.map((n) => String(n.pid)));
+  const puts = readJson(benchFile).ops.put.opsPerSecond * Number(seconds);
+  const totals = new Map();
+  let sample = null;
+  const flush = () => {
+    if (sample && pids.has(sample.pid)) {
+      const part = partOf(sample.pid, sample.tid, sample.frames);
+      totals.set(part, (totals.get(part) ?? 0) + 1);
+    }
+  };
+  for await (const line of createInterface({ input: process.stdin })) {
+    const head = /^\s*(\d+)\/(\d+)\s*$/.exec(line);
+    if (head) {
+      flush();
+      sample = { pid: head[1], tid: head[2], frames: [] };
+    } else if (sample && line.trim()) sample.frames.push(line.trim());
+  }
+  flush();
+  // perf samples at 999 Hz: one sample is about 1 ms of CPU.
+  let sum = 0;
+  for (const n of totals.values()) sum += n;
+  console.log(
+    `perf over ${seconds} s: ${((sum / puts) * 1000).toFixed(0)} us of agent CPU per put, by part:`,
+  );
+  for (const [part, n] of [...totals].sort((x, y) => y[1] - x[1])) {
+    console.log(`  ${((n / puts) * 1000).toFixed(1).padStart(7)} us  ${part}`);
+  }
+}
+
+if (cmd === "snapshot") await snapshot(args[0]);
+else if (cmd === "report") report(...args);
+else if (cmd === "profile") await profile(...args);
+else {
+  console.error("usage: put-cost.mjs snapshot|report|profile ...");
+  process.exit(2);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Where a put's cost goes: a 3-node cluster on 127.0.0.1, a warm-up run, then a measured run of
+# puts, and per put (summed over the three agents): CPU, disk bytes, LMDB commits, write jobs and
+# operations, Raft messages and frames, read from /proc and from each agent's /metrics.
+#
+#   test/bench/put-cost.sh                       # 64 partitions, concurrency 64
+#   PARTITIONS=1 CONCURRENCY=1 test/bench/put-cost.sh
+#   PERF=1 test/bench/put-cost.sh                # also a perf profile of the agents by category
+#   UP_ARGS="--snapshot-entries 10000" NODE_FLAGS="--max-semi-space-size=32" test/bench/put-cost.sh
+#
+# The profile (PERF=1, needs Debian's linux-perf) samples every CPU for PERF_SECONDS in the middle
+# of the measured run, with V8's perf map, and charges each sample of an agent to the innermost
+# JavaScript frame's part of the code, or, in native code, to what the thread does (the LMDB write
+# thread, garbage collection, the JIT compiler, the event loop's poll). JIT code that V8 moved
+# may be named after whatever code took its place, so read single functions with care.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PARTITIONS=${PARTITIONS:-64}
+CONCURRENCY=${CONCURRENCY:-64}
+WARMUP=${WARMUP:-8}
+DURATION=${DURATION:-10}
+PERF_SECONDS=${PERF_SECONDS:-6}
+CLI="node dist/agent/src/cli/main.js"
+[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
+
+WORK=$(mktemp -d /tmp/put-cost.XXXXXX)
+UP=""
+cleanup() {
+  if [ -n "$UP" ]; then kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+perf_flags=()
+if [ "${PERF:-0}" = 1 ]; then
+  command -v perf >/dev/null || { echo "PERF=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
+  perf_flags=(--perf-basic-prof)
+fi
+# shellcheck disable=SC2086 # NODE_FLAGS and UP_ARGS are word lists
+node "${perf_flags[@]}" ${NODE_FLAGS:-} dist/agent/src/cli/main.js cluster up --nodes 3 --dir "$WORK/c" \
+  --partitions "$PARTITIONS" ${UP_ARGS:-} --json >"$WORK/up.json" 2>"$WORK/up.log" &
+UP=$!
+for _ in $(seq 1 300); do [ -s "$WORK/c/cluster.json" ] && break; sleep 0.2; done
+[ -s "$WORK/c/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+
+bench() { # seconds → json
+  $CLI bench --target ringleader --cluster-file "$WORK/c/cluster.json" --mix put=1 \
+    --concurrency "$CONCURRENCY" --duration "$1" --warmup 0 --value-size 100 --keys 10000 --json 2>/dev/null
+}
+echo "warming up for ${WARMUP} s (V8 compiles the hot path in the first seconds of load) ..." >&2
+bench "$WARMUP" >/dev/null
+node test/bench/put-cost.mjs snapshot "$WORK/c/cluster.json" >"$WORK/before.json"
+if [ "${PERF:-0}" = 1 ]; then
+  bench "$DURATION" >"$WORK/bench.json" &
+  BENCH=$!
+  sleep $(((DURATION - PERF_SECONDS) / 2))
+  perf record -e cpu-clock -F 999 -a -g -o "$WORK/perf.data" -- sleep "$PERF_SECONDS" 2>/dev/null
+  wait "$BENCH"
+else
+  bench "$DURATION" >"$WORK/bench.json"
+fi
+node test/bench/put-cost.mjs snapshot "$WORK/c/cluster.json" >"$WORK/after.json"
+node test/bench/put-cost.mjs report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
+if [ "${PERF:-0}" = 1 ]; then
+  perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |
+    node test/bench/put-cost.mjs profile "$WORK/c/cluster.json" "$WORK/bench.json" "$PERF_SECONDS"
+fi
