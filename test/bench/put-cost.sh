@@ -21,7 +21,7 @@ WARMUP=${WARMUP:-8}
 DURATION=${DURATION:-10}
 PERF_SECONDS=${PERF_SECONDS:-6}
 CLI="node dist/agent/src/cli/main.js"
-[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
+[ -f dist/test/bench/put-cost.js ] || make build >/dev/null
 
 WORK=$(mktemp -d /tmp/put-cost.XXXXXX)
 UP=""
@@ -49,7 +49,7 @@ bench() { # seconds → json
 }
 echo "warming up for ${WARMUP} s (V8 compiles the hot path in the first seconds of load) ..." >&2
 bench "$WARMUP" >/dev/null
-node test/bench/put-cost.mjs snapshot "$WORK/c/cluster.json" >"$WORK/before.json"
+node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" >"$WORK/before.json"
 if [ "${PERF:-0}" = 1 ]; then
   bench "$DURATION" >"$WORK/bench.json" &
   BENCH=$!
@@ -59,9 +59,9 @@ if [ "${PERF:-0}" = 1 ]; then
 else
   bench "$DURATION" >"$WORK/bench.json"
 fi
-node test/bench/put-cost.mjs snapshot "$WORK/c/cluster.json" >"$WORK/after.json"
-node test/bench/put-cost.mjs report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
+node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" >"$WORK/after.json"
+node dist/test/bench/put-cost.js report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
 if [ "${PERF:-0}" = 1 ]; then
   perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |
-    node test/bench/put-cost.mjs profile "$WORK/c/cluster.json" "$WORK/bench.json" "$PERF_SECONDS"
+    node dist/test/bench/put-cost.js profile "$WORK/c/cluster.json" "$WORK/bench.json" "$PERF_SECONDS"
 fi

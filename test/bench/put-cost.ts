@@ -1,4 +1,4 @@
-// Helpers of put-cost.sh:
+// Helpers of put-cost.sh (run as dist/test/bench/put-cost.js):
 //   snapshot CLUSTER_JSON                  counters of every agent now (JSON on stdout)
 //   report BENCH_JSON BEFORE AFTER         per-put differences, a table for people
 //   profile CLUSTER_JSON BENCH_JSON SECS   `perf script -F pid,tid,ip,sym` on stdin, by category
@@ -6,10 +6,11 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 const [cmd, ...args] = process.argv.slice(2);
-const readJson = (path) => JSON.parse(readFileSync(path, "utf8"));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON files this script wrote
+const readJson = (path: string): any => JSON.parse(readFileSync(path, "utf8"));
 
 /** Counters from /metrics worth dividing by the number of puts, with what they mean. */
-const METRICS = {
+const METRICS: Record<string, string> = {
   ringleader_storage_commits_total: "LMDB commits",
   ringleader_storage_durable_commits_total: "  of which flushed to disk",
   ringleader_storage_jobs_total: "write jobs (saves, applies, snapshots)",
@@ -19,28 +20,35 @@ const METRICS = {
   ringleader_transport_bytes_sent: "bytes between agents",
 };
 
-async function snapshot(clusterFile) {
-  const cluster = readJson(clusterFile);
-  const out = { cpuMs: 0, diskBytes: 0 };
+interface Node {
+  readonly pid: number;
+  readonly api: string;
+}
+
+async function snapshot(clusterFile: string): Promise<void> {
+  const cluster = readJson(clusterFile) as { token: string; nodes: Node[] };
+  const out: Record<string, number> = { cpuMs: 0, diskBytes: 0 };
   for (const node of cluster.nodes) {
     const res = await fetch(`${node.api}/metrics`, { headers: { authorization: `Bearer ${cluster.token}` } });
     for (const line of (await res.text()).split("\n")) {
       const m = /^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+]+)$/.exec(line);
-      if (m && m[1] in METRICS) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+      if (m && m[1]! in METRICS) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
     }
     const stat = readFileSync(`/proc/${node.pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // utime and stime, fields 14 and 15 of stat, in clock ticks of 10 ms.
-    out.cpuMs += (Number(fields[11]) + Number(fields[12])) * 10;
-    out.diskBytes += Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${node.pid}/io`, "utf8"))[1]);
+    out.cpuMs! += (Number(fields[11]) + Number(fields[12])) * 10;
+    const io = /write_bytes: (\d+)/.exec(readFileSync(`/proc/${node.pid}/io`, "utf8"));
+    out.diskBytes! += Number(io?.[1] ?? 0);
   }
   console.log(JSON.stringify(out));
 }
 
-function report(benchFile, beforeFile, afterFile) {
+function report(benchFile: string, beforeFile: string, afterFile: string): void {
   const put = readJson(benchFile).ops.put;
-  const [a, b] = [readJson(beforeFile), readJson(afterFile)];
-  const per = (k) => (b[k] - (a[k] ?? 0)) / put.count;
+  const a = readJson(beforeFile) as Record<string, number>;
+  const b = readJson(afterFile) as Record<string, number>;
+  const per = (k: string): number => (b[k]! - (a[k] ?? 0)) / put.count;
   console.log(
     `${Math.round(put.opsPerSecond)} puts/s, p50 ${(put.latencyUs.p50 / 1000).toFixed(1)} ms, ` +
       `p99 ${(put.latencyUs.p99 / 1000).toFixed(1)} ms, ${put.count} puts measured`,
@@ -59,7 +67,7 @@ function report(benchFile, beforeFile, afterFile) {
 }
 
 /** Parts of the code, by the file of the innermost JavaScript frame. */
-const PARTS = [
+const PARTS: [string, RegExp][] = [
   ["lmdb-js", /node_modules\/lmdb\//],
   ["cbor-x", /node_modules\/cbor-x\//],
   ["prom-client", /node_modules\/prom-client\//],
@@ -78,7 +86,7 @@ const PARTS = [
   ["node: other", /node:/],
 ];
 
-function partOf(pid, tid, frames) {
+function partOf(pid: string, tid: string, frames: string[]): string {
   for (const f of frames) {
     if (!/ JS:/.test(f)) continue;
     return PARTS.find(([, re]) => re.test(f))?.[0] ?? "other javascript";
@@ -98,11 +106,11 @@ function partOf(pid, tid, frames) {
   return "main thread, native";
 }
 
-async function profile(clusterFile, benchFile, seconds) {
-  const pids = new Set(readJson(clusterFile).nodes.map((n) => String(n.pid)));
+async function profile(clusterFile: string, benchFile: string, seconds: string): Promise<void> {
+  const pids = new Set((readJson(clusterFile) as { nodes: Node[] }).nodes.map((n) => String(n.pid)));
   const puts = readJson(benchFile).ops.put.opsPerSecond * Number(seconds);
-  const totals = new Map();
-  let sample = null;
+  const totals = new Map<string, number>();
+  let sample: { pid: string; tid: string; frames: string[] } | null = null;
   const flush = () => {
     if (sample && pids.has(sample.pid)) {
       const part = partOf(sample.pid, sample.tid, sample.frames);
@@ -113,7 +121,7 @@ async function profile(clusterFile, benchFile, seconds) {
     const head = /^\s*(\d+)\/(\d+)\s*$/.exec(line);
     if (head) {
       flush();
-      sample = { pid: head[1], tid: head[2], frames: [] };
+      sample = { pid: head[1]!, tid: head[2]!, frames: [] };
     } else if (sample && line.trim()) sample.frames.push(line.trim());
   }
   flush();
@@ -128,9 +136,9 @@ async function profile(clusterFile, benchFile, seconds) {
   }
 }
 
-if (cmd === "snapshot") await snapshot(args[0]);
-else if (cmd === "report") report(...args);
-else if (cmd === "profile") await profile(...args);
+if (cmd === "snapshot") await snapshot(args[0]!);
+else if (cmd === "report") report(args[0]!, args[1]!, args[2]!);
+else if (cmd === "profile") await profile(args[0]!, args[1]!, args[2]!);
 else {
   console.error("usage: put-cost.mjs snapshot|report|profile ...");
   process.exit(2);
