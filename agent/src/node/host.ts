@@ -146,6 +146,13 @@ class Replica {
   }
 }
 
+/** A group's entries committed in one Ready turn, with the KV writes already decided for them. */
+interface PendingApply {
+  readonly r: Replica;
+  readonly entries: readonly Entry[];
+  readonly writes: Map<number, KvWrite>;
+}
+
 export class RaftHost {
   private readonly replicas = new Map<GroupId, Replica>();
   private loopRunning = false;
@@ -535,7 +542,7 @@ export class RaftHost {
     if (out.length > 0) this.sendOut(out);
     // 3. Apply in the background, in order: the next Ready's write can share the apply's
     //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
-    const applies: { r: Replica; entries: readonly Entry[]; writes: Map<number, KvWrite> }[] = [];
+    const applies: PendingApply[] = [];
     const installed: { r: Replica; index: number }[] = [];
     for (const { r, rd } of batch) {
       if (rd.softState && rd.softState.leader !== r.leader) {
@@ -571,7 +578,7 @@ export class RaftHost {
 
   /** Runs one turn's state machine work after everything queued before it. */
   private enqueueApply(
-    applies: readonly { r: Replica; entries: readonly Entry[]; writes: Map<number, KvWrite> }[],
+    applies: readonly PendingApply[],
     installed: readonly { r: Replica; index: number }[],
   ): void {
     this.applyChain = this.applyChain
@@ -648,9 +655,7 @@ export class RaftHost {
     return writes;
   }
 
-  private async apply(
-    applies: readonly { r: Replica; entries: readonly Entry[]; writes: Map<number, KvWrite> }[],
-  ): Promise<void> {
+  private async apply(applies: readonly PendingApply[]): Promise<void> {
     const t0 = performance.now();
     let count = 0;
     await this.opts.store.apply(
