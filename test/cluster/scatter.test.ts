@@ -85,6 +85,13 @@ async function call(c: LocalCluster, base: string, method: string, path: string,
   }
 }
 
+/** GET `path`, which must answer 200, and its JSON body. */
+async function getJson<T>(c: LocalCluster, base: string, path: string): Promise<T> {
+  const r = await call(c, base, "GET", path);
+  assert.equal(r.status, 200, r.text);
+  return JSON.parse(r.text) as T;
+}
+
 describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
   let cluster: LocalCluster;
   before(async () => {
@@ -121,10 +128,16 @@ describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
     const seen: string[] = [];
     let after: string | null = null;
     for (let page = 0; page < 20; page++) {
-      const q = new URLSearchParams({ prefix: "t/", limit: "25", ...(after ? { after } : {}) });
-      const r = await call(cluster, b, "GET", `/v1/kv?${q}`);
-      assert.equal(r.status, 200, r.text);
-      const body = JSON.parse(r.text) as { items: { key: string }[]; next: string | null };
+      const q: URLSearchParams = new URLSearchParams({
+        prefix: "t/",
+        limit: "25",
+        ...(after ? { after } : {}),
+      });
+      const body: { items: { key: string }[]; next: string | null } = await getJson(
+        cluster,
+        b,
+        `/v1/kv?${q}`,
+      );
       seen.push(...body.items.map((i) => i.key));
       after = body.next;
       if (!after) break;
@@ -132,21 +145,12 @@ describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
     const expected = [...spread.map((s) => s.key), "t/not-a-number"].sort();
     assert.deepEqual(seen, expected);
 
-    const agg = async (fn: string, prefix: string, extra = "") => {
-      const r = await call(
+    const agg = (fn: string, prefix: string, extra = "") =>
+      getJson<{ value: number | null; count: number; skipped: number; partitions: number }>(
         cluster,
         c,
-        "GET",
         `/v1/aggregate?fn=${fn}&prefix=${encodeURIComponent(prefix)}${extra}`,
       );
-      assert.equal(r.status, 200, r.text);
-      return JSON.parse(r.text) as {
-        value: number | null;
-        count: number;
-        skipped: number;
-        partitions: number;
-      };
-    };
     const sum = await agg("sum", "t/");
     assert.equal(sum.value, (149 * 150) / 2);
     assert.equal(sum.count, 150);
@@ -207,15 +211,8 @@ describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
       );
     }
     const window = `&bucket=${BUCKET_MS}&from=${T0}&to=${encodeURIComponent(new Date(T0 + WINDOW_MS).toISOString())}`;
-    const bucketed = async (base: string, prefix: string) => {
-      const r = await call(
-        cluster,
-        base,
-        "GET",
-        `/v1/aggregate?fn=avg&prefix=${encodeURIComponent(prefix)}${window}`,
-      );
-      assert.equal(r.status, 200, r.text);
-      return JSON.parse(r.text) as {
+    const bucketed = (base: string, prefix: string) =>
+      getJson<{
         value: number;
         count: number;
         skipped: number;
@@ -223,8 +220,7 @@ describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
         truncated: boolean;
         bucketMs: number;
         buckets: BucketDoc[];
-      };
-    };
+      }>(cluster, base, `/v1/aggregate?fn=avg&prefix=${encodeURIComponent(prefix)}${window}`);
     const series = async (base: string, prefix: string) => {
       const q = new URLSearchParams({
         prefix,
@@ -232,15 +228,13 @@ describe("scatter-gather between real agents", { timeout: 180_000 }, () => {
         to: new Date(T0 + WINDOW_MS).toISOString(),
         buckets: String(WINDOW_MS / BUCKET_MS),
       });
-      const r = await call(cluster, base, "GET", `/v1/series?${q}`);
-      assert.equal(r.status, 200, r.text);
-      return JSON.parse(r.text) as {
+      return getJson<{
         bucketMs: number;
         readings: number;
         skipped: number;
         truncated: boolean;
         buckets: BucketDoc[];
-      };
+      }>(cluster, base, `/v1/series?${q}`);
     };
     const check = async (base: string, who: string) => {
       const all = await bucketed(base, "sensors/");
