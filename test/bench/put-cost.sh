@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where a put's cost goes: a 3-node cluster on 127.0.0.1, a warm-up run, then a measured run of
-# puts, and per put (summed over the three agents): CPU, disk bytes, LMDB commits, write jobs and
-# operations, Raft messages and frames, read from /proc and from each agent's /metrics.
+# puts, and per put (summed over the three agents): CPU, bytes the disk took (disk-bytes.sh), LMDB
+# commits, write jobs and operations, Raft messages and frames, read from /proc and from each
+# agent's /metrics.
 #
 #   test/bench/put-cost.sh                       # 64 partitions, concurrency 64
 #   PARTITIONS=1 CONCURRENCY=1 test/bench/put-cost.sh
@@ -22,6 +23,8 @@ DURATION=${DURATION:-10}
 PERF_SECONDS=${PERF_SECONDS:-6}
 CLI="node dist/agent/src/cli/main.js"
 [ -f dist/test/bench/put-cost.js ] || make build >/dev/null
+# shellcheck source=test/bench/disk-bytes.sh
+source test/bench/disk-bytes.sh
 
 WORK=$(mktemp -d /tmp/put-cost.XXXXXX)
 UP=""
@@ -49,7 +52,7 @@ bench() { # seconds → json
 }
 echo "warming up for ${WARMUP} s (V8 compiles the hot path in the first seconds of load) ..." >&2
 bench "$WARMUP" >/dev/null
-node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" >"$WORK/before.json"
+node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" "$(device_written_bytes "$WORK")" >"$WORK/before.json"
 if [ "${PERF:-0}" = 1 ]; then
   bench "$DURATION" >"$WORK/bench.json" &
   BENCH=$!
@@ -59,7 +62,7 @@ if [ "${PERF:-0}" = 1 ]; then
 else
   bench "$DURATION" >"$WORK/bench.json"
 fi
-node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" >"$WORK/after.json"
+node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" "$(device_written_bytes "$WORK")" >"$WORK/after.json"
 node dist/test/bench/put-cost.js report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
 if [ "${PERF:-0}" = 1 ]; then
   perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |

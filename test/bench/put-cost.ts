@@ -1,5 +1,6 @@
 // Helpers of put-cost.sh (run as dist/test/bench/put-cost.js):
-//   snapshot CLUSTER_JSON                  counters of every agent now (JSON on stdout)
+//   snapshot CLUSTER_JSON DISK_BYTES       counters of every agent now, and the device's bytes
+//                                          written (from disk-bytes.sh, or -), as JSON on stdout
 //   report BENCH_JSON BEFORE AFTER         per-put differences, a table for people
 //   profile CLUSTER_JSON BENCH_JSON SECS   `perf script -F pid,tid,ip,sym` on stdin, by category
 import { readFileSync } from "node:fs";
@@ -25,9 +26,10 @@ interface Node {
   readonly api: string;
 }
 
-async function snapshot(clusterFile: string): Promise<void> {
+async function snapshot(clusterFile: string, diskBytes: string): Promise<void> {
   const cluster = readJson(clusterFile) as { token: string; nodes: Node[] };
-  const out: Record<string, number> = { cpuMs: 0, diskBytes: 0 };
+  const out: Record<string, number> = { cpuMs: 0 };
+  if (diskBytes !== "-") out.diskBytes = Number(diskBytes);
   for (const node of cluster.nodes) {
     const res = await fetch(`${node.api}/metrics`, { headers: { authorization: `Bearer ${cluster.token}` } });
     for (const line of (await res.text()).split("\n")) {
@@ -38,8 +40,6 @@ async function snapshot(clusterFile: string): Promise<void> {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // utime and stime, fields 14 and 15 of stat, in clock ticks of 10 ms.
     out.cpuMs! += (Number(fields[11]) + Number(fields[12])) * 10;
-    const io = /write_bytes: (\d+)/.exec(readFileSync(`/proc/${node.pid}/io`, "utf8"));
-    out.diskBytes! += Number(io?.[1] ?? 0);
   }
   console.log(JSON.stringify(out));
 }
@@ -55,7 +55,8 @@ function report(benchFile: string, beforeFile: string, afterFile: string): void 
   );
   console.log("per put, all three agents:");
   console.log(`  ${(per("cpuMs") * 1000).toFixed(0).padStart(9)}  us of CPU`);
-  console.log(`  ${per("diskBytes").toFixed(0).padStart(9)}  bytes written to disk`);
+  const disk = "diskBytes" in b ? per("diskBytes").toFixed(0) : "-";
+  console.log(`  ${disk.padStart(9)}  bytes written to the disk (the device's count, all writers)`);
   for (const [k, what] of Object.entries(METRICS)) {
     if (k in b)
       console.log(
@@ -136,7 +137,7 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   }
 }
 
-if (cmd === "snapshot") await snapshot(args[0]!);
+if (cmd === "snapshot") await snapshot(args[0]!, args[1] ?? "-");
 else if (cmd === "report") report(args[0]!, args[1]!, args[2]!);
 else if (cmd === "profile") await profile(args[0]!, args[1]!, args[2]!);
 else {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ringleader vs etcd on this machine: a 3-node cluster of each on 127.0.0.1, the same
 # `ringleader bench` generator, puts then strong reads at several concurrencies, 100-byte values.
-# Reports ops/s, p50/p99, peak RSS per node and bytes written to disk per 1,000 puts.
+# Reports ops/s, p50/p99, peak RSS per node and bytes written to disk per 1,000 puts (the device's
+# own count, see disk-bytes.sh).
 #
 #   test/bench/vs-etcd.sh                 # full run (about 3 minutes)
 #   DURATION=3 CONCURRENCY="1 64" test/bench/vs-etcd.sh
@@ -49,8 +50,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Sum of a field over processes: /proc/PID/io write_bytes, or /proc/PID/status VmHWM (kB).
-write_bytes() { local t=0; for p in "$@"; do t=$((t + $(awk '/^write_bytes/ {print $2}' /proc/$p/io))); done; echo $t; }
+# Disk bytes per 1,000 puts are what the device under $WORK took (see disk-bytes.sh for why not
+# the processes' own write_bytes).
+# shellcheck source=test/bench/disk-bytes.sh
+source test/bench/disk-bytes.sh
 # CPU time (user + system, in clock ticks) summed over processes.
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
@@ -142,13 +145,14 @@ for target in $TARGETS; do
   "start_$target"
   for c in $CONCURRENCY; do
     if [ "$WARMUP" != 0 ]; then run_bench put=1 "$c" "$WARMUP" >/dev/null; fi
-    before=$(write_bytes "${NODE_PIDS[@]}")
+    before=$(device_written_bytes "$WORK")
     cpu0=$(cpu_ticks "${NODE_PIDS[@]}")
     out=$(run_bench put=1 "$c" "$DURATION")
     cpu1=$(cpu_ticks "${NODE_PIDS[@]}")
-    after=$(write_bytes "${NODE_PIDS[@]}")
+    after=$(device_written_bytes "$WORK")
     read -r ops p50 p99 errs count <<<"$(summary "$out" put)"
-    per1k=$(( count > 0 ? (after - before) * 1000 / count : 0 ))
+    per1k=-
+    if [ "$before" != - ] && [ "$count" -gt 0 ]; then per1k=$(( (after - before) * 1000 / count )); fi
     # Server CPU (all three nodes) per measured put.
     cpuput=$(awk -v t=$(( (cpu1 - cpu0) * TICK_MS )) -v n="$count" \
       'BEGIN { printf "%.3f", (n > 0 ? t / n : 0) }')
