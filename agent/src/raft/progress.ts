@@ -76,6 +76,12 @@ export class Progress {
   leaseAckTick = -Infinity;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /**
+   * The last index this member proposed through us (a forwarded write it waits to see
+   * committed), or 0. New commit indexes are not broadcast on their own, so the leader tells
+   * this member as soon as the commit reaches it rather than at the next heartbeat.
+   */
+  commitWanted = 0;
   readonly inflights: Inflights;
 
   constructor(

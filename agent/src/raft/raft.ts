@@ -464,6 +464,14 @@ export class Raft {
     this.send(this.msg("heartbeat", to, { commit, context, index: this.tickCount }));
   }
 
+  /** Tells members waiting for their forwarded writes to commit that they have (see `commitWanted`). */
+  sendWantedCommits(): void {
+    for (const [id, pr] of this.prs) {
+      if (id === this.id || pr.commitWanted === 0 || pr.commitWanted > this.log.committed) continue;
+      if (this.sendAppend(id)) pr.commitWanted = 0;
+    }
+  }
+
   bcastHeartbeat(context: Uint8Array = this.readOnly.lastPendingContext() ?? EMPTY_BYTES): void {
     for (const id of this.prs.keys()) if (id !== this.id) this.sendHeartbeat(id, context);
   }
@@ -540,7 +548,11 @@ export class Raft {
     if (m.from === NO_NODE || m.from === this.id) {
       this.readStates.push({ index, context: m.context });
     } else {
-      this.send(this.msg("readIndexResp", m.from, { index, context: m.context }));
+      // The reader waits until it has applied `index`, so it must learn that much of the commit
+      // index now rather than at the next heartbeat; as a heartbeat does, never past what it is
+      // known to hold.
+      const commit = Math.min(this.prs.get(m.from)?.match ?? 0, this.log.committed);
+      this.send(this.msg("readIndexResp", m.from, { index, context: m.context, commit }));
     }
   }
 
@@ -802,7 +814,7 @@ function stepLeader(r: Raft, m: Message): void {
     case "readIndex":
       r.serveReadIndex(m);
       return;
-    case "prop":
+    case "prop": {
       // A proposal forwarded by a follower. When it cannot be appended (leadership is moving,
       // too much is uncommitted), the follower hears so at once.
       if (
@@ -813,8 +825,12 @@ function stepLeader(r: Raft, m: Message): void {
         r.refuseForwarded(m);
         return;
       }
+      const forwarder = r.prs.get(m.from);
+      // (A lone voter has committed it already, and the append below says so.)
+      if (forwarder && r.log.lastIndex() > r.log.committed) forwarder.commitWanted = r.log.lastIndex();
       r.bcastAppend();
       return;
+    }
   }
   const pr = r.prs.get(m.from);
   if (!pr) return; // Not a member (any more): ignore.
@@ -861,8 +877,13 @@ function stepLeaderAppResp(r: Raft, pr: Progress, m: Message): void {
     pr.becomeReplicate();
   } else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
 
-  if (r.maybeCommit()) r.bcastAppend();
-  else if (wasPaused) r.sendAppend(m.from);
+  // A new commit index is not broadcast on its own: followers learn it from the next append or
+  // heartbeat (within a tick), and a read served by a follower learns it from the leader's
+  // answer (`answerRead`). Under load that halves the messages per write (an empty append and
+  // its answer per follower); only followers' local state, which may be stale, waits a little.
+  r.maybeCommit();
+  r.sendWantedCommits();
+  if (wasPaused) r.sendAppend(m.from);
   for (let i = 0; i < r.maxInflightMsgs && r.sendAppend(m.from, false); i++);
   if (m.from === r.leadTransferee && pr.match === r.log.lastIndex()) r.sendTimeoutNow(m.from);
 }
@@ -950,6 +971,7 @@ function stepFollower(r: Raft, m: Message): void {
       // out and asks again); forwarding it on would send a message in that node's name.
       return;
     case "readIndexResp":
+      r.log.commitTo(Math.min(m.commit, r.log.lastIndex()));
       r.readStates.push({ index: m.index, context: m.context });
       return;
   }

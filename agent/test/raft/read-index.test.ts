@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NoLeaderError } from "../../src/raft/index.js";
-import { Cluster, enc } from "./harness.js";
+import { Cluster, enc, userData } from "./harness.js";
 
 describe("ReadIndex linearizable reads (thesis §6.4)", () => {
   it("the leader answers at its commit index after a quorum confirms its leadership", () => {
@@ -72,6 +72,21 @@ describe("ReadIndex linearizable reads (thesis §6.4)", () => {
     a.raw.readIndex(enc("lease"));
     c.settle();
     assert.deepEqual(a.reads, [{ index: a.raw.status().commit, context: "lease" }]);
+  });
+
+  it("a follower's lease read learns the commit index from the answer, not the next heartbeat", () => {
+    const c = new Cluster(["a", "b", "c"], { readOnly: "lease" });
+    c.tickAll(40);
+    const a = c.leader()!;
+    const b = [...c.nodes.values()].find((n) => n !== a)!;
+    a.raw.propose(enc("x"));
+    c.settle();
+    assert.ok(b.raw.status().commit < a.raw.status().commit, "b has not heard of the commit yet");
+    b.raw.readIndex(enc("rb"));
+    c.settle();
+    assert.deepEqual(b.reads, [{ index: a.raw.status().commit, context: "rb" }]);
+    // b can serve the read at once: it has applied up to the index it was given.
+    assert.deepEqual(userData(b), ["x"]);
   });
 
   it("fresh nodes in lease mode refuse votes for one election timeout", () => {

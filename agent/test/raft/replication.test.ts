@@ -91,3 +91,46 @@ describe("proposal forwarding (forwardProposals)", () => {
     assert.throws(() => c.node("b").raw.propose(enc("x")), ProposalDroppedError);
   });
 });
+
+describe("commit propagation", () => {
+  it("a new commit index is not broadcast on its own; followers learn it at the next heartbeat", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    c.tickAll(1);
+    const from = c.delivered.length;
+    a.raw.propose(enc("x"));
+    c.settle();
+    const sent = c.delivered.slice(from).filter((m) => m.from === "a");
+    // One append per follower, carrying the entry; no second, empty one for the new commit.
+    assert.deepEqual(
+      sent.map((m) => `${m.type}>${m.to}:${m.entries.length}`),
+      ["app>b:1", "app>c:1"],
+    );
+    assert.deepEqual(userData(a), ["x"]);
+    assert.deepEqual(userData(c.node("b")), [], "b holds x but has not heard it is committed");
+    c.tickAll(1);
+    for (const n of c.nodes.values()) assert.deepEqual(userData(n), ["x"]);
+  });
+
+  it("the next append carries the commit index of the writes before it", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    a.raw.propose(enc("x"));
+    c.settle();
+    a.raw.propose(enc("y"));
+    c.settle();
+    assert.deepEqual(userData(c.node("b")), ["x"], "y's append told b that x committed");
+  });
+
+  it("a follower that forwarded a write hears at once that it committed; the others wait", () => {
+    const c = new Cluster(["a", "b", "c"], { forwardProposals: true });
+    c.elect("a");
+    c.tickAll(1);
+    c.node("b").raw.propose(enc("via-b"));
+    c.settle();
+    assert.deepEqual(userData(c.node("b")), ["via-b"], "b answers its writer without waiting a tick");
+    assert.deepEqual(userData(c.node("c")), []);
+    c.tickAll(1);
+    assert.deepEqual(userData(c.node("c")), ["via-b"]);
+  });
+});
