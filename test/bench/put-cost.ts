@@ -21,6 +21,9 @@ const METRICS: Record<string, string> = {
   ringleader_transport_bytes_sent: "bytes between agents",
 };
 
+/** Prefix of the per-type message counts in a snapshot. */
+const BY_TYPE = "messages:";
+
 interface Node {
   readonly pid: number;
   readonly api: string;
@@ -35,6 +38,9 @@ async function snapshot(clusterFile: string, diskBytes: string): Promise<void> {
     for (const line of (await res.text()).split("\n")) {
       const m = /^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+]+)$/.exec(line);
       if (m && m[1]! in METRICS) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+      const byType =
+        /^ringleader_transport_messages_sent_by_type\{type="([A-Za-z]+)"[^}]*\} ([0-9.e+]+)$/.exec(line);
+      if (byType) out[`${BY_TYPE}${byType[1]}`] = (out[`${BY_TYPE}${byType[1]}`] ?? 0) + Number(byType[2]);
     }
     const stat = readFileSync(`/proc/${node.pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -64,6 +70,11 @@ function report(benchFile: string, beforeFile: string, afterFile: string): void 
           .toFixed(k.includes("bytes") ? 0 : 3)
           .padStart(9)}  ${what}`,
       );
+    if (k === "ringleader_transport_messages_sent") {
+      const types = Object.keys(b).filter((t) => t.startsWith(BY_TYPE) && per(t) >= 0.001);
+      for (const t of types.sort((x, y) => per(y) - per(x)))
+        console.log(`  ${per(t).toFixed(3).padStart(9)}    ${t.slice(BY_TYPE.length)}`);
+    }
   }
 }
 

@@ -127,6 +127,17 @@ export class AgentMetrics {
         },
       });
     }
+    new Gauge({
+      name: "ringleader_transport_messages_sent_by_type",
+      help: "Raft messages sent to peers, by message type",
+      labelNames: ["type"],
+      registers: r,
+      collect() {
+        const t = transport();
+        if (!t) return;
+        for (const [type, n] of Object.entries(t.messagesSentByType)) this.set({ type }, n);
+      },
+    });
     for (const [field, name, help] of [
       ["batches", "commits", "LMDB transactions committed (each holds every write planned meanwhile)"],
       ["durableBatches", "durable_commits", "Of those, commits waited on until flushed to disk"],

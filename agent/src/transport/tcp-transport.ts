@@ -238,7 +238,12 @@ export class PeerTransport {
       depth += peer.queue.length;
       bytes += peer.queue.bytes;
     }
-    return { ...this.counters, queueDepth: depth, queueBytes: bytes };
+    return {
+      ...this.counters,
+      messagesSentByType: { ...this.counters.messagesSentByType },
+      queueDepth: depth,
+      queueBytes: bytes,
+    };
   }
 
   /** Closes the listener and every connection, and drops what is still queued. */
@@ -436,6 +441,8 @@ export class PeerTransport {
       }
       this.counters.framesSent += 1;
       this.counters.messagesSent += msgs.length;
+      const byType = this.counters.messagesSentByType;
+      for (const m of msgs) byType[m.type] = (byType[m.type] ?? 0) + 1;
       this.counters.bytesSent += frame.length;
       if (!socket.write(frame)) {
         peer.waitingForDrain = true;

@@ -1,6 +1,7 @@
 /**
  * Shared shapes of the peer transport: the logger it writes to, its limits and its counters.
  */
+import type { MessageType } from "../raft/types.js";
 
 /** Structured logging; the agent passes its own logger, tests pass `silentLogger` or a recorder. */
 export interface Logger {
@@ -82,6 +83,8 @@ export interface TransportStats {
   framesSent: number;
   framesReceived: number;
   messagesSent: number;
+  /** `messagesSent` by Raft message type (where a write's messages go). */
+  messagesSentByType: Partial<Record<MessageType, number>>;
   messagesReceived: number;
   /** Frame bytes including the length prefix, before TLS. */
   bytesSent: number;
@@ -105,6 +108,7 @@ export function emptyStats(): TransportStats {
     framesSent: 0,
     framesReceived: 0,
     messagesSent: 0,
+    messagesSentByType: {},
     messagesReceived: 0,
     bytesSent: 0,
     bytesReceived: 0,

@@ -71,6 +71,8 @@ describe("peer transport over TLS on 127.0.0.1", () => {
     assert.deepStrictEqual(b.inbox.from("a"), toB);
     assert.deepStrictEqual(a.inbox.from("b"), toA);
     assert.equal(a.transport.stats().messagesSent, 3);
+    assert.deepEqual(a.transport.stats().messagesSentByType, { heartbeat: 1, app: 1, vote: 1 });
+    assert.deepEqual(b.transport.stats().messagesSentByType, { appResp: 1 });
     assert.equal(b.transport.stats().messagesReceived, 3);
     assert.equal(a.transport.stats().rejectedPeers + b.transport.stats().badFrames, 0);
     for (const id of ["a", "b"]) {
