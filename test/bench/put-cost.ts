@@ -152,6 +152,6 @@ if (cmd === "snapshot") await snapshot(args[0]!, args[1] ?? "-");
 else if (cmd === "report") report(args[0]!, args[1]!, args[2]!);
 else if (cmd === "profile") await profile(args[0]!, args[1]!, args[2]!);
 else {
-  console.error("usage: put-cost.mjs snapshot|report|profile ...");
+  console.error("usage: node dist/test/bench/put-cost.js snapshot|report|profile ...");
   process.exit(2);
 }

@@ -456,12 +456,22 @@ export class Raft {
     for (const id of this.prs.keys()) if (id !== this.id) this.sendAppendsTo(id);
   }
 
+  /**
+   * The commit index to tell `to` outside an append (heartbeats, read answers): never past what
+   * it is known to hold, since its log beyond that may still differ from ours.
+   */
+  private commitFor(to: NodeId): number {
+    return Math.min(this.prs.get(to)?.match ?? 0, this.log.committed);
+  }
+
+  /** A commit index heard outside an append (see `commitFor`), as far as our log reaches. */
+  learnCommit(commit: number): void {
+    this.log.commitTo(Math.min(commit, this.log.lastIndex()));
+  }
+
   private sendHeartbeat(to: NodeId, context: Uint8Array): void {
-    const pr = this.prs.get(to);
-    // Never tell a follower to commit past what it is known to hold.
-    const commit = Math.min(pr?.match ?? 0, this.log.committed);
     // `index` carries our tick count; the answer echoes it, which times the lease.
-    this.send(this.msg("heartbeat", to, { commit, context, index: this.tickCount }));
+    this.send(this.msg("heartbeat", to, { commit: this.commitFor(to), context, index: this.tickCount }));
   }
 
   /** Tells members waiting for their forwarded writes to commit that they have (see `commitWanted`). */
@@ -548,10 +558,9 @@ export class Raft {
     if (m.from === NO_NODE || m.from === this.id) {
       this.readStates.push({ index, context: m.context });
     } else {
-      // The reader waits until it has applied `index`, so it must learn that much of the commit
-      // index now rather than at the next heartbeat; as a heartbeat does, never past what it is
-      // known to hold.
-      const commit = Math.min(this.prs.get(m.from)?.match ?? 0, this.log.committed);
+      // The reader waits until it has applied `index`, so it must learn the commit index now
+      // rather than at the next heartbeat.
+      const commit = this.commitFor(m.from);
       this.send(this.msg("readIndexResp", m.from, { index, context: m.context, commit }));
     }
   }
@@ -603,7 +612,7 @@ export class Raft {
   }
 
   handleHeartbeat(m: Message): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.learnCommit(m.commit);
     this.send(this.msg("heartbeatResp", m.from, { context: m.context, index: m.index }));
   }
 
@@ -971,7 +980,7 @@ function stepFollower(r: Raft, m: Message): void {
       // out and asks again); forwarding it on would send a message in that node's name.
       return;
     case "readIndexResp":
-      r.log.commitTo(Math.min(m.commit, r.log.lastIndex()));
+      r.learnCommit(m.commit);
       r.readStates.push({ index: m.index, context: m.context });
       return;
   }
