@@ -470,6 +470,7 @@ export class RaftHost {
 
   private waitApplied(r: Replica, index: number, signal?: AbortSignal): Promise<void> {
     if (r.applied >= index) return Promise.resolve();
+    this.opts.store.hurry?.();
     return new Promise<void>((resolve, reject) => {
       const entry = {
         index,
@@ -658,6 +659,9 @@ export class RaftHost {
   private async apply(applies: readonly PendingApply[]): Promise<void> {
     const t0 = performance.now();
     let count = 0;
+    // The writers have their answers (decideCommitted): unless a reader waits, this may ride
+    // on the next save's commit (one commit per write under a trickle, not two).
+    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0);
     await this.opts.store.apply(
       applies.map(({ r, entries, writes }) => {
         count += entries.length;
@@ -667,6 +671,7 @@ export class RaftHost {
           decide: (entry: Entry): KvWrite => writes.get(entry.index) ?? NO_WRITE,
         };
       }),
+      { lazy },
     );
     this.opts.observer?.onApply?.(performance.now() - t0, count);
     for (const { r, entries } of applies) {

@@ -46,7 +46,7 @@ export class LmdbDurableStore implements DurableStore {
     return this.node.appliedIndex(group);
   }
 
-  apply(batch: readonly GroupApply[]): Promise<void> {
+  apply(batch: readonly GroupApply[], opts: { lazy?: boolean } = {}): Promise<void> {
     return this.node.applyGroups(
       batch.map(({ group, entries, decide }) => {
         let conf: ConfState | null = null;
@@ -72,7 +72,12 @@ export class LmdbDurableStore implements DurableStore {
           },
         };
       }),
+      opts,
     );
+  }
+
+  hurry(): void {
+    this.node.hurry();
   }
 
   async createSnapshot(

@@ -153,6 +153,7 @@ export class NodeStore implements GroupBackend {
       {
         maxPendingJobs: opts.maxPendingWrites ?? 65_536,
         maxBatchBytes: opts.maxBatchBytes ?? 64 * 1024 * 1024,
+        lazyDelayMs: opts.applyDelayMs ?? 100,
       },
       () => this.renewView(),
     );
@@ -416,6 +417,10 @@ export class NodeStore implements GroupBackend {
    * `applyEntries` for many groups as ONE write job: one plan, one promise, one place in one
    * transaction, however many groups had entries committed in the same turn. All or nothing: if
    * any group's apply throws, no group's writes of this call are made.
+   *
+   * `lazy`: the apply waits up to `applyDelayMs` to share the commit of the next write (the next
+   * Raft save, usually) instead of committing on its own; `hurry()` ends the wait. For a caller
+   * that answered the writers already and has nobody waiting on the applied state.
    */
   applyGroups(
     items: readonly {
@@ -423,12 +428,22 @@ export class NodeStore implements GroupBackend {
       entries: readonly Entry[];
       apply: (entry: Entry, ctx: ApplyContext) => void;
     }[],
+    opts: { lazy?: boolean } = {},
   ): Promise<void> {
     this.checkOpen();
     for (const it of items) assertGroupId(it.group);
-    return this.writer.submit((tx) => {
-      for (const it of items) this.planApply(tx, it.group, it.entries, it.apply);
-    }, false);
+    return this.writer.submit(
+      (tx) => {
+        for (const it of items) this.planApply(tx, it.group, it.entries, it.apply);
+      },
+      false,
+      opts.lazy ?? false,
+    );
+  }
+
+  /** Commits lazy applies now (a reader waits for them). */
+  hurry(): void {
+    this.writer.hurry();
   }
 
   private planApply<R>(

@@ -18,6 +18,11 @@ export interface NodeStoreOptions {
   readonly tailCacheEntries?: number;
   /** Payload bytes the tail cache of one group may hold. Default 1 MiB. */
   readonly tailCacheBytes?: number;
+  /**
+   * How long `applyGroups(…, { lazy: true })` may wait to share the commit of a later write (ms,
+   * default 100). Readers that need the applied state call `hurry()`.
+   */
+  readonly applyDelayMs?: number;
   /** Records deleted per background step when compacting the log or dropping an old KV table. */
   readonly gcBatchRecords?: number;
   /**
@@ -99,6 +104,7 @@ export function checkOptions(o: NodeStoreOptions): void {
   within("maxPendingWrites", o.maxPendingWrites, 1, 10_000_000);
   within("maxBatchBytes", o.maxBatchBytes, 1, 1024 * 1024 * 1024);
   within("gcBatchRecords", o.gcBatchRecords, 1, 1_000_000);
+  within("applyDelayMs", o.applyDelayMs, 0, 60_000);
   within("tailCacheEntries", o.tailCacheEntries, 0, 1_000_000);
   within("tailCacheBytes", o.tailCacheBytes, 0, 1024 * 1024 * 1024);
 }

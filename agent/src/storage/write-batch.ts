@@ -18,6 +18,15 @@
  * metadata, the pinned read transaction) equal to exactly the last committed batch, and costs
  * nothing: the LMDB write thread does one commit and fsync at a time anyway, and writes that
  * arrive meanwhile simply join the next batch.
+ *
+ * A job that nobody waits for at once (applying committed entries: their writers were answered
+ * already) may be submitted `lazy`: it starts no batch of its own but joins the next one, or goes
+ * after `lazyDelayMs`, or at once when someone calls `hurry()`. Under a trickle of writes this
+ * halves the commits: every LMDB commit rewrites whole pages (the B-tree path, the free list, the
+ * meta page), so on an SD card two small commits cost nearly twice one.
+ *
+ * A job resolves once its batch is committed (visible to readers), a durable one only once the
+ * batch is also flushed to disk.
  */
 import type { Database, RootDatabase } from "lmdb";
 import { StoreClosedError, StoreFailedError, StoreOverloadedError } from "./errors.js";
@@ -89,6 +98,7 @@ export class JobTx {
 interface Job {
   readonly plan: (tx: JobTx) => unknown;
   readonly durable: boolean;
+  readonly lazy: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -98,6 +108,8 @@ export interface WriteBatcherLimits {
   readonly maxPendingJobs: number;
   /** A batch stops taking jobs once its operations reach this many bytes. */
   readonly maxBatchBytes: number;
+  /** How long a lazy job may wait for a batch to join before it starts one (ms). */
+  readonly lazyDelayMs: number;
 }
 
 export interface WriteBatcherStats {
@@ -114,6 +126,11 @@ export class WriteBatcher {
   private pending: Job[] = [];
   private scheduled = false;
   private inFlight = false;
+  /** Queued jobs that want a batch now (not lazy). */
+  private eager = 0;
+  /** Lazy jobs were asked to go now (`hurry`, their delay ran out, `idle`). */
+  private hurried = false;
+  private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private failure: StoreFailedError | null = null;
   private readonly running = new Set<Promise<void>>();
@@ -135,24 +152,34 @@ export class WriteBatcher {
 
   /**
    * Queues a job. It resolves with the plan's result once the batch has committed, and, when
-   * `durable`, only once that commit is flushed to disk.
+   * `durable`, only once that commit is flushed to disk. A `lazy` job waits to join another
+   * job's batch (see the top of this file); it cannot be durable.
    */
-  submit<T>(plan: (tx: JobTx) => T, durable: boolean): Promise<T> {
+  submit<T>(plan: (tx: JobTx) => T, durable: boolean, lazy = false): Promise<T> {
+    if (durable && lazy) throw new RangeError("a durable write cannot be lazy");
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.pending.length >= this.limits.maxPendingJobs) {
       return Promise.reject(new StoreOverloadedError(this.pending.length));
     }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ plan, durable, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ plan, durable, lazy, resolve: resolve as (v: unknown) => void, reject });
+      if (!lazy) this.eager++;
       this.schedule();
     });
+  }
+
+  /** Commits the queued lazy jobs now instead of waiting for a batch to join. */
+  hurry(): void {
+    if (this.pending.length === 0) return;
+    this.hurried = true;
+    this.schedule();
   }
 
   /** Resolves when nothing is queued or in flight. */
   async idle(): Promise<void> {
     while ((this.running.size > 0 || this.pending.length > 0 || this.scheduled) && !this.failure) {
-      if (this.running.size === 0 && !this.scheduled) this.schedule();
+      if (this.running.size === 0 && !this.scheduled) this.hurry();
       if (this.running.size > 0) await Promise.allSettled([...this.running]);
       else await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -167,6 +194,17 @@ export class WriteBatcher {
 
   private schedule(): void {
     if (this.scheduled || this.inFlight || this.pending.length === 0) return;
+    if (this.eager === 0 && !this.hurried) {
+      // Only lazy jobs: they wait for company, but not for longer than their delay.
+      this.lazyTimer ??= setTimeout(() => {
+        this.lazyTimer = null;
+        this.hurry();
+      }, this.limits.lazyDelayMs);
+      return;
+    }
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    this.hurried = false;
     this.scheduled = true;
     // setImmediate, not a microtask: every group's Ready handled in this turn of the event loop,
     // and every network frame read in this poll phase, joins the same batch.
@@ -186,6 +224,7 @@ export class WriteBatcher {
     const planned: { job: Job; value: unknown }[] = [];
     while (this.pending.length > 0 && batch.bytes < this.limits.maxBatchBytes) {
       const job = this.pending.shift()!;
+      if (!job.lazy) this.eager--;
       const tx = new JobTx(batch);
       try {
         const value = job.plan(tx);
@@ -227,7 +266,12 @@ export class WriteBatcher {
     this.stats.ops += batch.ops.length;
     this.inFlight = false;
     this.schedule();
-
+    // What only had to be committed need not wait for the fsync (a reader waiting for an apply).
+    const waiting: { job: Job; value: unknown }[] = [];
+    for (const p of planned) {
+      if (flushed && p.job.durable) waiting.push(p);
+      else p.job.resolve(p.value);
+    }
     if (flushed) {
       this.stats.durableBatches++;
       try {
@@ -235,11 +279,11 @@ export class WriteBatcher {
       } catch (err) {
         // An fsync that failed may have dropped pages: nothing written since can be trusted.
         this.fail(err);
-        return this.rejectAll(planned, this.failure!);
+        return this.rejectAll(waiting, this.failure!);
       }
     }
     this.stats.lastFlushMs = performance.now() - started;
-    for (const { job, value } of planned) job.resolve(value);
+    for (const { job, value } of waiting) job.resolve(value);
   }
 
   private commit(ops: readonly WriteOp[]): Promise<boolean> {
@@ -257,8 +301,11 @@ export class WriteBatcher {
   private fail(err: unknown): void {
     if (!this.failure) this.failure = err instanceof StoreFailedError ? err : new StoreFailedError(err);
     this.inFlight = false;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
     const queued = this.pending;
     this.pending = [];
+    this.eager = 0;
     for (const job of queued) job.reject(this.failure);
   }
 

@@ -158,6 +158,73 @@ describe("group commit", () => {
     });
   });
 
+  it("a lazy apply waits for the next save and shares its transaction", async () => {
+    await withStore(async (store) => {
+      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
+      const before = store.stats();
+      let applied = false;
+      const apply = store
+        .applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], { lazy: true })
+        .then(() => (applied = true));
+      // Let every timer-free callback run: a lazy job alone starts no batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(applied, false);
+      assert.equal(store.appliedIndex(1), 0);
+      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(2, "put b 2")], snapshot: null }]);
+      await apply;
+      const after = store.stats();
+      assert.equal(after.batches - before.batches, 1, "the apply rode on the save's commit");
+      assert.equal(after.jobs - before.jobs, 2);
+      assert.equal(store.appliedIndex(1), 1);
+      assert.equal(td.decode(store.kvGet(1, "a")!.value), "1");
+    });
+  });
+
+  it("a lazy apply alone commits after applyDelayMs, or at once on hurry()", async () => {
+    const dir = await tempDir();
+    const store = await NodeStore.open({ path: dir, applyDelayMs: 30 });
+    try {
+      await store.saveBatch([
+        { group: 1, hardState: null, entries: [cmd(1, "put a 1"), cmd(2, "put b 2")], snapshot: null },
+      ]);
+      const t0 = performance.now();
+      await store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], { lazy: true });
+      assert.ok(performance.now() - t0 >= 25, "it waited for company first");
+      assert.equal(store.appliedIndex(1), 1);
+      let applied = false;
+      const second = store
+        .applyGroups([{ group: 1, entries: [cmd(2, "put b 2")], apply: kvCommand }], { lazy: true })
+        .then(() => (applied = true));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(applied, false);
+      store.hurry();
+      await second;
+      assert.equal(store.appliedIndex(1), 2);
+    } finally {
+      await store.close();
+      await removeDir(dir);
+    }
+  });
+
+  it("close() commits a pending lazy apply", async () => {
+    const dir = await tempDir();
+    let store = await NodeStore.open({ path: dir, applyDelayMs: 60_000 });
+    try {
+      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
+      const apply = store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], {
+        lazy: true,
+      });
+      await store.close();
+      await apply;
+      store = await NodeStore.open({ path: dir });
+      assert.equal(store.appliedIndex(1), 1);
+    } finally {
+      await store.close();
+      await removeDir(dir);
+    }
+  });
+
   it("bootstrap refuses a group that already has state", async () => {
     await withStore(async (store) => {
       await store.bootstrap(5, ["a", "b", "c"]);

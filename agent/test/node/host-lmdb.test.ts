@@ -1,0 +1,84 @@
+/**
+ * The ready loop over the real LMDB store: applies ride on the next save's commit (lazy), and a
+ * reader that needs the applied state does not wait for that.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { RaftHost } from "../../src/node/host.js";
+import { LmdbDurableStore } from "../../src/node/lmdb-adapter.js";
+import type { Message } from "../../src/raft/index.js";
+import { NodeStore } from "../../src/storage/index.js";
+import { removeDir, tempDir } from "../storage/lmdb-subject.js";
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+async function until(cond: () => boolean, what: string, ticks: () => void, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    ticks();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("RaftHost over LMDB: lazy applies", () => {
+  it("a strong read does not wait for a held-back apply, which the next write carries", async () => {
+    const ids = ["a", "b", "c"];
+    const dirs: string[] = [];
+    const nodes: NodeStore[] = [];
+    const hosts = new Map<string, RaftHost>();
+    try {
+      for (const id of ids) {
+        const dir = await tempDir();
+        dirs.push(dir);
+        // An hour: if anything waited for the delay, the test would time out.
+        const node = await NodeStore.open({ path: dir, newNodeId: () => id, applyDelayMs: 60_000 });
+        nodes.push(node);
+        const store = new LmdbDurableStore(node);
+        await store.bootstrap(1, ids);
+        const host = new RaftHost({
+          nodeId: id,
+          store,
+          random: Math.random,
+          logger: quiet,
+          send: (msgs: readonly Message[]) => {
+            for (const m of msgs) setImmediate(() => hosts.get(m.to)?.receive([m]));
+          },
+        });
+        hosts.set(id, host);
+        host.addGroup(1);
+      }
+      const tickAll = (): void => hosts.forEach((h) => h.tick());
+      await until(() => [...hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+      const leaderId = [...hosts.keys()].find((id) => hosts.get(id)!.status(1).role === "leader")!;
+      const leader = hosts.get(leaderId)!;
+      const node = nodes[ids.indexOf(leaderId)]!;
+
+      const put = (key: string, v: number) =>
+        leader.propose(
+          1,
+          { op: "put", key, value: new Uint8Array([v]), cas: null },
+          AbortSignal.timeout(10_000),
+        );
+      assert.equal((await put("k", 1)).ok, true);
+      await leader.readBarrier(1, "strong", AbortSignal.timeout(10_000));
+      assert.deepEqual([...node.kvGet(1, "k")!.value], [1], "the read saw the write");
+
+      // With no reader waiting, an apply is held back (for the whole delay here) and commits
+      // with the next save.
+      assert.equal((await put("k2", 2)).ok, true);
+      const applied = leader.status(1).applied;
+      assert.equal((await put("k3", 3)).ok, true);
+      await until(
+        () => leader.status(1).applied > applied,
+        "the held-back apply",
+        () => {},
+      );
+      assert.ok(node.kvGet(1, "k2"), "k2 applied by the time k3 was saved");
+    } finally {
+      for (const h of hosts.values()) h.stop();
+      for (const n of nodes) await n.close();
+      for (const d of dirs) await removeDir(d);
+    }
+  });
+});
