@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ClusterHealth } from "../../agent/src/health/view.js";
@@ -56,6 +56,14 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
   });
   after(async () => {
     await cluster?.stop();
+  });
+
+  it("agents start with glibc's malloc arenas capped (AGENT_ENV in runtime-flags.ts)", async () => {
+    const want = `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? "2"}`;
+    for (const id of ["n1", "n2", "n3"]) {
+      const env = (await readFile(`/proc/${cluster.pid(id)}/environ`, "utf8")).split("\0");
+      assert.ok(env.includes(want), `${id} runs without ${want}`);
+    }
   });
 
   it("every node sees every board's health and every partition's leader", async () => {

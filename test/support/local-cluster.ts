@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AGENT_NODE_FLAGS } from "../../agent/src/node/runtime-flags.js";
+import { AGENT_NODE_FLAGS, agentEnv } from "../../agent/src/node/runtime-flags.js";
 
 export const CLI = fileURLToPath(new URL("../../agent/src/cli/main.js", import.meta.url));
 
@@ -188,7 +188,11 @@ export class LocalCluster {
     const n = this.nodes.get(id)!;
     // Restarted nodes log to a file in the cluster's folder rather than into the test output.
     const log = openSync(join(this.dir, `${id}.restart.log`), "a");
-    const child = spawn(n.command[0]!, n.command.slice(1), { cwd: n.cwd, stdio: ["ignore", log, log] });
+    const child = spawn(n.command[0]!, n.command.slice(1), {
+      cwd: n.cwd,
+      env: agentEnv(),
+      stdio: ["ignore", log, log],
+    });
     closeSync(log);
     this.restarted.set(id, child);
   }
@@ -217,7 +221,11 @@ export class LocalCluster {
       "--tick-ms",
       String(opts.tickMs ?? 50),
     ];
-    const child = spawn(command[0]!, command.slice(1), { cwd: this.dir, stdio: ["ignore", log, log] });
+    const child = spawn(command[0]!, command.slice(1), {
+      cwd: this.dir,
+      env: agentEnv(),
+      stdio: ["ignore", log, log],
+    });
     closeSync(log);
     this.restarted.set(id, child);
     const api = await this.waitFor(`${id} to start`, 20_000, async () => {

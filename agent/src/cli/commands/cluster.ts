@@ -13,7 +13,7 @@ import {
 } from "../../node/cluster-config.js";
 import { UsageError } from "../errors.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
-import { AGENT_NODE_FLAGS } from "../../node/runtime-flags.js";
+import { AGENT_NODE_FLAGS, agentEnv } from "../../node/runtime-flags.js";
 
 interface UpArgs {
   nodes: number;
@@ -154,7 +154,11 @@ async function up(args: UpArgs): Promise<void> {
       "--replace-after",
       String(args["replace-after"]),
     ];
-    const child = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(command[0]!, command.slice(1), {
+      cwd: dir,
+      env: agentEnv(),
+      stdio: ["ignore", "inherit", "inherit"],
+    });
     children.push(child);
     nodes.push({
       id,
