@@ -2,7 +2,8 @@
  * The commands of the key-value state machine, as they travel inside Raft log entries. They are
  * CBOR maps with short field names: a Raft log on an SD card pays for every byte.
  */
-import { Decoder, Encoder } from "cbor-x";
+import { Decoder } from "cbor-x";
+import { CompactEncoder } from "../cbor/encoder.js";
 
 /** A write as a client asks for it. */
 export type KvCommandInput =
@@ -24,7 +25,7 @@ export class BadCommandError extends Error {
 }
 
 /** Plain maps only: no shared structures or records, so any version can read any entry. */
-const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
+const encoder = new CompactEncoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 export const MAX_KEY_BYTES = 1024;

@@ -7,7 +7,7 @@
  * written per entry counts, and the entry payload stays a `Uint8Array` without re-encoding.
  * Rarely written records (hard state, snapshot metadata, membership) are CBOR maps.
  */
-import { Encoder } from "cbor-x";
+import { CompactEncoder } from "../cbor/encoder.js";
 import type { ConfState, Entry, EntryType, GroupId, HardState, SnapshotMetadata } from "../raft/types.js";
 import { StoreCorruptError } from "./errors.js";
 
@@ -195,7 +195,7 @@ export function groupKeyTag(key: Uint8Array): number {
 }
 
 // Plain CBOR maps (no cbor-x record extension) so any CBOR tool can read a dump of the store.
-const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
+const cbor = new CompactEncoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 
 export function encodeRecord(value: unknown): Buffer {
   return cbor.encode(value);

@@ -17,7 +17,7 @@
  * byte strings are copied out of the receive buffer. Anything wrong raises `FrameError` with a
  * `code` and a message that says where.
  */
-import { Encoder } from "cbor-x";
+import { CompactEncoder } from "../cbor/encoder.js";
 import {
   EMPTY_BYTES,
   type ConfState,
@@ -136,7 +136,7 @@ export function assertCodecLimits(limits: CodecLimits): void {
 // The options the brief fixes, plus `variableMapSize` so small maps get a one-byte header rather
 // than cbor-x's default three. The instance holds no state between calls with these options, so
 // one per module is as good as one per connection.
-const cbor = new Encoder({
+const cbor = new CompactEncoder({
   useRecords: false,
   structuredClone: false,
   tagUint8Array: false,
