@@ -22,8 +22,9 @@
  * A job that nobody waits for at once (applying committed entries: their writers were answered
  * already) may be submitted `lazy`: it starts no batch of its own but joins the next one, or goes
  * after `lazyDelayMs`, or at once when someone calls `hurry()`. Under a trickle of writes this
- * halves the commits: every LMDB commit rewrites whole pages (the B-tree path, the free list, the
- * meta page), so on an SD card two small commits cost nearly twice one.
+ * cuts the commits by a third (1.5 per write per node to 1): every LMDB commit rewrites whole
+ * pages (the B-tree path, the free list, the meta page), so on an SD card two small commits cost
+ * nearly twice one.
  *
  * A job resolves once its batch is committed (visible to readers), a durable one only once the
  * batch is also flushed to disk.
