@@ -167,6 +167,8 @@ export class Agent {
       // Long enough to ride out an election (one to two election timeouts) before a 503.
       leaderWaitMs: (opts.tickMs * (opts.electionTicks ?? 10)) / 2,
       ...(opts.snapshotEntries ? { snapshotEntries: opts.snapshotEntries } : {}),
+      // The controllers read the meta group from the store as soon as it is applied.
+      eagerApplyGroups: [META_GROUP],
       logger,
       observer: {
         onFsync: (ms) => this.metrics.fsyncMs.observe(ms),

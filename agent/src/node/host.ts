@@ -94,6 +94,11 @@ export interface HostOptions {
   readonly snapshotChunkBytes?: number;
   /** A request finding no leader re-checks this often, for up to four times as long. */
   readonly leaderWaitMs?: number;
+  /**
+   * Groups whose applies never wait to share a later save's commit: their state is read straight
+   * from the store, without a read barrier (the meta group: members, ring, leadership pauses).
+   */
+  readonly eagerApplyGroups?: readonly GroupId[];
 }
 
 interface Waiter<T> {
@@ -661,7 +666,8 @@ export class RaftHost {
     let count = 0;
     // The writers have their answers (decideCommitted): unless a reader waits, this may ride
     // on the next save's commit (one commit per write under a trickle, not two).
-    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0);
+    const eager = this.opts.eagerApplyGroups ?? [];
+    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0 && !eager.includes(r.group));
     await this.opts.store.apply(
       applies.map(({ r, entries, writes }) => {
         count += entries.length;

@@ -21,45 +21,59 @@ async function until(cond: () => boolean, what: string, ticks: () => void, ms = 
   }
 }
 
+/** Three hosts over real LMDB stores, wired in-process, with applies held back for a minute. */
+async function lmdbCluster(extra: { eagerApplyGroups?: number[] } = {}) {
+  const ids = ["a", "b", "c"];
+  const dirs: string[] = [];
+  const nodes: NodeStore[] = [];
+  const hosts = new Map<string, RaftHost>();
+  let closed = false;
+  const close = async (): Promise<void> => {
+    closed = true; // Messages still on their way must not reach a host whose store is closed.
+    for (const h of hosts.values()) h.stop();
+    for (const n of nodes) await n.close();
+    for (const d of dirs) await removeDir(d);
+  };
+  try {
+    for (const id of ids) {
+      const dir = await tempDir();
+      dirs.push(dir);
+      // A minute: anything that waited for the delay would time out first.
+      const node = await NodeStore.open({ path: dir, newNodeId: () => id, applyDelayMs: 60_000 });
+      nodes.push(node);
+      const store = new LmdbDurableStore(node);
+      await store.bootstrap(1, ids);
+      const host = new RaftHost({
+        nodeId: id,
+        store,
+        random: Math.random,
+        logger: quiet,
+        ...extra,
+        send: (msgs: readonly Message[]) => {
+          for (const m of msgs) setImmediate(() => closed || hosts.get(m.to)?.receive([m]));
+        },
+      });
+      hosts.set(id, host);
+      host.addGroup(1);
+    }
+    const tickAll = (): void => hosts.forEach((h) => h.tick());
+    await until(() => [...hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const leaderId = [...hosts.keys()].find((id) => hosts.get(id)!.status(1).role === "leader")!;
+  const leader = hosts.get(leaderId)!;
+  const put = (key: string, v: number) =>
+    leader.propose(1, { op: "put", key, value: new Uint8Array([v]), cas: null }, AbortSignal.timeout(10_000));
+  return { leader, node: nodes[ids.indexOf(leaderId)]!, put, close };
+}
+
 describe("RaftHost over LMDB: lazy applies", () => {
   it("a strong read does not wait for a held-back apply, which the next write carries", async () => {
-    const ids = ["a", "b", "c"];
-    const dirs: string[] = [];
-    const nodes: NodeStore[] = [];
-    const hosts = new Map<string, RaftHost>();
+    const c = await lmdbCluster();
     try {
-      for (const id of ids) {
-        const dir = await tempDir();
-        dirs.push(dir);
-        // An hour: if anything waited for the delay, the test would time out.
-        const node = await NodeStore.open({ path: dir, newNodeId: () => id, applyDelayMs: 60_000 });
-        nodes.push(node);
-        const store = new LmdbDurableStore(node);
-        await store.bootstrap(1, ids);
-        const host = new RaftHost({
-          nodeId: id,
-          store,
-          random: Math.random,
-          logger: quiet,
-          send: (msgs: readonly Message[]) => {
-            for (const m of msgs) setImmediate(() => hosts.get(m.to)?.receive([m]));
-          },
-        });
-        hosts.set(id, host);
-        host.addGroup(1);
-      }
-      const tickAll = (): void => hosts.forEach((h) => h.tick());
-      await until(() => [...hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
-      const leaderId = [...hosts.keys()].find((id) => hosts.get(id)!.status(1).role === "leader")!;
-      const leader = hosts.get(leaderId)!;
-      const node = nodes[ids.indexOf(leaderId)]!;
-
-      const put = (key: string, v: number) =>
-        leader.propose(
-          1,
-          { op: "put", key, value: new Uint8Array([v]), cas: null },
-          AbortSignal.timeout(10_000),
-        );
+      const { leader, node, put } = c;
       assert.equal((await put("k", 1)).ok, true);
       await leader.readBarrier(1, "strong", AbortSignal.timeout(10_000));
       assert.deepEqual([...node.kvGet(1, "k")!.value], [1], "the read saw the write");
@@ -76,9 +90,22 @@ describe("RaftHost over LMDB: lazy applies", () => {
       );
       assert.ok(node.kvGet(1, "k2"), "k2 applied by the time k3 was saved");
     } finally {
-      for (const h of hosts.values()) h.stop();
-      for (const n of nodes) await n.close();
-      for (const d of dirs) await removeDir(d);
+      await c.close();
+    }
+  });
+
+  it("a group named in eagerApplyGroups is applied without waiting for another write", async () => {
+    const c = await lmdbCluster({ eagerApplyGroups: [1] });
+    try {
+      assert.equal((await c.put("k", 1)).ok, true);
+      await until(
+        () => c.node.kvGet(1, "k") !== undefined,
+        "the apply",
+        () => {},
+        10_000,
+      );
+    } finally {
+      await c.close();
     }
   });
 });
