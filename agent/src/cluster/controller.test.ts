@@ -55,6 +55,8 @@ interface GroupState {
   committed: ConfState;
   /** When a leader last reached this replica (ms). */
   contactAt: number;
+  /** What a leader here knows of its followers. */
+  progress?: RaftStatus["progress"];
 }
 
 /** A host whose replicas' Raft state each test scripts. */
@@ -86,7 +88,7 @@ class ScriptedHost implements ControllerHost {
       leader: role === "leader" ? SELF : group === META_GROUP ? "" : "n1",
       confState: s?.conf ?? { voters: ["n1", "n2", "n3", SELF], learners: [] },
       leadTransferee: "",
-      progress: new Map(),
+      progress: s?.progress ?? new Map(),
     };
   }
   groups(): GroupId[] {
@@ -110,7 +112,10 @@ class ScriptedHost implements ControllerHost {
     return this.groupState.get(group)!.committed;
   }
   proposeConfChange(_group: GroupId, _cc: ConfChange): void {}
-  transferLeadership(): void {}
+  readonly transfers: { group: GroupId; to: NodeId }[] = [];
+  transferLeadership(group: GroupId, to: NodeId): void {
+    this.transfers.push({ group, to });
+  }
   propose(_group: GroupId, cmd: KvCommandInput): Promise<KvResult> {
     assert.equal(cmd.op, "put");
     const value = JSON.parse(dec.decode(cmd.value)) as unknown;
@@ -304,5 +309,36 @@ describe("a joining member", () => {
     t.host.metaRole = "leader";
     await runFor(t, 1000);
     assert.equal(t.table.member(SELF).state, "joining");
+  });
+});
+
+describe("ClusterController: leader balance", () => {
+  it("holds a leadership that just arrived for one balance period before handing it to the preferred replica", async () => {
+    const s = setup();
+    // A partition n4 replicates but another board is preferred to lead: n4 has just become its leader.
+    const p = [...Array(8).keys()].find(
+      (q) => s.meta.replicas(q).includes(SELF) && s.meta.replicas(q)[0] !== SELF,
+    )!;
+    assert.ok(p !== undefined);
+    const voters = [...s.meta.replicas(p)];
+    const progress = new Map(
+      voters.map((id) => [
+        id,
+        { match: 10, next: 11, state: "replicate" as const, learner: false, recentActive: true },
+      ]),
+    );
+    const conf = { voters, learners: [] };
+    s.host.groupState.set(partitionGroup(p), {
+      role: "leader",
+      conf,
+      committed: conf,
+      contactAt: s.clock.now,
+      progress,
+    });
+    await runFor(s, 4500);
+    assert.deepEqual(s.host.transfers, [], "no hand-over within the balance period (5 s)");
+    // The first round (at 0.5 s) saw the leadership arrive; more than 5 s later it moves on.
+    await runFor(s, 1500);
+    assert.deepEqual(s.host.transfers, [{ group: partitionGroup(p), to: voters[0] }]);
   });
 });

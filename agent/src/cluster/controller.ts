@@ -133,6 +133,7 @@ const CAUGHT_UP_LAG = 16;
 export class ClusterController {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** Partitions led here: when leadership last moved here or was handed on (ms). */
   private readonly lastBalance = new Map<number, number>();
   private readonly intervalMs: number;
   private readonly maxCatchUps: number;
@@ -197,6 +198,7 @@ export class ClusterController {
         if (g === META_GROUP) continue;
         const st = this.opts.host.status(g);
         if (st.role === "leader") this.partitionDuties(g, st);
+        else this.lastBalance.delete(groupPartition(g));
       }
     } catch (err) {
       this.opts.logger.warn("controller round failed; retrying", { error: String(err) });
@@ -518,7 +520,14 @@ export class ClusterController {
     }
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
     const preferred = target[0]!;
-    const last = this.lastBalance.get(partition) ?? 0;
+    const last = this.lastBalance.get(partition);
+    if (last === undefined) {
+      // Leadership just came here, by an election or a hand-over. It stays for one balance
+      // period: a board that stepped down handed it over right after committing its pause, and
+      // this node's meta replica may not have applied that pause yet.
+      this.lastBalance.set(partition, this.now());
+      return;
+    }
     // A member that stepped down (a planned restart) is left without leadership for a while.
     const paused = this.opts.meta.leadershipPaused(preferred);
     if (
