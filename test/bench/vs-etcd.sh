@@ -95,7 +95,8 @@ start_ringleader() {
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
   # A new cluster spends its first seconds electing and then spreading partition leaders over
   # the nodes; measured in that window, puts/s came out 8-15 % lower. Wait until every partition
-  # is healthy and each node's count of led partitions has held still for 3 s.
+  # is healthy and each node's count of led partitions has held still for 7 s: longer than the
+  # 5 s a new leader holds a partition before its balancer hands it to the preferred node.
   $CLI health --wait 120 --cluster-file "$WORK/rl/cluster.json" >/dev/null
   node -e '
     const { token, nodes } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -104,7 +105,7 @@ start_ringleader() {
         .then((r) => r.json()).then((s) => s.leaderOf ?? 0, () => -1)));
     (async () => {
       let last = "", still = 0;
-      for (let i = 0; i < 120 && still < 3; i++) {
+      for (let i = 0; i < 120 && still < 7; i++) {
         await new Promise((r) => setTimeout(r, 1000));
         const now = (await counts()).join(",");
         still = now === last ? still + 1 : 0;
