@@ -180,8 +180,11 @@ export class RaftHost {
   /** How often a request waiting for a leader looks again (about one heartbeat). */
   private readonly leaderWaitMs: number;
   private readonly snapshotRetain: number;
+  /** See `HostOptions.eagerApplyGroups`. */
+  private readonly eagerApply: ReadonlySet<GroupId>;
 
   constructor(private readonly opts: HostOptions) {
+    this.eagerApply = new Set(opts.eagerApplyGroups ?? []);
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
     this.snapshotEntries = opts.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES;
     this.leaderWaitMs = opts.leaderWaitMs ?? 250;
@@ -666,8 +669,7 @@ export class RaftHost {
     let count = 0;
     // The writers have their answers (decideCommitted): unless a reader waits, this may ride
     // on the next save's commit (one commit per write under a trickle, not two).
-    const eager = this.opts.eagerApplyGroups ?? [];
-    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0 && !eager.includes(r.group));
+    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0 && !this.eagerApply.has(r.group));
     await this.opts.store.apply(
       applies.map(({ r, entries, writes }) => {
         count += entries.length;

@@ -26,6 +26,6 @@ export const AGENT_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=8"];
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
-export function agentEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...AGENT_ENV, ...base };
+export function agentEnv(): NodeJS.ProcessEnv {
+  return { ...AGENT_ENV, ...process.env };
 }
