@@ -44,6 +44,8 @@ describe("api server: authentication", () => {
       { authorization: "Bearer wrong" },
       { authorization: `Basic ${TEST_TOKEN}` },
       { authorization: `Bearer ${TEST_TOKEN}x` },
+      // The same length, one character off: the byte comparison itself must refuse it.
+      { authorization: `Bearer ${TEST_TOKEN.slice(0, -1)}${TEST_TOKEN.endsWith("A") ? "B" : "A"}` },
     ];
     for (const headers of attempts) {
       const res = await call(t, "GET", "/v1/kv/a", { headers });
