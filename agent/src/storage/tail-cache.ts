@@ -8,8 +8,14 @@
 import type { Entry } from "../raft/types.js";
 
 export class TailCache {
-  /** Contiguous: `ents[i].index === ents[0].index + i`. */
+  /**
+   * The cached entries are `ents[head..]`, contiguous: `ents[head + i].index === first + i`. Entries
+   * that fall off the front only move `head`; the array is compacted once the dead prefix is as
+   * long as the live part, so a leader appending one entry per write does not shift the whole
+   * cache each time.
+   */
   private ents: Entry[] = [];
+  private head = 0;
   private bytes = 0;
 
   constructor(
@@ -17,53 +23,73 @@ export class TailCache {
     private readonly maxBytes: number,
   ) {}
 
+  private get size(): number {
+    return this.ents.length - this.head;
+  }
+
+  private get first(): number | undefined {
+    return this.ents[this.head]?.index;
+  }
+
   /** Records entries just written from `fresh[0].index` on; whatever was cached after that went. */
   append(fresh: readonly Entry[]): void {
     if (fresh.length === 0 || this.maxEntries === 0) return;
     const from = fresh[0]!.index;
-    const first = this.ents[0]?.index;
-    if (first === undefined || from < first || from > first + this.ents.length) {
+    const first = this.first;
+    if (first === undefined || from < first || from > first + this.size) {
       this.clear();
     } else {
-      for (const e of this.ents.splice(from - first)) this.bytes -= e.data.byteLength;
+      // A new leader's entries replace what this log held from `from` on.
+      const keep = this.head + (from - first);
+      for (let i = keep; i < this.ents.length; i++) this.bytes -= this.ents[i]!.data.byteLength;
+      this.ents.length = keep;
     }
     for (const e of fresh) {
       this.ents.push(e);
       this.bytes += e.data.byteLength;
     }
-    let drop = 0;
-    while (
-      drop < this.ents.length - 1 &&
-      (this.ents.length - drop > this.maxEntries || this.bytes > this.maxBytes)
-    ) {
-      this.bytes -= this.ents[drop]!.data.byteLength;
-      drop++;
+    while (this.size > 1 && (this.size > this.maxEntries || this.bytes > this.maxBytes)) {
+      this.bytes -= this.ents[this.head]!.data.byteLength;
+      this.head++;
     }
-    if (drop > 0) this.ents.splice(0, drop);
+    this.compact();
   }
 
   /** Forgets entries up to and including `index` (they were compacted). */
   dropThrough(index: number): void {
-    const first = this.ents[0]?.index;
+    const first = this.first;
     if (first === undefined || index < first) return;
-    for (const e of this.ents.splice(0, index - first + 1)) this.bytes -= e.data.byteLength;
+    const end = Math.min(this.ents.length, this.head + (index - first + 1));
+    for (let i = this.head; i < end; i++) this.bytes -= this.ents[i]!.data.byteLength;
+    this.head = end;
+    this.compact();
   }
 
   clear(): void {
     this.ents = [];
+    this.head = 0;
     this.bytes = 0;
   }
 
   get(index: number): Entry | undefined {
-    const first = this.ents[0]?.index;
+    const first = this.first;
     if (first === undefined || index < first) return undefined;
-    return this.ents[index - first];
+    return this.ents[this.head + index - first];
   }
 
   /** Entries `[lo, hi)` if all of them are cached, else null. */
   range(lo: number, hi: number): readonly Entry[] | null {
-    const first = this.ents[0]?.index;
-    if (first === undefined || lo < first || hi > first + this.ents.length) return null;
-    return this.ents.slice(lo - first, hi - first);
+    const first = this.first;
+    if (first === undefined || lo < first || hi > first + this.size) return null;
+    return this.ents.slice(this.head + lo - first, this.head + hi - first);
+  }
+
+  private compact(): void {
+    if (this.head === 0) return;
+    if (this.head === this.ents.length) this.clear();
+    else if (this.head >= this.size) {
+      this.ents = this.ents.slice(this.head);
+      this.head = 0;
+    }
   }
 }
