@@ -9,15 +9,28 @@ export function majority(n: number): number {
   return Math.floor(n / 2) + 1;
 }
 
+/** Scratch space for `committedIndex`, which runs on every append answer: it allocates nothing. */
+const scratch: number[] = [];
+
 /**
  * The largest index that a majority of voters have acknowledged: sort the match indexes in
  * descending order and take the one at position `majority - 1`. Voters missing from `match`
  * count as 0. An empty voter set commits nothing (returns `Infinity` would be unsafe).
  */
 export function committedIndex(voters: readonly NodeId[], match: (id: NodeId) => number): number {
-  if (voters.length === 0) return 0;
-  const indexes = voters.map(match).sort((a, b) => b - a);
-  return indexes[majority(voters.length) - 1]!;
+  const n = voters.length;
+  if (n === 0) return 0;
+  // An insertion sort, descending: a group has a handful of voters.
+  for (let i = 0; i < n; i++) {
+    const v = match(voters[i]!);
+    let j = i;
+    while (j > 0 && scratch[j - 1]! < v) {
+      scratch[j] = scratch[j - 1]!;
+      j--;
+    }
+    scratch[j] = v;
+  }
+  return scratch[majority(n) - 1]!;
 }
 
 export type VoteResult = "won" | "lost" | "pending";
