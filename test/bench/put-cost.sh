@@ -25,6 +25,8 @@ CLI="node dist/agent/src/cli/main.js"
 [ -f dist/test/bench/put-cost.js ] || make build >/dev/null
 # shellcheck source=test/bench/disk-bytes.sh
 source test/bench/disk-bytes.sh
+# shellcheck source=test/bench/leaders-settled.sh
+source test/bench/leaders-settled.sh
 
 WORK=$(mktemp -d /tmp/put-cost.XXXXXX)
 UP=""
@@ -45,6 +47,7 @@ node "${perf_flags[@]}" ${NODE_FLAGS:-} dist/agent/src/cli/main.js cluster up --
 UP=$!
 for _ in $(seq 1 300); do [ -s "$WORK/c/cluster.json" ] && break; sleep 0.2; done
 [ -s "$WORK/c/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+wait_leaders_settled "$WORK/c/cluster.json"
 
 bench() { # seconds → json
   $CLI bench --target ringleader --cluster-file "$WORK/c/cluster.json" --mix put=1 \

@@ -54,6 +54,8 @@ trap cleanup EXIT
 # the processes' own write_bytes).
 # shellcheck source=test/bench/disk-bytes.sh
 source test/bench/disk-bytes.sh
+# shellcheck source=test/bench/leaders-settled.sh
+source test/bench/leaders-settled.sh
 # CPU time (user + system, in clock ticks) summed over processes.
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
@@ -93,27 +95,7 @@ start_ringleader() {
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
   mapfile -t NODE_PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/rl/cluster.json")
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
-  # A new cluster spends its first seconds electing and then spreading partition leaders over
-  # the nodes; measured in that window, puts/s came out 8-15 % lower. Wait until every partition
-  # is healthy and each node's count of led partitions has held still for 7 s: longer than the
-  # 5 s a new leader holds a partition before its balancer hands it to the preferred node.
-  $CLI health --wait 120 --cluster-file "$WORK/rl/cluster.json" >/dev/null
-  node -e '
-    const { token, nodes } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const counts = () => Promise.all(nodes.map((n) =>
-      fetch(`${n.api}/v1/status`, { headers: { authorization: `Bearer ${token}` } })
-        .then((r) => r.json()).then((s) => s.leaderOf ?? 0, () => -1)));
-    (async () => {
-      let last = "", still = 0;
-      for (let i = 0; i < 120 && still < 7; i++) {
-        await new Promise((r) => setTimeout(r, 1000));
-        const now = (await counts()).join(",");
-        still = now === last ? still + 1 : 0;
-        last = now;
-      }
-      process.stderr.write(`partitions led per node: ${last}\n`);
-    })();
-  ' "$WORK/rl/cluster.json"
+  wait_leaders_settled "$WORK/rl/cluster.json"
   # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads
   # requests over the nodes instead and lets the agents forward them.
   if [ "${ROUTE:-1}" = 0 ]; then BENCH_ARGS+=(--no-route); fi
