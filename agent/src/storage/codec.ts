@@ -68,8 +68,15 @@ export function keyGroup(key: Uint8Array): GroupId {
   return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(0);
 }
 
+/**
+ * A buffer of its own, not a slice of Node's shared 8 KiB pool: the store's tail cache keeps a
+ * view of it for as long as the entry is cached, and a view of a pool slice pins the whole 8 KiB
+ * slab. Measured after c=64 puts with 65 groups of 256 cached entries: the cached entries held
+ * 1,711 pool slabs (13.4 MB, heap snapshot), and `process.memoryUsage().arrayBuffers` fell from
+ * 35.5 to 24.7 MB per agent with buffers of their own.
+ */
 export function encodeLogValue(e: Entry): Buffer {
-  const value = Buffer.allocUnsafe(LOG_HEADER_BYTES + e.data.byteLength);
+  const value = Buffer.allocUnsafeSlow(LOG_HEADER_BYTES + e.data.byteLength);
   writeU64(value, 0, e.term);
   value[8] = e.type === "conf" ? 1 : 0;
   value.set(e.data, LOG_HEADER_BYTES);
