@@ -7,13 +7,20 @@
 #   test/bench/put-cost.sh                       # 64 partitions, concurrency 64
 #   PARTITIONS=1 CONCURRENCY=1 test/bench/put-cost.sh
 #   PERF=1 test/bench/put-cost.sh                # also a perf profile of the agents by category
+#   ALLOC=1 test/bench/put-cost.sh               # also what the first agent allocates, by function
 #   UP_ARGS="--snapshot-entries 10000" NODE_FLAGS="--max-semi-space-size=32" test/bench/put-cost.sh
 #
 # The profile (PERF=1, needs Debian's linux-perf) samples every CPU for PERF_SECONDS in the middle
 # of the measured run, with V8's perf map, and charges each sample of an agent to the innermost
 # JavaScript frame's part of the code, or, in native code, to what the thread does (the LMDB write
 # thread, garbage collection, the JIT compiler, the event loop's poll). JIT code that V8 moved
-# may be named after whatever code took its place, so read single functions with care.
+# may be named after whatever code took its place, so read single functions with care. V8's own
+# --cpu-prof samples wall time, not CPU: it charges lmdb-js's startWriting with 11-13 % where perf
+# finds 1 % (the main thread loses its core to the LMDB writer thread it has just woken).
+#
+# ALLOC=1 runs V8's sampling heap profiler on the first agent over the same window, counting
+# objects the garbage collector already freed, so it shows what drives the scavenges. Taken with
+# PERF=1, each perturbs the other.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PARTITIONS=${PARTITIONS:-64}
@@ -56,11 +63,19 @@ bench() { # seconds → json
 echo "warming up for ${WARMUP} s (V8 compiles the hot path in the first seconds of load) ..." >&2
 bench "$WARMUP" >/dev/null
 node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" "$(device_written_bytes "$WORK")" >"$WORK/before.json"
-if [ "${PERF:-0}" = 1 ]; then
+if [ "${PERF:-0}" = 1 ] || [ "${ALLOC:-0}" = 1 ]; then
   bench "$DURATION" >"$WORK/bench.json" &
   BENCH=$!
   sleep $(((DURATION - PERF_SECONDS) / 2))
-  perf record -e cpu-clock -F 999 -a -g -o "$WORK/perf.data" -- sleep "$PERF_SECONDS" 2>/dev/null
+  if [ "${ALLOC:-0}" = 1 ]; then
+    node --experimental-websocket --no-warnings dist/test/bench/put-cost.js allocations "$WORK/c/cluster.json" \
+      "$PERF_SECONDS" >"$WORK/alloc.txt" &
+    ALLOC_PID=$!
+  fi
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -e cpu-clock -F 999 -a -g -o "$WORK/perf.data" -- sleep "$PERF_SECONDS" 2>/dev/null
+  fi
+  if [ "${ALLOC:-0}" = 1 ]; then wait "$ALLOC_PID"; fi
   wait "$BENCH"
 else
   bench "$DURATION" >"$WORK/bench.json"
@@ -71,3 +86,4 @@ if [ "${PERF:-0}" = 1 ]; then
   perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |
     node dist/test/bench/put-cost.js profile "$WORK/c/cluster.json" "$WORK/bench.json" "$PERF_SECONDS"
 fi
+if [ "${ALLOC:-0}" = 1 ]; then cat "$WORK/alloc.txt"; fi

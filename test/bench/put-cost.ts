@@ -3,6 +3,8 @@
 //                                          written (from disk-bytes.sh, or -), as JSON on stdout
 //   report BENCH_JSON BEFORE AFTER         per-put differences, a table for people
 //   profile CLUSTER_JSON BENCH_JSON SECS   `perf script -F pid,tid,ip,sym` on stdin, by category
+//   allocations CLUSTER_JSON SECS          what the first agent allocates for SECS, by function
+//                                          (needs node --experimental-websocket)
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
@@ -148,10 +150,85 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   }
 }
 
+/** The part of the WebSocket global (`node --experimental-websocket`) used here; @types/node 20 lacks it. */
+interface Socket {
+  send(data: string): void;
+  close(): void;
+  addEventListener(type: "open", fn: () => void): void;
+  addEventListener(type: "message", fn: (ev: { data: string }) => void): void;
+}
+
+interface SamplingNode {
+  readonly callFrame: { functionName: string; url: string; lineNumber: number };
+  readonly selfSize: number;
+  readonly children?: readonly SamplingNode[];
+}
+
+/**
+ * V8's sampling heap profiler on the first agent for `seconds`, counting what the garbage
+ * collector already freed too (what an agent allocates, not what it keeps): it opens the agent's
+ * inspector on 127.0.0.1:9229 with SIGUSR1 and drives it over the DevTools protocol. Prints MB
+ * per second and the functions that allocate most.
+ */
+async function allocations(clusterFile: string, secs: string): Promise<void> {
+  const WebSocketCtor = (globalThis as { WebSocket?: new (url: string) => Socket }).WebSocket;
+  if (!WebSocketCtor) throw new Error("run with node --experimental-websocket");
+  const cluster = readJson(clusterFile) as { nodes: Node[] };
+  process.kill(cluster.nodes[0]!.pid, "SIGUSR1");
+  let targets: { webSocketDebuggerUrl: string }[] = [];
+  for (let i = 0; i < 50 && targets.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    targets = await fetch("http://127.0.0.1:9229/json/list").then(
+      (r) => r.json() as Promise<{ webSocketDebuggerUrl: string }[]>,
+      () => [],
+    );
+  }
+  if (targets.length === 0) throw new Error("the agent's inspector did not open on 127.0.0.1:9229");
+  const ws = new WebSocketCtor(targets[0]!.webSocketDebuggerUrl);
+  await new Promise<void>((r) => ws.addEventListener("open", r));
+  const waiting = new Map<number, (result: unknown) => void>();
+  ws.addEventListener("message", (ev) => {
+    const m = JSON.parse(ev.data) as { id?: number; result?: unknown };
+    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
+  });
+  let id = 0;
+  const call = (method: string, params: object = {}): Promise<unknown> =>
+    new Promise((resolve) => {
+      waiting.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call("HeapProfiler.enable");
+  await call("HeapProfiler.startSampling", {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  const seconds = Number(secs);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const { profile } = (await call("HeapProfiler.stopSampling")) as { profile: { head: SamplingNode } };
+  ws.close();
+  const bySite = new Map<string, number>();
+  let total = 0;
+  const walk = (n: SamplingNode): void => {
+    const f = n.callFrame;
+    const site = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\/(agent|node_modules)\//, "$1/")}:${f.lineNumber + 1}`;
+    bySite.set(site, (bySite.get(site) ?? 0) + n.selfSize);
+    total += n.selfSize;
+    for (const c of n.children ?? []) walk(c);
+  };
+  walk(profile.head);
+  const mb = (bytes: number): string => (bytes / 1048576).toFixed(1);
+  console.log(`allocated by the first agent over ${seconds} s: ${mb(total / seconds)} MB/s, by function:`);
+  for (const [site, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 25)) {
+    console.log(`  ${((bytes / total) * 100).toFixed(1).padStart(5)} %  ${site}`);
+  }
+}
+
 if (cmd === "snapshot") await snapshot(args[0]!, args[1] ?? "-");
 else if (cmd === "report") report(args[0]!, args[1]!, args[2]!);
 else if (cmd === "profile") await profile(args[0]!, args[1]!, args[2]!);
+else if (cmd === "allocations") await allocations(args[0]!, args[1]!);
 else {
-  console.error("usage: node dist/test/bench/put-cost.js snapshot|report|profile ...");
+  console.error("usage: node dist/test/bench/put-cost.js snapshot|report|profile|allocations ...");
   process.exit(2);
 }
