@@ -10,11 +10,11 @@ import type { Entry } from "../raft/types.js";
 export class TailCache {
   /**
    * The cached entries are `ents[head..]`, contiguous: `ents[head + i].index === first + i`. Entries
-   * that fall off the front leave `undefined` behind (nothing keeps them alive) and move `head`;
-   * the array is compacted once the dead prefix is as long as the live part, so a leader
-   * appending one entry per write does not shift the whole cache each time.
+   * that fall off the front only move `head`; the array is compacted once the dead prefix is as
+   * long as the live part, so a leader appending one entry per write does not shift the whole
+   * cache each time.
    */
-  private ents: (Entry | undefined)[] = [];
+  private ents: Entry[] = [];
   private head = 0;
   private bytes = 0;
 
@@ -48,7 +48,10 @@ export class TailCache {
       this.ents.push(e);
       this.bytes += e.data.byteLength;
     }
-    while (this.size > 1 && (this.size > this.maxEntries || this.bytes > this.maxBytes)) this.dropFirst();
+    while (this.size > 1 && (this.size > this.maxEntries || this.bytes > this.maxBytes)) {
+      this.bytes -= this.ents[this.head]!.data.byteLength;
+      this.head++;
+    }
     this.compact();
   }
 
@@ -57,7 +60,8 @@ export class TailCache {
     const first = this.first;
     if (first === undefined || index < first) return;
     const end = Math.min(this.ents.length, this.head + (index - first + 1));
-    while (this.head < end) this.dropFirst();
+    for (let i = this.head; i < end; i++) this.bytes -= this.ents[i]!.data.byteLength;
+    this.head = end;
     this.compact();
   }
 
@@ -77,12 +81,7 @@ export class TailCache {
   range(lo: number, hi: number): readonly Entry[] | null {
     const first = this.first;
     if (first === undefined || lo < first || hi > first + this.size) return null;
-    return this.ents.slice(this.head + lo - first, this.head + hi - first) as Entry[];
-  }
-
-  private dropFirst(): void {
-    this.bytes -= this.ents[this.head]!.data.byteLength;
-    this.ents[this.head++] = undefined;
+    return this.ents.slice(this.head + lo - first, this.head + hi - first);
   }
 
   private compact(): void {
