@@ -414,7 +414,7 @@ export class ClusterController {
       if (now - (this.joinAsked.get(m.id) ?? -Infinity) < this.askEveryMs) continue;
       this.joinAsked.set(m.id, now);
       const partitions: number[] = [];
-      for (let p = 0; p < (meta.ring()?.partitions ?? 0); p++)
+      for (let p = 0; p < (meta.partitions() ?? 0); p++)
         if (meta.replicas(p).includes(m.id)) partitions.push(p);
       this.opts.leaders.holdsAsVoter(m.id, partitions).then(
         (holds) => {

@@ -84,6 +84,7 @@ export class MetaView {
   private cachedRingVersion = "";
   private cachedRing: Ring | null = null;
   private cachedPlacement: Placement | null = null;
+  private partitionCount = 0;
 
   /** A founder knows the founding ring before the meta group has stored it. */
   foundingRing: Ring | null = null;
@@ -101,6 +102,16 @@ export class MetaView {
       this.cachedRingVersion = rec.version;
     }
     return this.cachedRing;
+  }
+
+  /**
+   * The cluster's partition count, or null before the ring is known. It is fixed when the cluster
+   * is created, so it is kept once known: request paths ask for it without reading and decoding
+   * the ring from the store each time.
+   */
+  partitions(): number | null {
+    if (this.partitionCount === 0) this.partitionCount = this.ring()?.partitions ?? 0;
+    return this.partitionCount === 0 ? null : this.partitionCount;
   }
 
   /** Whether the meta group has stored a ring (a founder may only hold the founding ring). */

@@ -236,7 +236,7 @@ export class Agent {
         ...observeRoutes({
           health: this.health,
           ring: () => this.meta.ring(),
-          sensors: new SensorReader(service, () => this.meta.ring()?.partitions ?? 0),
+          sensors: new SensorReader(service, () => this.meta.partitions() ?? 0),
           ui: new UiAssets(),
         }),
         routingRoute(() => routingTable(nodeId, this.host, this.meta)),

@@ -89,7 +89,6 @@ export class RaftKvService implements KvService {
   /** Eventual reads in flight per serving node and their latency: `least-loaded`'s default signal. */
   readonly readLoad = new LocalLoadTracker();
   private readonly balancer: Balancer;
-  private partitionCount = 0;
 
   constructor(private readonly deps: KvServiceDeps) {
     this.members = new Members(deps);
@@ -102,17 +101,10 @@ export class RaftKvService implements KvService {
 
   // ---- Routing ---------------------------------------------------------------------------
 
-  /**
-   * The cluster's partition count, fixed when the cluster was created: kept once known, so a
-   * request does not read and decode the ring from the store.
-   */
   private partitions(): number {
-    if (this.partitionCount === 0) {
-      const ring = this.deps.meta.ring();
-      if (!ring) throw new ServiceUnavailableError("this node does not know the ring yet", 1);
-      this.partitionCount = ring.partitions;
-    }
-    return this.partitionCount;
+    const count = this.deps.meta.partitions();
+    if (count === null) throw new ServiceUnavailableError("this node does not know the ring yet", 1);
+    return count;
   }
 
   private partitionOf(key: string): number {
