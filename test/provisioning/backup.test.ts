@@ -39,20 +39,6 @@ async function put(c: LocalCluster, key: string, value: Buffer): Promise<void> {
   assert.equal(status, 200, key);
 }
 
-async function everyNodeHealthy(c: LocalCluster): Promise<void> {
-  await c.waitFor("every node healthy", 60_000, async () => {
-    const answers = await Promise.all(
-      c.endpoints().map((api) =>
-        fetch(`${api}/healthz`, { signal: AbortSignal.timeout(1000) }).then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      ),
-    );
-    return answers.every(Boolean);
-  });
-}
-
 /** Every key and value in the cluster (strong scan, all pages). */
 async function dump(c: LocalCluster): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -89,7 +75,7 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
       LocalCluster.start({ nodes: 3 }),
       LocalCluster.start({ nodes: 3 }),
     ]);
-    await Promise.all([everyNodeHealthy(source), everyNodeHealthy(target)]);
+    await Promise.all([source.waitHealthy(), target.waitHealthy()]);
     for (let i = 0; i < KEYS; i++) {
       await put(source, keyOf(i), valueOf(i));
       expected.set(keyOf(i), valueOf(i).toString("base64"));

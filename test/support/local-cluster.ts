@@ -6,7 +6,7 @@
 import { waitFor } from "./wait.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -130,24 +130,49 @@ export class LocalCluster {
     return waitFor(what, timeoutMs, probe);
   }
 
-  /** Waits until every node answers `/healthz` with 200 (meta leader, ring and every partition led). */
+  /**
+   * Waits until every node answers `/healthz` with 200 (meta leader, ring and every partition led).
+   * On a timeout the error names each node's last answer and ends with the tail of the agents' log.
+   */
   async waitHealthy(timeoutMs = 60_000, among: string[] = [...this.nodes.keys()]): Promise<void> {
-    await this.waitFor(`${among.join(", ")} to be healthy`, timeoutMs, async () => {
-      const codes = await Promise.all(
-        among.map(async (id) => {
-          try {
-            const res = await fetch(`${this.nodes.get(id)!.api}/healthz`, {
-              signal: AbortSignal.timeout(2000),
-            });
-            await res.body?.cancel();
-            return res.status;
-          } catch {
-            return 0;
-          }
-        }),
-      );
-      return codes.every((c) => c === 200);
-    });
+    const last = new Map<string, string>();
+    await waitFor(
+      `${among.join(", ")} to be healthy`,
+      timeoutMs,
+      async () => {
+        const codes = await Promise.all(
+          among.map(async (id) => {
+            try {
+              const res = await fetch(`${this.nodes.get(id)!.api}/healthz`, {
+                signal: AbortSignal.timeout(2000),
+              });
+              last.set(id, `${res.status} ${(await res.text()).slice(0, 200)}`);
+              return res.status;
+            } catch (err) {
+              last.set(id, `no answer: ${(err as Error).message}`);
+              return 0;
+            }
+          }),
+        );
+        return codes.every((c) => c === 200);
+      },
+      {
+        everyMs: 100,
+        context: () =>
+          [...last].map(([id, answer]) => `  ${id}: ${answer}`).join("\n") +
+          `\n--- last lines of ${join(this.dir, "cluster-up.log")}:\n${this.logTail(4000)}`,
+      },
+    );
+  }
+
+  /** The end of the agents' shared log (cluster up's stderr), for failure messages. */
+  logTail(chars: number): string {
+    try {
+      const text = readFileSync(join(this.dir, "cluster-up.log"), "utf8");
+      return text.slice(-chars);
+    } catch (err) {
+      return `(no log: ${(err as Error).message})`;
+    }
   }
 
   /** The leader as seen by a majority of the live nodes given. */

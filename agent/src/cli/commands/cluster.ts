@@ -76,18 +76,24 @@ async function portsFor(n: number, base: number): Promise<{ api: number; peer: n
   return out;
 }
 
-/** Waits until the node answers /healthz with 200: the meta group and every partition it holds have a leader. */
-async function waitHealthy(api: string, signal: AbortSignal): Promise<void> {
+/**
+ * Waits until the node answers /healthz with 200: the meta group and every partition it holds have
+ * a leader. Returns null then, or the node's last answer when `signal` ends the wait first.
+ */
+async function waitHealthy(api: string, signal: AbortSignal): Promise<string | null> {
+  let last = "no answer yet";
   while (!signal.aborted) {
     try {
       const res = await fetch(`${api}/healthz`, { signal });
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      // Not up yet.
+      const text = await res.text();
+      if (res.ok) return null;
+      last = (/"reason":"([^"]*)"/.exec(text)?.[1] ?? `${res.status} ${text}`).slice(0, 200);
+    } catch (err) {
+      if (!signal.aborted) last = `no answer (${(err as Error).message})`;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  return last;
 }
 
 function tour(file: string, nodes: LocalClusterNode[]): string {
@@ -192,10 +198,14 @@ async function up(args: UpArgs): Promise<void> {
     });
   }
 
-  const timeout = setTimeout(() => stopAll.abort(), 30_000);
-  await Promise.all(nodes.map((n) => waitHealthy(n.api, stopAll.signal)));
-  clearTimeout(timeout);
+  // The health wait ends after 30 s: the cluster then runs on, with a warning naming what is missing.
+  const healthWait = AbortSignal.any([stopAll.signal, AbortSignal.timeout(30_000)]);
+  const unhealthy = await Promise.all(nodes.map((n) => waitHealthy(n.api, healthWait)));
   if (!stopping) {
+    for (const [i, reason] of unhealthy.entries()) {
+      if (reason !== null)
+        process.stderr.write(`warning: node ${ids[i]} is not healthy after 30 s: ${reason}\n`);
+    }
     if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
     else process.stdout.write(tour(file, nodes));
   }
