@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { KvCommandInput, KvResult } from "../kv/commands.js";
 import type { KvRecord } from "../node/ports.js";
-import type { ConfChange, ConfState, GroupId, NodeId, RaftStatus } from "../raft/index.js";
+import type { ConfChange, ConfState, GroupId, NodeId, ProgressStatus, RaftStatus } from "../raft/index.js";
 import { ClusterController, type ControllerHost, type LeaderQuestions } from "./controller.js";
 import {
   MEMBER_PREFIX,
@@ -312,33 +312,64 @@ describe("a joining member", () => {
   });
 });
 
+/** Makes n4 the leader of a partition it replicates where `preferred` says who the ring prefers. */
+function leadPartition(s: ReturnType<typeof setup>, preferred: (first: NodeId) => boolean) {
+  const p = [...Array(8).keys()].find(
+    (q) => s.meta.replicas(q).includes(SELF) && preferred(s.meta.replicas(q)[0]!),
+  )!;
+  assert.ok(p !== undefined);
+  const voters = [...s.meta.replicas(p)];
+  const progress = new Map<NodeId, ProgressStatus>(
+    voters.map((id) => [id, { match: 10, next: 11, state: "replicate", learner: false, recentActive: true }]),
+  );
+  const conf = { voters, learners: [] };
+  s.host.groupState.set(partitionGroup(p), {
+    role: "leader",
+    conf,
+    committed: conf,
+    contactAt: s.clock.now,
+    progress,
+  });
+  return { group: partitionGroup(p), voters, progress };
+}
+
+/** Records `members step-down` of `id` in the meta table, as the stepping-down board does. */
+function stepDown(s: ReturnType<typeof setup>, id: NodeId): void {
+  s.table.put(MEMBER_PREFIX + id, { ...s.table.member(id), leadershipPausedUntil: s.clock.now + 120_000 });
+}
+
 describe("ClusterController: leader balance", () => {
   it("holds a leadership that just arrived for one balance period before handing it to the preferred replica", async () => {
     const s = setup();
     // A partition n4 replicates but another board is preferred to lead: n4 has just become its leader.
-    const p = [...Array(8).keys()].find(
-      (q) => s.meta.replicas(q).includes(SELF) && s.meta.replicas(q)[0] !== SELF,
-    )!;
-    assert.ok(p !== undefined);
-    const voters = [...s.meta.replicas(p)];
-    const progress = new Map(
-      voters.map((id) => [
-        id,
-        { match: 10, next: 11, state: "replicate" as const, learner: false, recentActive: true },
-      ]),
-    );
-    const conf = { voters, learners: [] };
-    s.host.groupState.set(partitionGroup(p), {
-      role: "leader",
-      conf,
-      committed: conf,
-      contactAt: s.clock.now,
-      progress,
-    });
+    const { group, voters } = leadPartition(s, (first) => first !== SELF);
     await runFor(s, 4500);
     assert.deepEqual(s.host.transfers, [], "no hand-over within the balance period (5 s)");
     // The first round (at 0.5 s) saw the leadership arrive; more than 5 s later it moves on.
     await runFor(s, 1500);
-    assert.deepEqual(s.host.transfers, [{ group: partitionGroup(p), to: voters[0] }]);
+    assert.deepEqual(s.host.transfers, [{ group, to: voters[0] }]);
+  });
+
+  it("never hands leadership to a member that stepped down", async () => {
+    const s = setup();
+    const { voters } = leadPartition(s, (first) => first !== SELF);
+    stepDown(s, voters[0]!);
+    await runFor(s, 20_000);
+    assert.deepEqual(s.host.transfers, []);
+  });
+
+  it("a member that stepped down and still leads passes the group to a caught-up voter that did not", async () => {
+    const s = setup();
+    const { group, voters, progress } = leadPartition(s, () => true);
+    stepDown(s, SELF);
+    const others = voters.filter((id) => id !== SELF);
+    // The first other voter stepped down too, and the second is being sent a snapshot: neither is an heir.
+    stepDown(s, others[0]!);
+    progress.set(others[1]!, { ...progress.get(others[1]!)!, match: 0, state: "snapshot" });
+    await runFor(s, 2000);
+    assert.deepEqual(s.host.transfers, [], "no voter fit to lead: it keeps the group");
+    progress.set(others[1]!, { ...progress.get(others[1]!)!, match: 10, state: "replicate" });
+    await runFor(s, 500);
+    assert.deepEqual(s.host.transfers, [{ group, to: others[1] }], "at once, not after a balance period");
   });
 });

@@ -519,6 +519,16 @@ export class ClusterController {
       return;
     }
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
+    const now = this.now();
+    if (meta.leadershipPaused(nodeId, now)) {
+      // This member stepped down, yet leads (an election chose it, or a hand-over it took after
+      // a restart): it passes the group on to a caught-up voter that did not step down, if any.
+      const heir = voters.find(
+        (id) => id !== nodeId && !meta.leadershipPaused(id, now) && this.caughtUp(st, id),
+      );
+      if (heir) this.transfer(group, heir);
+      return;
+    }
     const preferred = target[0]!;
     const last = this.lastBalance.get(partition);
     if (last === undefined) {
@@ -529,7 +539,7 @@ export class ClusterController {
       return;
     }
     // A member that stepped down (a planned restart) is left without leadership for a while.
-    const paused = this.opts.meta.leadershipPaused(preferred);
+    const paused = meta.leadershipPaused(preferred, now);
     if (
       preferred !== nodeId &&
       !paused &&

@@ -175,6 +175,7 @@ export class Agent {
         onApply: (ms) => this.metrics.applyMs.observe(ms),
         onLeaderChange: (group) => this.metrics.onLeaderChange(group),
         onProposal: (group, outcome) => this.metrics.proposals.inc({ group: String(group), outcome }),
+        onDeclinedHandOver: () => this.metrics.declinedHandOvers.inc(),
       },
     });
     const electionMs = opts.tickMs * (opts.electionTicks ?? 10);

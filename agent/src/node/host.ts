@@ -73,6 +73,8 @@ export interface HostObserver {
   onApply?(ms: number, entries: number): void;
   onLeaderChange?(group: GroupId, leader: NodeId): void;
   onProposal?(group: GroupId, outcome: "ok" | "dropped" | "refused"): void;
+  /** A leader handed this node a group (`timeoutNow`) while it declines leadership. */
+  onDeclinedHandOver?(group: GroupId): void;
 }
 
 export interface HostOptions {
@@ -174,6 +176,8 @@ export class RaftHost {
   private readonly maxPending: number;
   /** Set when the ready loop failed on disk: the node must not go on as if nothing happened. */
   fatal: Error | null = null;
+  /** See `declineLeadership`: until then (ms since the epoch) hand-overs to this node are refused. */
+  private declineUntil = 0;
 
   readonly snapshots: { sender: SnapshotSender; receiver: SnapshotReceiver };
   private readonly snapshotEntries: number;
@@ -335,6 +339,14 @@ export class RaftHost {
         this.refused(r, m);
         continue;
       }
+      if (m.type === "timeoutNow" && this.decliningLeadership()) {
+        this.opts.logger.info("declined a leadership hand-over: this node stepped down", {
+          group: m.group,
+          from: m.from,
+        });
+        this.opts.observer?.onDeclinedHandOver?.(m.group);
+        continue;
+      }
       if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") r.lastLeaderContactMs = Date.now();
       r.raw.step(m);
     }
@@ -363,6 +375,21 @@ export class RaftHost {
   campaign(group: GroupId): void {
     this.replica(group).raw.campaign();
     this.kick();
+  }
+
+  /**
+   * Until `untilMs` (ms since the epoch), a leader's hand-over (`timeoutNow`) is dropped instead
+   * of campaigned on: this process stepped down before a restart. A hand-over already on its way
+   * when the other leaders learned of the step-down lands here and goes no further; its leader
+   * gives up the transfer after an election timeout and leads on. Elections are unaffected, so a
+   * group with no other candidate still gets this node as leader.
+   */
+  declineLeadership(untilMs: number): void {
+    this.declineUntil = untilMs;
+  }
+
+  decliningLeadership(now = Date.now()): boolean {
+    return now < this.declineUntil;
   }
 
   transferLeadership(group: GroupId, to: NodeId): void {

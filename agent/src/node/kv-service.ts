@@ -546,8 +546,11 @@ class Members implements MembershipService {
     // First ask the other leaders' balancers not to hand leadership back for a while (they read
     // this from the member table), then hand over what this node leads.
     const self = this.deps.meta.member(nodeId);
-    if (self)
-      await this.putMember({ ...self, leadershipPausedUntil: Date.now() + STEP_DOWN_PAUSE_MS }, signal);
+    const pausedUntil = Date.now() + STEP_DOWN_PAUSE_MS;
+    // Hand-overs other leaders started before they applied the pause are refused here; after a
+    // restart this node takes them again (the pause in the member table still holds the balancers).
+    host.declineLeadership(pausedUntil);
+    if (self) await this.putMember({ ...self, leadershipPausedUntil: pausedUntil }, signal);
     const before = leading();
     const transferred = host.transferAllLeadership((other) => this.deps.meta.leadershipPaused(other));
     const deadline = Date.now() + STEP_DOWN_WAIT_MS;
@@ -559,7 +562,7 @@ class Members implements MembershipService {
       ledBefore: before,
       transferred,
       stillLeading: leading(),
-      pausedUntil: new Date(Date.now() + STEP_DOWN_PAUSE_MS).toISOString(),
+      pausedUntil: new Date(pausedUntil).toISOString(),
     };
   }
 

@@ -13,6 +13,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly leaderChanges: Counter<"group">;
   readonly proposals: Counter<"group" | "outcome">;
+  readonly declinedHandOvers: Counter;
   readonly fsyncMs: Histogram;
   readonly applyMs: Histogram;
   readonly apiRequests: Counter<"route" | "status">;
@@ -63,6 +64,11 @@ export class AgentMetrics {
       name: "ringleader_raft_proposals_total",
       help: "Proposals by outcome",
       labelNames: ["group", "outcome"],
+      registers: r,
+    });
+    this.declinedHandOvers = new Counter({
+      name: "ringleader_raft_declined_hand_overs_total",
+      help: "Leadership hand-overs this node refused because it stepped down (members step-down)",
       registers: r,
     });
     this.fsyncMs = new Histogram({

@@ -150,6 +150,39 @@ describe("RaftHost: the ready loop over a durable store", () => {
     }
   });
 
+  it("a node that stepped down declines a hand-over, counted; the leader gives it up and leads on", async () => {
+    const declined: number[] = [];
+    const c = cluster(["a", "b", "c"], { observer: { onDeclinedHandOver: (g) => declined.push(g) } });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    const targetId = [...c.hosts.keys()].find((id) => id !== leaderId)!;
+    const target = c.hosts.get(targetId)!;
+    await until(
+      () => leader.status(1).progress.get(targetId)?.match === leader.status(1).lastIndex,
+      "catch-up",
+      tickAll,
+    );
+    target.declineLeadership(Date.now() + 60_000);
+    const term = leader.status(1).term;
+    leader.transferLeadership(1, targetId);
+    await until(() => declined.length > 0, "the hand-over to arrive", tickAll);
+    assert.deepEqual(declined, [1]);
+    // The transfer is abandoned after an election timeout; the leader takes writes again, same term.
+    assert.equal(leader.status(1).leadTransferee, targetId);
+    await until(() => leader.status(1).leadTransferee === "", "the transfer to be abandoned", tickAll);
+    const res = await leader.propose(1, { op: "put", key: "after", value: new Uint8Array([1]), cas: null });
+    assert.equal(res.ok, true);
+    assert.equal(leader.status(1).role, "leader");
+    assert.equal(leader.status(1).term, term, "no election happened");
+    assert.equal(target.status(1).role, "follower");
+    // Once it no longer declines, the same hand-over goes through.
+    target.declineLeadership(0);
+    leader.transferLeadership(1, targetId);
+    await until(() => target.status(1).role === "leader", `${targetId} to lead`, tickAll);
+    assert.equal(declined.length, 1);
+  });
+
   it("a strong read on an isolated node does not complete, and gives up when aborted", async () => {
     const c = cluster();
     const tickAll = () => c.hosts.forEach((h) => h.tick());
