@@ -12,13 +12,13 @@ import { lstat, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { freePorts } from "../../agent/src/cli/free-ports.js";
 import {
   ansiblePlaybook,
   buildRelease,
   changedTasks,
   clusterConfig,
   debootstrapRoot,
-  freePort,
   nodeTarball,
   recap,
   run,
@@ -69,8 +69,8 @@ describe(
         clusterConfig(files, "chroot"),
       ]);
       timings.push(`release, node tarball and config in ${Date.now() - t1} ms`);
-      apiPort = await freePort();
-      const peerPort = await freePort();
+      const [api, peerPort] = (await freePorts(2)) as [number, number];
+      apiPort = api;
       inventory = join(work, "inventory.yml");
       await writeFile(
         inventory,

@@ -193,20 +193,6 @@ export function waitFor<T>(
   return pollFor(what, timeoutMs, probe, { everyMs: 200 });
 }
 
-/** A free TCP port on loopback (the kernel's choice). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * An inventory (YAML text) whose hosts are a local cluster's agents, driven through the local
  * connection with the cluster's config and this checkout's CLI; `hostVars` and `vars` add lines.

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, rename, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { freePorts } from "../free-ports.js";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
@@ -43,16 +43,6 @@ export interface LocalClusterFile {
 
 const MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const addr = srv.address();
-  srv.close();
-  if (addr === null || typeof addr === "string") throw new Error("could not find a free port");
-  return addr.port;
-}
-
 async function loadOrCreateConfig(path: string): Promise<ClusterConfig> {
   try {
     return await readClusterConfig(path);
@@ -67,13 +57,9 @@ async function loadOrCreateConfig(path: string): Promise<ClusterConfig> {
 }
 
 async function portsFor(n: number, base: number): Promise<{ api: number; peer: number }[]> {
-  const out: { api: number; peer: number }[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(
-      base > 0 ? { api: base + i, peer: base + 100 + i } : { api: await freePort(), peer: await freePort() },
-    );
-  }
-  return out;
+  if (base > 0) return Array.from({ length: n }, (_, i) => ({ api: base + i, peer: base + 100 + i }));
+  const free = await freePorts(2 * n);
+  return Array.from({ length: n }, (_, i) => ({ api: free[2 * i]!, peer: free[2 * i + 1]! }));
 }
 
 /**
