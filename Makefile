@@ -25,8 +25,14 @@ build: setup ## Compile the TypeScript into dist/, and the web dashboard into di
 	npx tsc -p tsconfig.json
 	node dist/agent/src/observe/build-ui.js
 
+# No --test-force-exit: under it the runner drops a file's last results from the report and still
+# passes (nodejs/node#64833; here 4 runs in 20 of linearizability.test.js reported 33-39 of its 43
+# tests). A file that hangs on open handles is stopped by the time limit instead; it is the file
+# after the last one reported.
+NODE_TEST = timeout --kill-after=30s 45m node --test --test-reporter=spec --test-reporter-destination=stdout
+
 unit: build ## Run the unit and integration tests (node:test).
-	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist -name '*.test.js' | sort)
+	$(NODE_TEST) $$(find dist -name '*.test.js' | sort)
 
 sim: build ## Run the deterministic simulator: SIM_SEEDS one-group seeds, SIM_MULTI_SEEDS multi-Raft seeds.
 	$(BIN) sim --seeds $(SIM_SEEDS)
@@ -85,7 +91,7 @@ image: build ## Build a ready-to-flash image: make image BASE=raspios.img.xz [OU
 	$(BIN) image build --base "$(BASE)" --config "$(CONFIG)" --out "$(OUT)" $(IMAGE_FLAGS)
 
 image-test: build ## Run only the image tests (builder, arm64 bundle under qemu, flasher).
-	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist/images/test -name '*.test.js' | sort)
+	$(NODE_TEST) $$(find dist/images/test -name '*.test.js' | sort)
 
 flash: build ## Write OUT to a card and verify it: make flash OUT=shelf.img DEVICE=/dev/sdX
 	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE, e.g. /dev/sdX (see lsblk)" >&2; exit 2; }
@@ -101,7 +107,7 @@ provision-check: ## Check the Ansible project: ansible-playbook --syntax-check o
 	cd provisioning && ansible-lint --profile production
 
 provision-test: build ## Run only the provisioning tests (debootstrap root, rolling upgrade, backup); as root.
-	node --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout $$(find dist/test/provisioning -name '*.test.js' | sort)
+	$(NODE_TEST) $$(find dist/test/provisioning -name '*.test.js' | sort)
 
 release: build ## The agent for the Ansible role: make release ARCH=arm64 -> provisioning/files/ringleader-<version>-arm64.tar.gz
 	$(BIN) release --arch $(ARCH) --out provisioning/files
