@@ -48,14 +48,32 @@ function visible(line: string): number {
 describe("observing a real cluster", { timeout: 240_000 }, () => {
   let cluster: LocalCluster;
   let clusterFile = "";
+  const membersAtStart = new Map<string, string[]>();
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 3, tickMs: 50 });
+    // What each node's member table holds the moment `cluster up` says the cluster is up.
+    for (const [id, n] of cluster.nodes) {
+      const res = await fetch(`${n.api}/v1/members`, {
+        headers: { authorization: `Bearer ${cluster.token}` },
+      });
+      const body = (await res.json()) as { members: { id: string }[] };
+      membersAtStart.set(id, body.members.map((m) => m.id).sort());
+    }
     clusterFile = join(cluster.dir, "cluster.json");
     // Each test may run alone (--test-name-pattern); none should start on a cluster still forming.
     await cluster.waitHealthy();
   });
   after(async () => {
     await cluster?.stop();
+  });
+
+  it("cluster up answers once every node's member table lists every node", () => {
+    // Else `members step-down n2` right after start fails through n1 with "no member n2".
+    const all = ["n1", "n2", "n3"];
+    assert.deepEqual(
+      [...membersAtStart],
+      all.map((id) => [id, all]),
+    );
   });
 
   it("agents start with glibc's malloc arenas capped (AGENT_ENV in runtime-flags.ts)", async () => {

@@ -63,17 +63,34 @@ async function portsFor(n: number, base: number): Promise<{ api: number; peer: n
 }
 
 /**
- * Waits until the node answers /healthz with 200: the meta group and every partition it holds have
- * a leader. Returns null then, or the node's last answer when `signal` ends the wait first.
+ * Waits until the node is ready for the tour's commands: `/healthz` answers 200 (the meta group
+ * and every partition it holds have a leader) and its member table lists every node of this
+ * cluster (else `members step-down n2` through it says there is no n2). Returns null then, or
+ * what it last lacked when `signal` ends the wait first.
  */
-async function waitHealthy(api: string, signal: AbortSignal): Promise<string | null> {
+async function waitReady(
+  api: string,
+  token: string,
+  ids: readonly string[],
+  signal: AbortSignal,
+): Promise<string | null> {
   let last = "no answer yet";
   while (!signal.aborted) {
     try {
       const res = await fetch(`${api}/healthz`, { signal });
       const text = await res.text();
-      if (res.ok) return null;
-      last = (/"reason":"([^"]*)"/.exec(text)?.[1] ?? `${res.status} ${text}`).slice(0, 200);
+      if (res.ok) {
+        const members = await fetch(`${api}/v1/members`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal,
+        });
+        const body = (await members.json()) as { members?: { id: string }[] };
+        const missing = ids.filter((id) => !body.members?.some((m) => m.id === id));
+        if (missing.length === 0) return null;
+        last = `its member table lacks ${missing.join(", ")}`;
+      } else {
+        last = (/"reason":"([^"]*)"/.exec(text)?.[1] ?? `${res.status} ${text}`).slice(0, 200);
+      }
     } catch (err) {
       if (!signal.aborted) last = `no answer (${(err as Error).message})`;
     }
@@ -186,11 +203,11 @@ async function up(args: UpArgs): Promise<void> {
 
   // The health wait ends after 30 s: the cluster then runs on, with a warning naming what is missing.
   const healthWait = AbortSignal.any([stopAll.signal, AbortSignal.timeout(30_000)]);
-  const unhealthy = await Promise.all(nodes.map((n) => waitHealthy(n.api, healthWait)));
+  const unhealthy = await Promise.all(nodes.map((n) => waitReady(n.api, config.token, ids, healthWait)));
   if (!stopping) {
     for (const [i, reason] of unhealthy.entries()) {
       if (reason !== null)
-        process.stderr.write(`warning: node ${ids[i]} is not healthy after 30 s: ${reason}\n`);
+        process.stderr.write(`warning: node ${ids[i]} is not ready after 30 s: ${reason}\n`);
     }
     if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
     else process.stdout.write(tour(file, nodes));
