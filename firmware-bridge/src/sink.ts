@@ -24,6 +24,7 @@ import { OutboxFullError } from "./errors.js";
 import type { BridgeMetrics } from "./metrics.js";
 import type { Outbox, OutboxEntry, StoredEntry } from "./outbox.js";
 import { BurstLog } from "./burst-log.js";
+import { deadline } from "../../agent/src/node/deadline.js";
 
 /** The part of `RingleaderClient` the sink uses. */
 export interface KvWriter {
@@ -151,10 +152,7 @@ export class ReadingSink {
     if (this.outbox.depth > 0 || this.directInFlight >= this.options.maxDirectInFlight) return this.buffer(w);
     this.directInFlight++;
     try {
-      const signal = AbortSignal.any([
-        this.stopper.signal,
-        AbortSignal.timeout(this.options.directTimeoutMs),
-      ]);
+      const signal = deadline(this.options.directTimeoutMs, this.stopper.signal);
       const r = await this.writeInOrder(w, signal);
       this.metrics.readingsCommitted.inc({ path: "direct" });
       return { status: "committed", duplicate: r.duplicate, key: r.key };
@@ -244,7 +242,7 @@ export class ReadingSink {
 
   /** Forwards one batch; returns whether anything failed for a reason that may pass. */
   private async forwardRound(batch: StoredEntry[], stop: AbortSignal): Promise<boolean> {
-    const signal = AbortSignal.any([stop, AbortSignal.timeout(this.options.forwardTimeoutMs)]);
+    const signal = deadline(this.options.forwardTimeoutMs, stop);
     setMaxListeners(4 * batch.length + 16, signal);
     const results = await Promise.allSettled(batch.map((e) => this.writeInOrder(e.entry, signal)));
     const done: StoredEntry[] = [];

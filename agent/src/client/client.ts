@@ -28,6 +28,7 @@ import type { LoadSource } from "../balance/index.js";
 import { ClusterAgents } from "./agents.js";
 import { EndpointSelector, normalizeEndpoint, type Strategy } from "./endpoints.js";
 import { BadResponseError, ClientConfigError, EndpointsUnreachableError } from "./errors.js";
+import { deadline } from "../node/deadline.js";
 
 export {
   ApiError,
@@ -444,8 +445,7 @@ export class RingleaderClient {
     path: string,
     init: RequestInit,
   ): Promise<RawResponse> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const signal = init.signal ? deadline(this.timeoutMs, init.signal) : deadline(this.timeoutMs);
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (init.body) headers["content-type"] = "application/octet-stream";
     const res = await this.fetch(endpoint + path, {

@@ -21,6 +21,7 @@ import {
   type PartitionState,
   type WarningThresholds,
 } from "./warnings.js";
+import { deadline } from "../node/deadline.js";
 
 export interface MemberRef {
   readonly id: string;
@@ -195,7 +196,7 @@ export class HealthMonitor implements LoadSource {
     try {
       const res = await this.fetchImpl(new URL("/v1/health/local", m.api), {
         headers: { authorization: `Bearer ${this.opts.token}` },
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.opts.pullTimeoutMs ?? 3000)]),
+        signal: deadline(this.opts.pullTimeoutMs ?? 3000, this.abort.signal),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body: unknown = await res.json();
