@@ -319,8 +319,18 @@ export class Agent {
     this.meta.foundingRing = founding;
     this.host.addGroup(META_GROUP);
     for (const g of store.groupIds()) if (g !== META_GROUP && !this.host.hosts(g)) this.host.addGroup(g);
-    this.peerPort = (await this.transport.start()).port;
-    this.apiPort = (await this.api.start()).port;
+    try {
+      this.peerPort = (await this.transport.start()).port;
+    } catch (err) {
+      throw listenError(err, "peer", this.opts.peer, "--peer");
+    }
+    try {
+      this.apiPort = (await this.api.start()).port;
+    } catch (err) {
+      // Nothing of this node may stay up: a half-started agent would take part in Raft unseen.
+      await this.transport.stop();
+      throw listenError(err, "API", this.opts.api, "--api");
+    }
     this.ticker = setInterval(() => {
       this.host.tick();
       if (this.host.fatal && !this.fatalReported) {
@@ -499,4 +509,16 @@ export class Agent {
     this.forwarder.close();
     this.opts.logger.info("agent stopped", { node: this.opts.nodeId });
   }
+}
+
+/** A listener that could not start, said in the operator's terms when the address is taken. */
+function listenError(err: unknown, what: string, addr: PeerAddress, flag: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE")
+    return new Error(
+      `the ${what} address ${addr.host}:${addr.port} is already in use by another program; stop it or choose another with ${flag}`,
+    );
+  if (code === "EADDRNOTAVAIL")
+    return new Error(`the ${what} address ${addr.host}:${addr.port} is not an address of this machine (${flag})`);
+  return err instanceof Error ? err : new Error(String(err));
 }

@@ -14,6 +14,7 @@ import {
 import { UsageError } from "../errors.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { AGENT_NODE_FLAGS, agentEnv } from "../../node/runtime-flags.js";
+import { deadline } from "../../node/deadline.js";
 
 interface UpArgs {
   nodes: number;
@@ -89,7 +90,9 @@ async function waitReady(
         if (missing.length === 0) return null;
         last = `its member table lacks ${missing.join(", ")}`;
       } else {
-        last = (/"reason":"([^"]*)"/.exec(text)?.[1] ?? `${res.status} ${text}`).slice(0, 200);
+        last = (
+          /"reason":"([^"]*)"/.exec(text)?.[1] ?? `HTTP ${res.status}: ${text.replace(/\s+/g, " ")}`
+        ).slice(0, 160);
       }
     } catch (err) {
       if (!signal.aborted) last = `no answer (${(err as Error).message})`;
@@ -99,10 +102,12 @@ async function waitReady(
   return last;
 }
 
-function tour(file: string, nodes: LocalClusterNode[]): string {
+function tour(file: string, nodes: LocalClusterNode[], ready: boolean): string {
   const lines = [
     "",
-    "Local cluster is up:",
+    ready
+      ? "Local cluster is up:"
+      : "Local cluster is running, but not every node is ready (warnings above):",
     ...nodes.map((n) => `  ${n.id}  api ${n.api}  peer ${n.peer}  pid ${n.pid}`),
     "",
     "Try, in another terminal:",
@@ -194,27 +199,45 @@ async function up(args: UpArgs): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  let started = false;
+  let failure: string | null = null;
   for (const [i, c] of children.entries()) {
     c.on("exit", (code, signal) => {
-      if (!stopping)
+      if (stopping) return;
+      if (started) {
         process.stderr.write(`node ${ids[i]} exited (${signal ?? code}); it is not restarted.\n`);
+        return;
+      }
+      // A node that dies while the cluster starts (a port taken, a bad data folder) fails the
+      // whole command: its own error is right above.
+      failure = `node ${ids[i]} exited (${signal ?? code}) while the cluster was starting; its error is above`;
+      stop();
     });
   }
 
-  // The health wait ends after 30 s: the cluster then runs on, with a warning naming what is missing.
-  const healthWait = AbortSignal.any([stopAll.signal, AbortSignal.timeout(30_000)]);
-  const unhealthy = await Promise.all(nodes.map((n) => waitReady(n.api, config.token, ids, healthWait)));
+  // The wait ends after 30 s: the cluster then runs on, with a warning naming what is missing.
+  const readyWait = deadline(30_000, stopAll.signal);
+  const notReady = await Promise.all(nodes.map((n) => waitReady(n.api, config.token, ids, readyWait)));
+  started = true;
   if (!stopping) {
-    for (const [i, reason] of unhealthy.entries()) {
+    for (const [i, reason] of notReady.entries()) {
       if (reason !== null)
         process.stderr.write(`warning: node ${ids[i]} is not ready after 30 s: ${reason}\n`);
     }
     if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
-    else process.stdout.write(tour(file, nodes));
+    else
+      process.stdout.write(
+        tour(
+          file,
+          nodes,
+          notReady.every((r) => r === null),
+        ),
+      );
   }
   await Promise.all(
     children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined)),
   );
+  if (failure) throw new Error(failure);
 }
 
 export const clusterCommand: CommandModule<object, object> = {
