@@ -519,6 +519,8 @@ function listenError(err: unknown, what: string, addr: PeerAddress, flag: string
       `the ${what} address ${addr.host}:${addr.port} is already in use by another program; stop it or choose another with ${flag}`,
     );
   if (code === "EADDRNOTAVAIL")
-    return new Error(`the ${what} address ${addr.host}:${addr.port} is not an address of this machine (${flag})`);
+    return new Error(
+      `the ${what} address ${addr.host}:${addr.port} is not an address of this machine (${flag})`,
+    );
   return err instanceof Error ? err : new Error(String(err));
 }
