@@ -11,15 +11,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { freePorts } from "../../agent/src/cli/free-ports.js";
 import { runCli } from "../support/cli.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isAlive } from "../support/local-cluster.js";
 
 describe("cluster up", { timeout: 120_000 }, () => {
   it("fails, and stops every node, when one cannot start because its API port is taken", async () => {
@@ -44,7 +36,7 @@ describe("cluster up", { timeout: 120_000 }, () => {
         nodes: { pid: number }[];
       };
       assert.equal(file.nodes.length, 3);
-      for (const n of file.nodes) assert.equal(alive(n.pid), false, `node pid ${n.pid} still runs`);
+      for (const n of file.nodes) assert.equal(isAlive(n.pid), false, `node pid ${n.pid} still runs`);
     } finally {
       taken.close();
       await rm(dir, { recursive: true, force: true });

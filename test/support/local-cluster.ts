@@ -282,7 +282,8 @@ export class LocalCluster {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid still runs. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
