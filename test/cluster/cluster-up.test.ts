@@ -1,8 +1,11 @@
 /**
- * `ringleader cluster up` when a node cannot start: the command fails at once with the node's
- * own error and stops the others, instead of printing the tour over a cluster that never forms.
+ * `ringleader cluster up` (what `make run` runs) beyond the first start: run again on the same
+ * folder it brings the same cluster back with its data; when a node cannot start, the command
+ * fails at once with the node's own error and stops the others, instead of printing the tour over
+ * a cluster that never forms.
  */
 import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -11,9 +14,79 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { freePorts } from "../../agent/src/cli/free-ports.js";
 import { runCli } from "../support/cli.js";
-import { isAlive } from "../support/local-cluster.js";
+import { CLI, isAlive } from "../support/local-cluster.js";
 
-describe("cluster up", { timeout: 120_000 }, () => {
+interface Up {
+  readonly child: ChildProcess;
+  readonly nodes: { id: string; api: string; peer: string }[];
+  readonly token: string;
+  readonly stdout: string;
+}
+
+/** `cluster up --json` on `dir`, until it prints the cluster (it waits for every node to be ready). */
+async function up(dir: string): Promise<Up> {
+  const child = spawn(process.execPath, [CLI, "cluster", "up", "--dir", dir, "--json", "--tick-ms", "50"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (b: Buffer) => {
+      stdout += b.toString();
+      if (stdout.includes("\n")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`cluster up exited (${code}): ${stderr}`)));
+  });
+  const body = JSON.parse(stdout) as { nodes: Up["nodes"]; token: string };
+  return { child, nodes: body.nodes, token: body.token, stdout: stdout + stderr };
+}
+
+async function stop(u: Up): Promise<void> {
+  u.child.kill("SIGINT");
+  if (u.child.exitCode === null) await once(u.child, "exit");
+}
+
+describe("cluster up", { timeout: 180_000 }, () => {
+  it("run again on the same folder, brings the same cluster back, data and all", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ringleader-up-"));
+    try {
+      const first = await up(dir);
+      const put = await fetch(`${first.nodes[0]!.api}/v1/kv/greeting`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${first.token}` },
+        body: "hello",
+      });
+      assert.equal(put.status, 200);
+      await stop(first);
+      const again = await up(dir);
+      try {
+        // Ready means every partition led: the nodes found each other again.
+        assert.doesNotMatch(again.stdout, /not ready/);
+        assert.deepEqual(
+          again.nodes.map((n) => [n.id, n.api, n.peer]),
+          first.nodes.map((n) => [n.id, n.api, n.peer]),
+          "the same addresses as the last run",
+        );
+        const get = await fetch(`${again.nodes[1]!.api}/v1/kv/greeting`, {
+          headers: { authorization: `Bearer ${again.token}` },
+        });
+        assert.equal(get.status, 200);
+        assert.equal(await get.text(), "hello");
+      } finally {
+        await stop(again);
+      }
+      const other = await runCli(["cluster", "up", "--dir", dir, "--nodes", "5"]);
+      assert.equal(other.code, 2, other.stderr);
+      assert.match(
+        other.stderr,
+        /holds the data of a 3-node cluster \(n1, n2, n3\); start it again with --nodes 3/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("fails, and stops every node, when one cannot start because its API port is taken", async () => {
     const [base] = (await freePorts(1)) as [number];
     // Another program holds the first node's API port (--base-port gives n1 exactly that one).

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { freePorts } from "../free-ports.js";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,10 +58,39 @@ async function loadOrCreateConfig(path: string): Promise<ClusterConfig> {
   }
 }
 
-async function portsFor(n: number, base: number): Promise<{ api: number; peer: number }[]> {
+type Ports = { api: number; peer: number }[];
+
+/**
+ * The ports of the last run in `dir`, when it holds a cluster already: its nodes stored each
+ * other's addresses in the member table and look for each other there first, so a cluster
+ * started again on fresh ports would never find a leader.
+ */
+async function lastRunPorts(dir: string, ids: readonly string[]): Promise<Ports | null> {
+  let last: LocalClusterFile;
+  try {
+    last = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as LocalClusterFile;
+  } catch {
+    return null;
+  }
+  const ports = ids.map((id) => {
+    const n = last.nodes.find((x) => x.id === id);
+    return { api: Number(n ? new URL(n.api).port : NaN), peer: Number(n?.peer.split(":").pop()) };
+  });
+  return ports.every((p) => p.api > 0 && p.peer > 0) ? ports : null;
+}
+
+async function portsFor(dir: string, ids: readonly string[], base: number): Promise<Ports> {
+  const n = ids.length;
   if (base > 0) return Array.from({ length: n }, (_, i) => ({ api: base + i, peer: base + 100 + i }));
+  const last = await lastRunPorts(dir, ids);
+  if (last) return last;
   const free = await freePorts(2 * n);
   return Array.from({ length: n }, (_, i) => ({ api: free[2 * i]!, peer: free[2 * i + 1]! }));
+}
+
+/** The nodes whose data `dir` already holds (n1, n2, ...). */
+function existingNodes(dir: string): string[] {
+  return Array.from({ length: 9 }, (_, i) => `n${i + 1}`).filter((id) => existsSync(join(dir, id)));
 }
 
 /**
@@ -130,9 +160,17 @@ async function up(args: UpArgs): Promise<void> {
   const dir = resolve(args.dir);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, "ringleader.json");
+  const ids = Array.from({ length: args.nodes }, (_, i) => `n${i + 1}`);
+  const existing = existingNodes(dir);
+  if (existing.length > 0 && existing.join() !== ids.join()) {
+    throw new UsageError(
+      `${dir} holds the data of a ${existing.length}-node cluster (${existing.join(", ")}); ` +
+        `start it again with --nodes ${existing.length}, or give a new --dir`,
+    );
+  }
   const config = await loadOrCreateConfig(configPath);
-  const ports = await portsFor(args.nodes, args["base-port"]);
-  const ids = ports.map((_, i) => `n${i + 1}`);
+  const reused = args["base-port"] === 0 && existing.length > 0;
+  const ports = await portsFor(dir, ids, args["base-port"]);
   const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
   const children: ChildProcess[] = [];
   const nodes: LocalClusterNode[] = [];
@@ -210,7 +248,12 @@ async function up(args: UpArgs): Promise<void> {
       }
       // A node that dies while the cluster starts (a port taken, a bad data folder) fails the
       // whole command: its own error is right above.
-      failure = `node ${ids[i]} exited (${signal ?? code}) while the cluster was starting; its error is above`;
+      failure =
+        `node ${ids[i]} exited (${signal ?? code}) while the cluster was starting; its error is above` +
+        (reused
+          ? ". A cluster started again keeps the ports of its last run (its nodes look for each other " +
+            "there): free that port, or start a new cluster with another --dir"
+          : "");
       stop();
     });
   }
@@ -281,6 +324,14 @@ export const clusterCommand: CommandModule<object, object> = {
             .example(
               "$0 cluster up --nodes 3 --dir .data/cluster",
               "three agents with data under .data/cluster",
+            )
+            .example("$0 cluster up --base-port 7000", "APIs on 7000-7002, peers on 7100-7102")
+            .epilogue(
+              "It prints the endpoints once every node is ready: every partition has a leader and every " +
+                "node knows every member. A node that fails to start (a port in use, say) stops the others " +
+                "and the command exits 1 with that node's error. Not ready after 30 s: the cluster runs on " +
+                "and a warning names what each node still lacks. Run again with the same --dir to restart " +
+                "the same cluster with its data.",
             ),
         handler: up,
       })
