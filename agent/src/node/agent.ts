@@ -131,7 +131,9 @@ export class Agent {
       listen: opts.peer,
       secret: opts.config.secret,
       clusterName: opts.config.clusterName,
-      // The founders' list first, then the member table: addresses may change (DHCP).
+      // What mDNS sees now first, then the member table (a board re-registers when its address
+      // changes, DHCP), then --peers, then what --join taught. The member table beats --peers, so a
+      // local cluster started again keeps its ports (cluster up reuses them).
       resolve: (id) => {
         const found = opts.discovery?.peerAddress(id);
         if (found) return found;
