@@ -550,7 +550,12 @@ class Members implements MembershipService {
     // Hand-overs other leaders started before they applied the pause are refused here; after a
     // restart this node takes them again (the pause in the member table still holds the balancers).
     host.declineLeadership(pausedUntil);
-    if (self) await this.putMember({ ...self, leadershipPausedUntil: pausedUntil }, signal);
+    try {
+      if (self) await this.putMember({ ...self, leadershipPausedUntil: pausedUntil }, signal);
+    } catch (err) {
+      host.declineLeadership(0); // The step-down failed, and says so: nothing of it stays.
+      throw err;
+    }
     const before = leading();
     const transferred = host.transferAllLeadership((other) => this.deps.meta.leadershipPaused(other));
     const deadline = Date.now() + STEP_DOWN_WAIT_MS;
