@@ -15,6 +15,8 @@ import { parseHealthRecord, HealthRecordError, type HealthRecord } from "../../s
 import { throttleFromWord } from "../../src/health/throttle.js";
 import { loadScore } from "../../src/health/view.js";
 import { HELD_WARN_MS, partitionWarnings } from "../../src/health/warnings.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 const TOKEN = "monitor-test-token-0123";
 
@@ -49,9 +51,12 @@ class FakePeer {
   record: Omit<HealthRecord, "sentAt"> | null = null;
   clockOffsetMs = 0;
   answering = true;
+  /** Takes the request and never answers (a frozen board whose kernel still accepts). */
+  hanging = false;
   requests = 0;
   private readonly server = http.createServer((req, res) => {
     this.requests++;
+    if (this.hanging) return;
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end();
     if (!this.answering || !this.record) return void res.writeHead(503).end();
     res.writeHead(200, { "content-type": "application/json" });
@@ -80,7 +85,10 @@ describe("health monitor", () => {
     await p3.stop();
   });
 
-  function monitor(local: BoardHealth, opts: { now?: () => number; monotonic?: () => number } = {}) {
+  function monitor(
+    local: BoardHealth,
+    opts: { now?: () => number; monotonic?: () => number; pullTimeoutMs?: number } = {},
+  ) {
     const members: MemberRef[] = [
       { id: "n1", api: "http://127.0.0.1:1", state: "up" },
       { id: "n2", api: p2.url, state: "up" },
@@ -172,6 +180,36 @@ describe("health monitor", () => {
     assert.equal(m.loadOf("n3"), undefined);
     p3.answering = true;
     await m.stop();
+  });
+
+  it("gives up on a peer that takes the request and never answers, garbage collection or not", async () => {
+    p2.record = { v: 1, node: "n2", board: board(), leads: [] };
+    p3.record = { v: 1, node: "n3", board: board(), leads: [] };
+    p3.hanging = true;
+    const m = monitor(board(), { pullTimeoutMs: 200 });
+    try {
+      const round = m.round();
+      // A collection while the pull waits: AbortSignal.any([.., AbortSignal.timeout()]) loses its
+      // timeout to it, and the round, which every later round waits for, never ended.
+      await new Promise((r) => setImmediate(r));
+      setFlagsFromString("--expose-gc");
+      (runInNewContext("gc") as () => void)();
+      let guard: NodeJS.Timeout | undefined;
+      await Promise.race([
+        round,
+        new Promise(
+          (_, reject) => (guard = setTimeout(() => reject(new Error("the round never ended")), 5000)),
+        ),
+      ]);
+      clearTimeout(guard);
+      const n3 = m.view().nodes.find((n) => n.id === "n3")!;
+      assert.equal(n3.reachable, false);
+      assert.match(n3.error ?? "", /timeout|aborted/i);
+      assert.equal(m.view().nodes.find((n) => n.id === "n2")!.reachable, true);
+    } finally {
+      p3.hanging = false;
+      await m.stop();
+    }
   });
 
   it("warns about throttling and heat from a peer's flags", async () => {
