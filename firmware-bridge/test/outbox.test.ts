@@ -13,6 +13,7 @@ import { BridgeMetrics } from "../src/metrics.js";
 import { Outbox, outboxMapBytes, type OutboxEntry } from "../src/outbox.js";
 import { DEFAULT_SINK_OPTIONS, ReadingSink, writeIdempotent } from "../src/sink.js";
 import { epochOf, shouldAnchor, timestampText, type Anchor } from "../src/time-map.js";
+import { collectGarbage, within } from "../../test/support/gc.js";
 import { FakeCluster, tempDir, testLogger, until } from "./support.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -31,7 +32,10 @@ function entry(seq: number, device = "shed"): OutboxEntry {
   };
 }
 
-function setup(limits = { maxEntries: 10_000, maxBytes: 1 << 22 }) {
+function setup(
+  limits = { maxEntries: 10_000, maxBytes: 1 << 22 },
+  timeouts: Partial<typeof DEFAULT_SINK_OPTIONS> = {},
+) {
   const tmp = tempDir("rl-outbox-");
   const outbox = Outbox.open({ dir: tmp.dir, limits });
   const cluster = new FakeCluster();
@@ -54,6 +58,7 @@ function setup(limits = { maxEntries: 10_000, maxBytes: 1 << 22 }) {
     forwardBatch: 8,
     retryBaseMs: 5,
     retryMaxMs: 20,
+    ...timeouts,
   });
   cleanups.push(() => tmp.remove());
   cleanups.push(() => outbox.close());
@@ -88,6 +93,22 @@ describe("outbox and sink", () => {
       duplicate: false,
       key: entry(51).key,
     });
+  });
+
+  it("gives up on writes the cluster takes and never answers, garbage collection or not", async () => {
+    const { outbox, cluster, sink } = setup(undefined, { directTimeoutMs: 100, forwardTimeoutMs: 100 });
+    sink.start();
+    cluster.hanging = true;
+    const outcome = sink.submit(entry(1));
+    // A collection while the write waits: AbortSignal.any([.., AbortSignal.timeout()]) loses its
+    // timeout to it, so the reading's answer, and the forwarder's round after it, never came.
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    assert.equal((await within("the direct write", 5000, outcome)).status, "buffered");
+    collectGarbage();
+    cluster.hanging = false;
+    await until("the outbox to drain", () => outbox.depth === 0);
+    assert.deepEqual([...cluster.data.keys()], [entry(1).key]);
   });
 
   it("turns a write that committed but reported a failure into one key, not two", async () => {

@@ -20,12 +20,21 @@ export class FakeCluster implements KvWriter {
   puts = 0;
   /** How long a put of `value` takes to reach the cluster (ms); 0 when unset. */
   delayOf: ((value: string) => number) | null = null;
+  /** Puts are taken and never answered; they end only when their signal aborts (as fetch does). */
+  hanging = false;
 
   async put(
     key: string,
     value: string,
     opts: { cas?: string; signal?: AbortSignal },
   ): Promise<{ version: string }> {
+    if (this.hanging) {
+      const signal = opts.signal;
+      await new Promise<never>((_, reject) => {
+        if (!signal) return;
+        signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
+      });
+    }
     const delay = this.delayOf?.(value) ?? 0;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     return this.putNow(key, value, opts);

@@ -15,8 +15,7 @@ import { parseHealthRecord, HealthRecordError, type HealthRecord } from "../../s
 import { throttleFromWord } from "../../src/health/throttle.js";
 import { loadScore } from "../../src/health/view.js";
 import { HELD_WARN_MS, partitionWarnings } from "../../src/health/warnings.js";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { collectGarbage, within } from "../../../test/support/gc.js";
 
 const TOKEN = "monitor-test-token-0123";
 
@@ -192,16 +191,8 @@ describe("health monitor", () => {
       // A collection while the pull waits: AbortSignal.any([.., AbortSignal.timeout()]) loses its
       // timeout to it, and the round, which every later round waits for, never ended.
       await new Promise((r) => setImmediate(r));
-      setFlagsFromString("--expose-gc");
-      (runInNewContext("gc") as () => void)();
-      let guard: NodeJS.Timeout | undefined;
-      await Promise.race([
-        round,
-        new Promise(
-          (_, reject) => (guard = setTimeout(() => reject(new Error("the round never ended")), 5000)),
-        ),
-      ]);
-      clearTimeout(guard);
+      collectGarbage();
+      await within("the round", 5000, round);
       const n3 = m.view().nodes.find((n) => n.id === "n3")!;
       assert.equal(n3.reachable, false);
       assert.match(n3.error ?? "", /timeout|aborted/i);

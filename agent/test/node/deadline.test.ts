@@ -1,28 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { deadline } from "../../src/node/deadline.js";
+import { collectGarbage, within } from "../../../test/support/gc.js";
 
-/** A full garbage collection, as any busy agent runs many. */
-function collectGarbage(): void {
-  setFlagsFromString("--expose-gc");
-  (runInNewContext("gc") as () => void)();
-}
-
-/** The signal's reason once it aborts; fails after 5 s (a ref'd timer: timeout signals' are not). */
+/** The signal's reason once it aborts; fails after 5 s. */
 function aborted(signal: AbortSignal): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const guard = setTimeout(() => reject(new Error("the signal never aborted")), 5000);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(guard);
-        resolve(signal.reason);
-      },
-      { once: true },
-    );
-  });
+  return within(
+    "the signal",
+    5000,
+    new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason), { once: true })),
+  );
 }
 
 describe("deadline", () => {
