@@ -32,6 +32,7 @@ export class FakeCluster implements KvWriter {
       const signal = opts.signal;
       await new Promise<never>((_, reject) => {
         if (!signal) return;
+        if (signal.aborted) return reject(signal.reason as Error);
         signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
       });
     }
