@@ -194,10 +194,13 @@ export class ClusterController {
       const meta = this.opts.host.status(META_GROUP);
       if (meta.leader !== "") await this.registerSelf();
       if (meta.role === "leader") await this.metaDuties(meta);
+      const now = this.now();
+      // Read once a round, not once per led partition: it is a store read and a JSON parse.
+      const selfPaused = this.opts.meta.leadershipPaused(this.opts.nodeId, now);
       for (const g of this.opts.host.groups()) {
         if (g === META_GROUP) continue;
         const st = this.opts.host.status(g);
-        if (st.role === "leader") this.partitionDuties(g, st);
+        if (st.role === "leader") this.partitionDuties(g, st, now, selfPaused);
         else this.lastBalance.delete(groupPartition(g));
       }
     } catch (err) {
@@ -493,7 +496,7 @@ export class ClusterController {
     return pr.match + CAUGHT_UP_LAG >= st.commit;
   }
 
-  private partitionDuties(group: number, st: RaftStatus): void {
+  private partitionDuties(group: number, st: RaftStatus, now: number, selfPaused: boolean): void {
     const { nodeId, meta } = this.opts;
     const partition = groupPartition(group);
     const target = meta.replicas(partition);
@@ -519,8 +522,7 @@ export class ClusterController {
       return;
     }
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
-    const now = this.now();
-    if (meta.leadershipPaused(nodeId, now)) {
+    if (selfPaused) {
       // This member stepped down, yet leads (an election chose it, or a hand-over it took after
       // a restart): it passes the group on to a caught-up voter that did not step down, if any.
       const heir = voters.find(
@@ -535,18 +537,13 @@ export class ClusterController {
       // Leadership just came here, by an election or a hand-over. It stays for one balance
       // period: a board that stepped down handed it over right after committing its pause, and
       // this node's meta replica may not have applied that pause yet.
-      this.lastBalance.set(partition, this.now());
+      this.lastBalance.set(partition, now);
       return;
     }
     // A member that stepped down (a planned restart) is left without leadership for a while.
     const paused = meta.leadershipPaused(preferred, now);
-    if (
-      preferred !== nodeId &&
-      !paused &&
-      this.caughtUp(st, preferred) &&
-      this.now() - last > this.balanceEveryMs
-    ) {
-      this.lastBalance.set(partition, this.now());
+    if (preferred !== nodeId && !paused && this.caughtUp(st, preferred) && now - last > this.balanceEveryMs) {
+      this.lastBalance.set(partition, now);
       this.transfer(group, preferred);
     }
   }

@@ -79,13 +79,25 @@ async function lastRunPorts(dir: string, ids: readonly string[]): Promise<Ports 
   return ports.every((p) => p.api > 0 && p.peer > 0) ? ports : null;
 }
 
-async function portsFor(dir: string, ids: readonly string[], base: number): Promise<Ports> {
+/** The nodes' ports, and whether they are the last run's (`lastRunPorts`). */
+async function portsFor(
+  dir: string,
+  ids: readonly string[],
+  base: number,
+): Promise<{ ports: Ports; reused: boolean }> {
   const n = ids.length;
-  if (base > 0) return Array.from({ length: n }, (_, i) => ({ api: base + i, peer: base + 100 + i }));
+  if (base > 0)
+    return {
+      ports: Array.from({ length: n }, (_, i) => ({ api: base + i, peer: base + 100 + i })),
+      reused: false,
+    };
   const last = await lastRunPorts(dir, ids);
-  if (last) return last;
+  if (last) return { ports: last, reused: true };
   const free = await freePorts(2 * n);
-  return Array.from({ length: n }, (_, i) => ({ api: free[2 * i]!, peer: free[2 * i + 1]! }));
+  return {
+    ports: Array.from({ length: n }, (_, i) => ({ api: free[2 * i]!, peer: free[2 * i + 1]! })),
+    reused: false,
+  };
 }
 
 /** The nodes whose data `dir` already holds (n1, n2, ...). */
@@ -169,8 +181,7 @@ async function up(args: UpArgs): Promise<void> {
     );
   }
   const config = await loadOrCreateConfig(configPath);
-  const reused = args["base-port"] === 0 && existing.length > 0;
-  const ports = await portsFor(dir, ids, args["base-port"]);
+  const { ports, reused } = await portsFor(dir, ids, args["base-port"]);
   const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
   const children: ChildProcess[] = [];
   const nodes: LocalClusterNode[] = [];
