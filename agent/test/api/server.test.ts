@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import http from "node:http";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ServiceUnavailableError } from "../../src/api/errors.js";
+import { KEEP_ALIVE_TIMEOUT_MS } from "../../src/api/server.js";
 import { eventWithin, startTestServer, TEST_TOKEN, type TestServer } from "./fake-service.js";
 
 const auth = { authorization: `Bearer ${TEST_TOKEN}` };
@@ -360,6 +363,35 @@ describe("api server: unavailability and timeouts", () => {
       assert.doesNotMatch(body.error.message, /secret/);
     } finally {
       t.service.failWith = null;
+    }
+  });
+
+  it("keeps an idle kept-alive connection open past Node's default, and says how long", async () => {
+    const server = await startTestServer();
+    const socket = net.connect(Number(new URL(server.url).port), "127.0.0.1");
+    const closed = new Promise<string>((resolve) => socket.once("close", () => resolve("closed")));
+    try {
+      let received = "";
+      socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+      const answered = async (n: number): Promise<void> => {
+        while ((received.match(/HTTP\/1\.1 200 /g) ?? []).length < n)
+          assert.notEqual(await Promise.race([once(socket, "data"), closed]), "closed", "the server closed");
+      };
+      const ask = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+      socket.write(ask);
+      await answered(1);
+      const hint = /^keep-alive: timeout=(\d+)/im.exec(received);
+      assert.ok(hint, `the answer announces its keep-alive timeout:\n${received}`);
+      assert.equal(Number(hint[1]) * 1000, KEEP_ALIVE_TIMEOUT_MS);
+      // The idle time is what is under test: a client's pool keeps connections idle this long.
+      // Node's default closes them after 6 s (5 s announced, plus a second of grace).
+      const idle = new Promise<string>((resolve) => setTimeout(() => resolve("idle"), 7000));
+      assert.equal(await Promise.race([closed, idle]), "idle", "the server closed the idle connection");
+      socket.write(ask);
+      await answered(2);
+    } finally {
+      socket.destroy();
+      await server.stop();
     }
   });
 
