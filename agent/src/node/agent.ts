@@ -505,7 +505,7 @@ export class Agent {
       }
     }
     if (this.ticker) clearInterval(this.ticker);
-    this.host.stop();
+    await this.host.stop();
     await this.api.stop();
     await this.transport.stop();
     this.forwarder.close();

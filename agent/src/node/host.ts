@@ -164,6 +164,8 @@ export class RaftHost {
   private readonly replicas = new Map<GroupId, Replica>();
   private loopRunning = false;
   private loopAgain = false;
+  /** Called when the ready loop next goes idle (`stop` waits for the turn in flight). */
+  private loopIdle: (() => void)[] = [];
   private stopped = false;
   private requestSeq = 0;
   /**
@@ -327,6 +329,7 @@ export class RaftHost {
 
   /** Delivers messages from a peer. Messages for groups not hosted here are dropped. */
   receive(msgs: readonly Message[]): void {
+    if (this.stopped) return;
     for (const m of msgs) {
       if (isStreamMessage(m)) {
         if (m.type === "snap") this.snapshots.receiver.onChunk(m);
@@ -428,6 +431,7 @@ export class RaftHost {
     const r = this.replica(group);
     this.checkUsable(r);
     await this.waitForStableLeader(r, signal);
+    this.checkUsable(r); // The node may have stopped meanwhile; nothing would answer this write.
     const id = this.nextRequestId();
     const full: KvCommand = { ...cmd, id };
     return new Promise<KvResult>((resolve, reject) => {
@@ -463,6 +467,7 @@ export class RaftHost {
     const r = this.replica(group);
     this.checkUsable(r);
     await this.waitForStableLeader(r, signal);
+    this.checkUsable(r);
     const ctx = this.nextRequestId();
     const index = await new Promise<number>((resolve, reject) => {
       const cleanup = onAbort(signal, () => {
@@ -538,18 +543,19 @@ export class RaftHost {
 
   private async loop(): Promise<void> {
     try {
-      do {
+      while (!this.stopped) {
         this.loopAgain = false;
         const batch: { r: Replica; rd: Ready }[] = [];
         for (const r of this.replicas.values()) if (r.raw.hasReady()) batch.push({ r, rd: r.raw.ready() });
         if (batch.length === 0) break;
         await this.handleBatch(batch);
-      } while (!this.stopped);
+      }
     } catch (err) {
       this.fail(err as Error);
     } finally {
       this.loopRunning = false;
       if (this.loopAgain && !this.stopped && !this.fatal) this.kick();
+      else for (const idle of this.loopIdle.splice(0)) idle();
     }
   }
 
@@ -619,7 +625,9 @@ export class RaftHost {
   ): void {
     this.applyChain = this.applyChain
       .then(async () => {
-        if (this.fatal) return;
+        // Once stopped, the store may be closing: what is not applied yet is replayed from the
+        // log at the next start, as after a crash.
+        if (this.fatal || this.stopped) return;
         for (const { r, index } of installed) {
           r.applied = Math.max(r.applied, index);
           r.snapshotIndex = Math.max(r.snapshotIndex, index);
@@ -629,6 +637,7 @@ export class RaftHost {
         for (const { r } of installed) touched.add(r);
         for (const { r } of applies) touched.add(r);
         for (const r of touched) this.releaseAppliedWaiters(r);
+        if (this.stopped) return;
         const snapshots: Promise<void>[] = [];
         for (const { r } of applies) snapshots.push(this.maybeSnapshot(r));
         await Promise.all(snapshots);
@@ -770,11 +779,17 @@ export class RaftHost {
     return n;
   }
 
-  stop(): void {
+  /**
+   * Stops taking work and answers every waiting request. Resolves once the ready loop's turn in
+   * flight has saved what it started, so the store can close after it; no store work begins after
+   * this is called (applies left undone replay from the log at the next start).
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
     this.snapshots.sender.stop();
     this.snapshots.receiver.stop();
     for (const r of this.replicas.values()) r.failAll(new UnavailableError("this node is shutting down"));
+    if (this.loopRunning) await new Promise<void>((resolve) => this.loopIdle.push(resolve));
   }
 }
 

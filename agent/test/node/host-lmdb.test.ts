@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RaftHost } from "../../src/node/host.js";
+import { RaftHost, type HostLogger } from "../../src/node/host.js";
 import { LmdbDurableStore } from "../../src/node/lmdb-adapter.js";
 import type { Message } from "../../src/raft/index.js";
 import { NodeStore } from "../../src/storage/index.js";
@@ -22,7 +22,7 @@ async function until(cond: () => boolean, what: string, ticks: () => void, ms = 
 }
 
 /** Three hosts over real LMDB stores, wired in-process, with applies held back for a minute. */
-async function lmdbCluster(extra: { eagerApplyGroups?: number[] } = {}) {
+async function lmdbCluster(extra: { eagerApplyGroups?: number[]; logger?: HostLogger } = {}) {
   const ids = ["a", "b", "c"];
   const dirs: string[] = [];
   const nodes: NodeStore[] = [];
@@ -104,6 +104,33 @@ describe("RaftHost over LMDB: lazy applies", () => {
         () => {},
         10_000,
       );
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe("RaftHost over LMDB: stopping", () => {
+  it("starts no store work once stopped, so the store closes without a storage failure", async () => {
+    const errors: string[] = [];
+    const logger = {
+      ...quiet,
+      error: (msg: string, f?: object) => errors.push(`${msg} ${JSON.stringify(f)}`),
+    };
+    const c = await lmdbCluster({ logger });
+    try {
+      // The write schedules a turn of the ready loop; the agent stops the host, then closes the
+      // store, before that turn runs.
+      const outcome = c.put("k", 1).then(
+        () => "written",
+        (err: Error) => err.message,
+      );
+      await c.leader.stop();
+      await c.node.close();
+      assert.match(await outcome, /shutting down/, "the writer is answered, not left waiting");
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(errors, [], "nothing reached the closed store");
+      assert.equal(c.leader.fatal, null);
     } finally {
       await c.close();
     }
