@@ -119,6 +119,7 @@ export class Outbox {
   /** Each device's newest boot: the one whose anchors were saved last. */
   private readonly newestBoot = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
+  private readonly emptyWaiters = new Set<() => void>();
 
   private constructor(
     private readonly root: RootDatabase,
@@ -255,6 +256,7 @@ export class Outbox {
       this.committedBytes -= e.bytes;
       this.track(e.entry, -1);
     }
+    if (this.depth === 0) for (const w of [...this.emptyWaiters]) w();
     // The anchors of an old boot go once its last reading has left.
     const stale = [...new Set(entries.map((e) => e.entry.device))].flatMap((d) => this.prunableAnchors(d));
     if (stale.length === 0) return;
@@ -277,6 +279,21 @@ export class Outbox {
         resolve();
       };
       this.waiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Resolves with true once the outbox holds nothing (at once if so), or with false when `signal` fires first. */
+  waitForEmpty(signal: AbortSignal): Promise<boolean> {
+    if (this.depth === 0) return Promise.resolve(true);
+    if (signal.aborted || this.closed) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = () => {
+        this.emptyWaiters.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve(this.depth === 0);
+      };
+      this.emptyWaiters.add(done);
       signal.addEventListener("abort", done, { once: true });
     });
   }
@@ -320,6 +337,7 @@ export class Outbox {
     this.closed = true;
     while (this.pending.length > 0 || this.running) await (this.running ?? this.flush());
     for (const w of [...this.waiters]) w();
+    for (const w of [...this.emptyWaiters]) w();
     await this.root.close();
   }
 

@@ -121,6 +121,8 @@ export class ReadingSink {
   private readonly keyTails = new Map<string, Promise<unknown>>();
   private readonly stopper = new AbortController();
   private forwarder: Promise<void> | null = null;
+  /** Whether the forwarder's last round got everything it sent committed. */
+  private forwarding = false;
   private readonly forwardLog: BurstLog;
   private readonly directLog: BurstLog;
   /** Called for every reading the forwarder got committed (tests and the CLI's --verbose use it). */
@@ -147,12 +149,21 @@ export class ReadingSink {
   async submit(w: OutboxEntry): Promise<WriteOutcome> {
     // A resend of a reading that waits in the outbox: it is buffered already.
     if (this.outbox.has(w.device, w.boot, w.seq)) return { status: "buffered" };
+    const signal = deadline(this.options.directTimeoutMs, this.stopper.signal);
     // While anything waits in the outbox, new readings queue behind it, so they reach the
-    // cluster in the order they came.
-    if (this.outbox.depth > 0 || this.directInFlight >= this.options.maxDirectInFlight) return this.buffer(w);
+    // cluster in the order they came. Once the forwarder is taking the cluster's answers again and
+    // one round would empty the outbox, a reading waits for that (within its own time budget)
+    // rather than join the outbox: a board that samples faster than a round takes would otherwise
+    // keep the outbox from ever emptying, and every reading would pay a synced outbox write and a
+    // round's delay for good.
+    if (this.outbox.depth > 0 && this.forwarding && this.outbox.depth <= this.options.forwardBatch) {
+      await this.outbox.waitForEmpty(signal);
+    }
+    if (this.outbox.depth > 0 || signal.aborted || this.directInFlight >= this.options.maxDirectInFlight) {
+      return this.buffer(w);
+    }
     this.directInFlight++;
     try {
-      const signal = deadline(this.options.directTimeoutMs, this.stopper.signal);
       const r = await this.writeInOrder(w, signal);
       this.metrics.readingsCommitted.inc({ path: "direct" });
       return { status: "committed", duplicate: r.duplicate, key: r.key };
@@ -229,6 +240,7 @@ export class ReadingSink {
         continue;
       }
       const failed = await this.forwardRound(batch, stop);
+      this.forwarding = !failed;
       if (failed) {
         this.metrics.forwardFailures.inc();
         await pause(backoffMs, stop);

@@ -11,7 +11,7 @@ import { open } from "lmdb";
 import { OutboxFullError } from "../src/errors.js";
 import { BridgeMetrics } from "../src/metrics.js";
 import { Outbox, outboxMapBytes, type OutboxEntry } from "../src/outbox.js";
-import { DEFAULT_SINK_OPTIONS, ReadingSink, writeIdempotent } from "../src/sink.js";
+import { DEFAULT_SINK_OPTIONS, ReadingSink, writeIdempotent, type WriteOutcome } from "../src/sink.js";
 import { epochOf, shouldAnchor, timestampText, type Anchor } from "../src/time-map.js";
 import { collectGarbage, within } from "../../test/support/gc.js";
 import { FakeCluster, tempDir, testLogger, until } from "./support.js";
@@ -93,6 +93,38 @@ describe("outbox and sink", () => {
       duplicate: false,
       key: entry(51).key,
     });
+  });
+
+  it("empties the outbox after an outage while a board samples faster than a forward round", async () => {
+    const { outbox, cluster, sink } = setup();
+    sink.start();
+    cluster.down = true;
+    const before = await Promise.all(Array.from({ length: 20 }, (_, i) => sink.submit(entry(i))));
+    assert.ok(before.every((o) => o.status === "buffered"));
+    // The cluster is back, slower than the board: a write takes 30 ms, a reading comes every 5 ms.
+    cluster.down = false;
+    cluster.delayOf = () => 30;
+    const outcomes: Promise<WriteOutcome>[] = [];
+    for (let seq = 20; seq < 220; seq++) {
+      outcomes.push(sink.submit(entry(seq)));
+      await new Promise((r) => setTimeout(r, 5)); // the board's sampling interval
+    }
+    const after = await Promise.all(outcomes);
+    const direct = after.flatMap((o, i) => (o.status === "committed" ? [20 + i] : []));
+    assert.ok(
+      after.slice(-50).every((o) => o.status === "committed"),
+      `the last 50 readings went straight to the cluster (direct: ${direct.length} of 200)`,
+    );
+    await until("the outbox to drain", () => outbox.depth === 0);
+    assert.equal(cluster.data.size, 220);
+    // Nothing direct overtook a reading that waited in the outbox.
+    const position = new Map([...cluster.data.keys()].map((k, i) => [k, i]));
+    const firstDirect = Math.min(...direct.map((seq) => position.get(entry(seq).key)!));
+    for (let seq = 0; seq < direct[0]!; seq++)
+      assert.ok(
+        position.get(entry(seq).key)! < firstDirect,
+        `reading ${seq} was written before the direct ones`,
+      );
   });
 
   it("gives up on writes the cluster takes and never answers, garbage collection or not", async () => {
