@@ -149,21 +149,22 @@ export class ReadingSink {
   async submit(w: OutboxEntry): Promise<WriteOutcome> {
     // A resend of a reading that waits in the outbox: it is buffered already.
     if (this.outbox.has(w.device, w.boot, w.seq)) return { status: "buffered" };
-    const signal = deadline(this.options.directTimeoutMs, this.stopper.signal);
+    if (this.directInFlight >= this.options.maxDirectInFlight) return this.buffer(w);
     // While anything waits in the outbox, new readings queue behind it, so they reach the
     // cluster in the order they came. Once the forwarder is taking the cluster's answers again and
     // one round would empty the outbox, a reading waits for that (within its own time budget)
     // rather than join the outbox: a board that samples faster than a round takes would otherwise
     // keep the outbox from ever emptying, and every reading would pay a synced outbox write and a
     // round's delay for good.
-    if (this.outbox.depth > 0 && this.forwarding && this.outbox.depth <= this.options.forwardBatch) {
-      await this.outbox.waitForEmpty(signal);
-    }
-    if (this.outbox.depth > 0 || signal.aborted || this.directInFlight >= this.options.maxDirectInFlight) {
-      return this.buffer(w);
-    }
+    const catchingUp =
+      this.outbox.depth > 0 && this.forwarding && this.outbox.depth <= this.options.forwardBatch;
+    if (this.outbox.depth > 0 && !catchingUp) return this.buffer(w);
     this.directInFlight++;
     try {
+      const signal = deadline(this.options.directTimeoutMs, this.stopper.signal);
+      if (catchingUp) await this.outbox.waitForEmpty(signal);
+      if (this.stopper.signal.aborted) return { status: "retry", reason: "stopping" };
+      if (this.outbox.depth > 0 || signal.aborted) return await this.buffer(w);
       const r = await this.writeInOrder(w, signal);
       this.metrics.readingsCommitted.inc({ path: "direct" });
       return { status: "committed", duplicate: r.duplicate, key: r.key };
