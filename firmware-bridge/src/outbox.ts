@@ -270,32 +270,14 @@ export class Outbox {
   }
 
   /** Resolves when the outbox holds something (at once if it does already) or `signal` fires. */
-  waitForEntries(signal: AbortSignal): Promise<void> {
-    if (this.committedEntries > 0 || signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.waiters.delete(done);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal.addEventListener("abort", done, { once: true });
-    });
+  async waitForEntries(signal: AbortSignal): Promise<void> {
+    await waitFor(this.waiters, () => this.committedEntries > 0, signal);
   }
 
   /** Resolves with true once the outbox holds nothing (at once if so), or with false when `signal` fires first. */
   waitForEmpty(signal: AbortSignal): Promise<boolean> {
-    if (this.depth === 0) return Promise.resolve(true);
-    if (signal.aborted || this.closed) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const done = () => {
-        this.emptyWaiters.delete(done);
-        signal.removeEventListener("abort", done);
-        resolve(this.depth === 0);
-      };
-      this.emptyWaiters.add(done);
-      signal.addEventListener("abort", done, { once: true });
-    });
+    if (this.closed && this.depth > 0) return Promise.resolve(false);
+    return waitFor(this.emptyWaiters, () => this.depth === 0, signal);
   }
 
   anchors(device: string, boot: number): Anchor[] {
@@ -394,4 +376,21 @@ export class Outbox {
     }
     return this.failure;
   }
+}
+
+/**
+ * Resolves with `holds()` once it holds (at once if it does already), or once `signal` fires.
+ * Whoever changes what `holds` reads calls every function in `waiters`.
+ */
+function waitFor(waiters: Set<() => void>, holds: () => boolean, signal: AbortSignal): Promise<boolean> {
+  if (holds() || signal.aborted) return Promise.resolve(holds());
+  return new Promise<boolean>((resolve) => {
+    const done = () => {
+      waiters.delete(done);
+      signal.removeEventListener("abort", done);
+      resolve(holds());
+    };
+    waiters.add(done);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

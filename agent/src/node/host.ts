@@ -431,7 +431,9 @@ export class RaftHost {
     const r = this.replica(group);
     this.checkUsable(r);
     await this.waitForStableLeader(r, signal);
-    this.checkUsable(r); // The node may have stopped meanwhile; nothing would answer this write.
+    // The node may have stopped during that await, and nothing would answer a write registered
+    // now. Here, not inside the helper: it returns without yielding when the leader is settled.
+    this.checkUsable(r);
     const id = this.nextRequestId();
     const full: KvCommand = { ...cmd, id };
     return new Promise<KvResult>((resolve, reject) => {
@@ -467,7 +469,7 @@ export class RaftHost {
     const r = this.replica(group);
     this.checkUsable(r);
     await this.waitForStableLeader(r, signal);
-    this.checkUsable(r);
+    this.checkUsable(r); // As in proposeOnce.
     const ctx = this.nextRequestId();
     const index = await new Promise<number>((resolve, reject) => {
       const cleanup = onAbort(signal, () => {

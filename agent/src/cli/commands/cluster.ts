@@ -100,9 +100,16 @@ async function portsFor(
   };
 }
 
-/** The nodes whose data `dir` already holds (n1, n2, ...). */
+/** A local cluster has at most this many nodes, named n1, n2, ... */
+const MAX_LOCAL_NODES = 9;
+
+function nodeIds(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `n${i + 1}`);
+}
+
+/** The nodes whose data `dir` already holds. */
 function existingNodes(dir: string): string[] {
-  return Array.from({ length: 9 }, (_, i) => `n${i + 1}`).filter((id) => existsSync(join(dir, id)));
+  return nodeIds(MAX_LOCAL_NODES).filter((id) => existsSync(join(dir, id)));
 }
 
 /**
@@ -166,13 +173,13 @@ function tour(file: string, nodes: LocalClusterNode[], ready: boolean): string {
 }
 
 async function up(args: UpArgs): Promise<void> {
-  if (!Number.isInteger(args.nodes) || args.nodes < 1 || args.nodes > 9) {
-    throw new UsageError("--nodes must be between 1 and 9");
+  if (!Number.isInteger(args.nodes) || args.nodes < 1 || args.nodes > MAX_LOCAL_NODES) {
+    throw new UsageError(`--nodes must be between 1 and ${MAX_LOCAL_NODES}`);
   }
   const dir = resolve(args.dir);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, "ringleader.json");
-  const ids = Array.from({ length: args.nodes }, (_, i) => `n${i + 1}`);
+  const ids = nodeIds(args.nodes);
   const existing = existingNodes(dir);
   if (existing.length > 0 && existing.join() !== ids.join()) {
     throw new UsageError(
