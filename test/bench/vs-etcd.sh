@@ -112,15 +112,18 @@ bench() { # mix concurrency → json line
   run_bench "$1" "$2" "$DURATION"
 }
 
-summary() { # json op → "ops/s p50 p99"
+summary() { # json op → "ops/s p50 p99 errors count generator-cpu-ms/op"
   node -e '
     const r = JSON.parse(process.argv[1]); const o = r.ops[process.argv[2]];
     const ms = (us) => (us / 1000).toFixed(1);
-    console.log(`${Math.round(o.opsPerSecond)}\t${ms(o.latencyUs.p50)}\t${ms(o.latencyUs.p99)}\t${r.totalErrors}\t${o.count}`);
+    const gen = r.totalOps > 0 ? (r.generatorCpuUs / r.totalOps / 1000).toFixed(3) : "-";
+    console.log(`${Math.round(o.opsPerSecond)}\t${ms(o.latencyUs.p50)}\t${ms(o.latencyUs.p99)}\t${r.totalErrors}\t${o.count}\t${gen}`);
   ' "$1" "$2"
 }
 
-printf "target\top\tconc\tops/s\tp50ms\tp99ms\terrors\tdisk-bytes/1k-puts\tcpu-ms/put\n" | tee "$WORK/results.tsv"
+# cpu-ms/put is the three servers' CPU per measured put; gen-cpu-ms/op the generator's own
+# (it shares the two cores with them, so a target that costs the generator more is held back).
+printf "target\top\tconc\tops/s\tp50ms\tp99ms\terrors\tdisk-bytes/1k-puts\tcpu-ms/put\tgen-cpu-ms/op\n" | tee "$WORK/results.tsv"
 TICK_MS=$((1000 / $(getconf CLK_TCK)))
 for round in $(seq 1 "$ROUNDS"); do
 [ "$ROUNDS" -gt 1 ] && echo "# round $round of $ROUNDS"
@@ -133,16 +136,16 @@ for target in $TARGETS; do
     out=$(run_bench put=1 "$c" "$DURATION")
     cpu1=$(cpu_ticks "${NODE_PIDS[@]}")
     after=$(device_written_bytes "$WORK")
-    read -r ops p50 p99 errs count <<<"$(summary "$out" put)"
+    read -r ops p50 p99 errs count gen <<<"$(summary "$out" put)"
     per1k=-
     if [ "$before" != - ] && [ "$count" -gt 0 ]; then per1k=$(( (after - before) * 1000 / count )); fi
     # Server CPU (all three nodes) per measured put.
     cpuput=$(awk -v t=$(( (cpu1 - cpu0) * TICK_MS )) -v n="$count" \
       'BEGIN { printf "%.3f", (n > 0 ? t / n : 0) }')
-    printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" "$cpuput" | tee -a "$WORK/results.tsv"
+    printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" "$cpuput" "$gen" | tee -a "$WORK/results.tsv"
     out=$(bench get=1 "$c")
-    read -r ops p50 p99 errs count <<<"$(summary "$out" get-strong)"
-    printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" | tee -a "$WORK/results.tsv"
+    read -r ops p50 p99 errs count gen <<<"$(summary "$out" get-strong)"
+    printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\t-\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$gen" | tee -a "$WORK/results.tsv"
   done
   echo "# $target peak RSS per node (MB): $(peak_rss_mb "${NODE_PIDS[@]}"); now anon/file: $(rss_split_mb "${NODE_PIDS[@]}")"
   for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -28,6 +28,8 @@ export interface BenchOptions {
   random?: () => number;
   /** Microseconds from an arbitrary origin, monotonic. */
   nowUs?: () => number;
+  /** CPU time (user + system) this process has used, in microseconds; injected by tests. */
+  cpuUs?: () => number;
   /** Progress reports, about once per `progressEveryMs`. */
   onProgress?: (progress: BenchProgress) => void;
   progressEveryMs?: number;
@@ -77,6 +79,12 @@ export interface BenchResult {
   totalOps: number;
   totalErrors: number;
   opsPerSecond: number;
+  /**
+   * CPU time (user + system) the generator's own process used while measuring, in microseconds.
+   * A target on the same machine shares its cores with the generator, so this tells how much of
+   * the machine the generator took, and whether two targets were driven at the same cost.
+   */
+  generatorCpuUs: number;
   /** True when the run was stopped by the signal before its end. */
   interrupted: boolean;
   ops: Partial<Record<OpKind, OpSummary>>;
@@ -180,6 +188,11 @@ function errorKindOf(err: unknown): string {
   return err instanceof Error ? err.name : "error";
 }
 
+function processCpuUs(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -189,6 +202,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   validate(options);
   const random = options.random ?? Math.random;
   const nowUs = options.nowUs ?? (() => performance.now() * 1000);
+  const cpuUs = options.cpuUs ?? processCpuUs;
   const kinds = activeKinds(options.mix);
   const value = randomValue(options.valueSize, random);
   const stopped = () => options.signal?.aborted === true;
@@ -270,9 +284,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     issued++;
     return randomOp();
   };
+  const cpuBefore = cpuUs();
   const measuredSeconds = await runPhase("measure", measured, nextMeasured);
+  const generatorCpuUs = cpuUs() - cpuBefore;
   try {
-    return summarize(options, measured, measuredSeconds, stopped());
+    return summarize(options, measured, measuredSeconds, generatorCpuUs, stopped());
   } finally {
     measured.destroy();
   }
@@ -282,6 +298,7 @@ function summarize(
   options: BenchOptions,
   recorder: Recorder,
   seconds: number,
+  generatorCpuUs: number,
   interrupted: boolean,
 ): BenchResult {
   const ops: Partial<Record<OpKind, OpSummary>> = {};
@@ -317,6 +334,7 @@ function summarize(
     totalOps: recorder.answered,
     totalErrors: recorder.failed,
     opsPerSecond: seconds > 0 ? recorder.answered / seconds : 0,
+    generatorCpuUs,
     interrupted,
     ops,
     errorsByKind: Object.fromEntries([...recorder.errorsByKind].sort((a, b) => b[1] - a[1])),

@@ -28,6 +28,12 @@ export function formatBenchResult(result: BenchResult): string {
       `${result.opsPerSecond.toFixed(1)} ops/s, ${result.totalErrors} errors` +
       (result.interrupted ? " (interrupted)" : ""),
   );
+  if (result.totalOps > 0) {
+    lines.push(
+      `generator CPU: ${Math.round(result.generatorCpuUs / result.totalOps)} us per op ` +
+        `(this process, user + system, while measuring)`,
+    );
+  }
   const headers = ["op", "ops", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "misses", "errors"];
   const rows = OP_KINDS.flatMap((kind) => {
     const op = result.ops[kind];

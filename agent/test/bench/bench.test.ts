@@ -6,7 +6,7 @@ import { ServiceUnavailableError } from "../../src/api/errors.js";
 import { runBench, type BenchOptions } from "../../src/bench/engine.js";
 import { MixError, parseMix, pickOp } from "../../src/bench/mix.js";
 import { formatBenchResult } from "../../src/bench/report.js";
-import { EtcdTarget, RingleaderTarget } from "../../src/bench/targets.js";
+import { EtcdTarget, RingleaderTarget, type BenchTarget } from "../../src/bench/targets.js";
 import { startTestServer, TEST_TOKEN, type TestServer } from "../api/fake-service.js";
 
 const HTTP = { maxSockets: 8, timeoutMs: 5000, maxResponseBytes: 1024 * 1024 };
@@ -52,6 +52,36 @@ describe("bench: mix", () => {
   });
 });
 
+describe("bench: the generator's own CPU", () => {
+  it("counts what the generator used while measuring, not in the preload or the warm-up", async () => {
+    // A fake clock of CPU time: each answered operation costs a known amount of it.
+    let cpu = 0;
+    const target: BenchTarget = {
+      name: "fake",
+      endpoints: ["memory"],
+      put: () => ((cpu += 250), Promise.resolve()),
+      get: () => ((cpu += 100), Promise.resolve("hit")),
+      close: () => {},
+    };
+    const result = await runBench(
+      options(target, {
+        ops: 40,
+        warmupMs: 20,
+        preload: true,
+        mix: parseMix("put=1,get=1"),
+        cpuUs: () => cpu,
+      }),
+    );
+    const puts = result.ops.put?.count ?? 0;
+    const gets = result.ops["get-strong"]?.count ?? 0;
+    assert.equal(puts + gets, 40);
+    assert.equal(result.generatorCpuUs, puts * 250 + gets * 100);
+    assert.ok(cpu >= result.generatorCpuUs + 100 * 250, "the preload's 100 puts are not counted");
+    const perOp = Math.round(result.generatorCpuUs / 40);
+    assert.match(formatBenchResult(result), new RegExp(`generator CPU: ${perOp} us per op`));
+  });
+});
+
 describe("bench: against the Ringleader API", () => {
   let t: TestServer;
   before(async () => (t = await startTestServer()));
@@ -93,6 +123,7 @@ describe("bench: against the Ringleader API", () => {
         );
       }
       assert.ok(progress.includes("measure"), "progress was reported while measuring");
+      assert.ok(result.generatorCpuUs > 0, "the generator's own CPU was read");
       assert.match(formatBenchResult(result), /get-eventual/);
     } finally {
       target.close();
