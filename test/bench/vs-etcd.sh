@@ -10,6 +10,7 @@
 #   ROUTE=0 TARGETS=ringleader test/bench/vs-etcd.sh        # requests spread over nodes, not to leaders
 #   ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh          # alternate the targets 3 times, print medians
 #   WARMUP=1 ...                                            # seconds of load before each measurement (default 8)
+#   LEADERS=one TARGETS=ringleader test/bench/vs-etcd.sh    # every partition led by one node (see one_leader)
 #
 # A shared or virtual machine drifts: the same etcd run measured 5,500 and 4,000 puts/s an hour
 # apart here. With ROUNDS > 1 the targets take turns (fresh clusters each round) and the summary
@@ -101,6 +102,18 @@ start_ringleader() {
   if [ "${ROUTE:-1}" = 0 ]; then BENCH_ARGS+=(--no-route); fi
 }
 
+# LEADERS=one: the other nodes step down (`ringleader members step-down`, as before a restart), so
+# the first node leads every partition, as etcd's one leader does. Three agents on one machine
+# share its cores, and spreading leaders over them costs CPU per put that separate boards would
+# not share (see issue 3's notes). A step-down lasts 120 s, so it is renewed before each warm-up,
+# outside the measured counters.
+one_leader() {
+  if [ "$target" != ringleader ] || [ "${LEADERS:-spread}" != one ]; then return 0; fi
+  local ids
+  mapfile -t ids < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.id)' "$WORK/rl/cluster.json")
+  for id in "${ids[@]:1}"; do $CLI members step-down "$id" --cluster-file "$WORK/rl/cluster.json" >/dev/null; done
+}
+
 run_bench() { # mix concurrency seconds → json line
   $CLI bench "${BENCH_ARGS[@]}" --mix "$1" --concurrency "$2" --duration "$3" --warmup 0 \
     --value-size "$VALUE_SIZE" --keys "$KEYS" --json 2>/dev/null
@@ -108,6 +121,7 @@ run_bench() { # mix concurrency seconds → json line
 # The warm-up is a run of its own, before the counters are read, so that disk bytes and CPU
 # count only the measured puts.
 bench() { # mix concurrency → json line
+  one_leader
   if [ "$WARMUP" != 0 ]; then run_bench "$1" "$2" "$WARMUP" >/dev/null; fi
   run_bench "$1" "$2" "$DURATION"
 }
@@ -130,6 +144,7 @@ for round in $(seq 1 "$ROUNDS"); do
 for target in $TARGETS; do
   "start_$target"
   for c in $CONCURRENCY; do
+    one_leader
     if [ "$WARMUP" != 0 ]; then run_bench put=1 "$c" "$WARMUP" >/dev/null; fi
     before=$(device_written_bytes "$WORK")
     cpu0=$(cpu_ticks "${NODE_PIDS[@]}")
