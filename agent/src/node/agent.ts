@@ -96,6 +96,17 @@ export interface AgentDiscovery {
 
 export const DEFAULT_SHAPE: ClusterShape = { partitions: 64, replicationFactor: 3 };
 
+/**
+ * A leader heartbeats every second tick (200 ms at the default 100 ms tick; every group a node
+ * leads on the same ticks, see `RaftConfig.heartbeatTicks`). Against every tick, an idle 3-node
+ * cluster of 64 partitions took 32-33 ms/s of CPU per agent instead of 41-45 (interleaved runs of
+ * `test/bench/idle-cpu.sh`); every third tick took 27-29, but the simulator checks heartbeats
+ * at 1 and 2 ticks only. A follower still hears from its leader 5 times per shortest election
+ * timeout (10 ticks), and a strong read sends its own heartbeat round at once, so it does not
+ * wait for the next one.
+ */
+export const HEARTBEAT_TICKS = 2;
+
 function parseAddress(text: string): PeerAddress | undefined {
   const i = text.lastIndexOf(":");
   if (i <= 0) return undefined;
@@ -165,7 +176,7 @@ export class Agent {
       // Seeded from the OS so that nodes do not tie.
       random: xorshift32(randomBytes(4).readUInt32LE(0)),
       electionTicks: opts.electionTicks ?? 10,
-      heartbeatTicks: 1,
+      heartbeatTicks: HEARTBEAT_TICKS,
       // Long enough to ride out an election (one to two election timeouts) before a 503.
       leaderWaitMs: (opts.tickMs * (opts.electionTicks ?? 10)) / 2,
       ...(opts.snapshotEntries ? { snapshotEntries: opts.snapshotEntries } : {}),

@@ -168,6 +168,8 @@ export class RaftHost {
   private loopIdle: (() => void)[] = [];
   private stopped = false;
   private requestSeq = 0;
+  /** Host ticks so far: a group added later starts its count here (see `RaftConfig.startTick`). */
+  private ticks = 0;
   /**
    * State machine work of every group, in Ready order; the ready loop does not wait for it. One
    * chain for the node, not one per group: a turn's committed entries, whatever their groups,
@@ -247,6 +249,7 @@ export class RaftHost {
       random: this.opts.random,
       electionTicks: this.opts.electionTicks ?? 10,
       heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+      startTick: this.ticks,
       applied,
       forwardProposals: true,
     });
@@ -323,6 +326,7 @@ export class RaftHost {
   }
 
   tick(): void {
+    this.ticks++;
     for (const r of this.replicas.values()) r.raw.tick();
     this.kick();
   }

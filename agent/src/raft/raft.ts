@@ -49,7 +49,18 @@ export interface RaftConfig {
   readonly random: () => number;
   /** Ticks without hearing from a leader before a follower campaigns (randomised up to twice this). */
   readonly electionTicks?: number;
+  /**
+   * A leader heartbeats on the ticks whose count is a multiple of this. The count is the node's,
+   * not the group's (see `startTick`), so every group a node leads heartbeats on the same ticks:
+   * their heartbeats share one frame per peer and one turn of the host's loop, where groups
+   * elected at different times would each take their own.
+   */
   readonly heartbeatTicks?: number;
+  /**
+   * The node's tick count when this group starts, so that a group added later keeps the node's
+   * heartbeat ticks (see `heartbeatTicks`). Default 0.
+   */
+  readonly startTick?: number;
   /** The index the state machine has already applied (after a restart). */
   readonly applied?: number;
   /** Pre-vote (thesis §9.6): a node that cannot win does not bump everyone's term. */
@@ -146,9 +157,11 @@ export class Raft {
   leadTransferee: NodeId = NO_NODE;
 
   electionElapsed = 0;
-  heartbeatElapsed = 0;
-  /** Ticks since this node started; stamps heartbeats so acknowledgements can time the lease. */
-  tickCount = 0;
+  /**
+   * Ticks since this node started (from `startTick`): paces heartbeats, and stamps them so
+   * acknowledgements can time the lease.
+   */
+  tickCount: number;
   /** Ticks left during which a freshly started node refuses votes (lease mode only). */
   voteGuardTicks = 0;
   /** Set once this leader sent timeoutNow: the target may win without waiting out our lease. */
@@ -165,6 +178,7 @@ export class Raft {
     this.random = cfg.random;
     this.electionTicks = cfg.electionTicks ?? 10;
     this.heartbeatTicks = cfg.heartbeatTicks ?? 1;
+    this.tickCount = cfg.startTick ?? 0;
     if (this.heartbeatTicks <= 0 || this.electionTicks <= this.heartbeatTicks) {
       throw new Error("raft: electionTicks must be greater than heartbeatTicks > 0");
     }
@@ -291,7 +305,6 @@ export class Raft {
     }
     this.lead = NO_NODE;
     this.electionElapsed = 0;
-    this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.abortLeaderTransfer();
     this.votes = new Map();
@@ -997,7 +1010,6 @@ function tickElection(r: Raft): void {
 }
 
 function tickHeartbeat(r: Raft): void {
-  r.heartbeatElapsed++;
   r.electionElapsed++;
   if (r.electionElapsed >= r.electionTicks) {
     r.electionElapsed = 0;
@@ -1017,10 +1029,7 @@ function tickHeartbeat(r: Raft): void {
     // A snapshot message lost on the way would otherwise stall this follower forever.
     if (++pr.snapshotTicks > 2 * r.electionTicks) pr.becomeProbe();
   }
-  if (r.heartbeatElapsed >= r.heartbeatTicks) {
-    r.heartbeatElapsed = 0;
-    r.bcastHeartbeat();
-  }
+  if (r.tickCount % r.heartbeatTicks === 0) r.bcastHeartbeat();
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -9,7 +9,14 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 /** Three hosts wired by an in-process network that delivers on the next turn. */
 function cluster(
   ids = ["a", "b", "c"],
-  extra: { snapshotEntries?: number; snapshotChunkBytes?: number; observer?: HostObserver } = {},
+  extra: {
+    snapshotEntries?: number;
+    snapshotChunkBytes?: number;
+    heartbeatTicks?: number;
+    observer?: HostObserver;
+    /** Sees every message sent, before the network delivers or drops it. */
+    tap?: (m: Message) => void;
+  } = {},
 ) {
   const hosts = new Map<string, RaftHost>();
   const stores = new Map<string, MemoryDurableStore>();
@@ -21,14 +28,16 @@ function cluster(
     stores.set(id, store);
     const s = seed++;
     let x = s * 7919;
+    const { tap, ...options } = extra;
     const host = new RaftHost({
       nodeId: id,
       store,
       random: () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648,
       logger: quiet,
-      ...extra,
+      ...options,
       send: (msgs: readonly Message[]) => {
         for (const m of msgs) {
+          tap?.(m);
           if (cut.has(m.from) || cut.has(m.to)) continue;
           setImmediate(() => hosts.get(m.to)?.receive([m]));
         }
@@ -194,6 +203,45 @@ describe("RaftHost: the ready loop over a durable store", () => {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
     ac.abort();
     await assert.rejects(read, UnavailableError);
+  });
+});
+
+describe("RaftHost: heartbeats", () => {
+  it("every group a node leads heartbeats on the same ticks, one it starts hosting later too", async () => {
+    // A heartbeat carries its sender's tick count (the lease stamp), so it tells on which of the
+    // host's ticks it left.
+    const sentAt = new Map<number, Set<number>>();
+    const c = cluster(["a", "b", "c"], {
+      heartbeatTicks: 2,
+      tap: (m) => {
+        if (m.type !== "heartbeat" || m.from !== "a") return;
+        if (!sentAt.has(m.group)) sentAt.set(m.group, new Set());
+        sentAt.get(m.group)!.add(m.index);
+      },
+    });
+    const a = c.hosts.get("a")!;
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    a.campaign(1);
+    await until(() => a.status(1).role === "leader", "a to lead group 1", tickAll);
+    // An odd number of ticks later, every node starts hosting group 2 and a leads it too.
+    for (const h of c.hosts.values()) h.tick();
+    for (const [id, h] of c.hosts) {
+      await c.stores.get(id)!.bootstrap(2, ["a", "b", "c"]);
+      h.addGroup(2);
+    }
+    a.campaign(2);
+    await until(() => a.status(2).role === "leader", "a to lead group 2", tickAll);
+    sentAt.clear();
+    let ticks = 0;
+    await until(() => ++ticks > 20, "20 ticks", tickAll);
+    const one = [...(sentAt.get(1) ?? [])].sort((x, y) => x - y);
+    const two = [...(sentAt.get(2) ?? [])].sort((x, y) => x - y);
+    assert.ok(one.length >= 8, `group 1 heartbeats on ticks ${one.join(", ")}`);
+    assert.ok(
+      one.every((t) => t % 2 === 0),
+      `every second tick of the host: ${one.join(", ")}`,
+    );
+    assert.deepEqual(two, one, "group 2 heartbeats on the same ticks as group 1");
   });
 });
 

@@ -1,7 +1,7 @@
 import { mkdir, rename } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandModule } from "yargs";
-import { Agent } from "../../node/agent.js";
+import { Agent, HEARTBEAT_TICKS } from "../../node/agent.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
@@ -187,6 +187,13 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const expect = args["bootstrap-expect"];
     if (!Number.isInteger(expect) || expect < 1 || expect > 64)
       throw new UsageError(`--bootstrap-expect must be an integer from 1 to 64, got ${expect}`);
+    const electionTicks = args["election-ticks"];
+    if (!Number.isInteger(electionTicks) || electionTicks <= HEARTBEAT_TICKS || electionTicks > 1000) {
+      throw new UsageError(
+        `--election-ticks must be an integer from ${HEARTBEAT_TICKS + 1} to 1000 (a leader heartbeats ` +
+          `every ${HEARTBEAT_TICKS} ticks), got ${electionTicks}`,
+      );
+    }
     let opened = await openDurableStore(dataDir, args.id);
     const fold = args["fold-into"]?.toLowerCase();
     if (fold !== undefined) {

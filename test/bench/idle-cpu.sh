@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# What an idle cluster costs: a 3-node local cluster, left alone once its partition leaders have
+# settled, and the CPU each agent uses per second of doing nothing (heartbeats, ticks, the
+# controller's rounds, board health), with its RSS. On a Pi Zero 2 W this is the floor a board
+# pays before it serves anything.
+#
+#   test/bench/idle-cpu.sh                   # 64 partitions, 30 s
+#   PARTITIONS=16 SECONDS_IDLE=60 test/bench/idle-cpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PARTITIONS=${PARTITIONS:-64}
+SECONDS_IDLE=${SECONDS_IDLE:-30}
+CLI="node dist/agent/src/cli/main.js"
+[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
+# shellcheck source=test/bench/leaders-settled.sh
+source test/bench/leaders-settled.sh
+
+WORK=$(mktemp -d /tmp/idle-cpu.XXXXXX)
+UP=""
+cleanup() {
+  if [ -n "$UP" ]; then kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+$CLI cluster up --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" --json >"$WORK/up.json" 2>"$WORK/up.log" &
+UP=$!
+for _ in $(seq 1 300); do [ -s "$WORK/c/cluster.json" ] && break; sleep 0.2; done
+[ -s "$WORK/c/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+wait_leaders_settled "$WORK/c/cluster.json"
+mapfile -t PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/c/cluster.json")
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+before=()
+for p in "${PIDS[@]}"; do before+=("$(ticks "$p")"); done
+echo "idle for ${SECONDS_IDLE} s ..." >&2
+sleep "$SECONDS_IDLE"
+printf "node\tcpu-ms/s\trss-MB\n"
+total=0
+for i in "${!PIDS[@]}"; do
+  p=${PIDS[$i]}
+  used=$(( ($(ticks "$p") - before[i]) * TICK_MS ))
+  total=$((total + used))
+  printf "n%d\t%s\t%s\n" $((i + 1)) "$(awk -v u="$used" -v s="$SECONDS_IDLE" 'BEGIN { printf "%.1f", u / s }')" \
+    "$(awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$p/status")"
+done
+echo "# mean idle CPU per agent: $(awk -v u="$total" -v s="$SECONDS_IDLE" 'BEGIN { printf "%.1f", u / s / 3 }') ms/s, ${PARTITIONS} partitions"
