@@ -171,6 +171,13 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         "one board of a three-board cluster with a static peer list",
       ),
   handler: async (args) => {
+    const electionTicks = args["election-ticks"];
+    if (!Number.isInteger(electionTicks) || electionTicks <= HEARTBEAT_TICKS || electionTicks > 1000) {
+      throw new UsageError(
+        `--election-ticks must be an integer from ${HEARTBEAT_TICKS + 1} to 1000 (a leader heartbeats ` +
+          `every ${HEARTBEAT_TICKS} ticks), got ${electionTicks}`,
+      );
+    }
     const logger = createLogger({
       level: args["log-level"] as LogLevel,
       format: args["log-format"] as LogFormat,
@@ -187,13 +194,6 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const expect = args["bootstrap-expect"];
     if (!Number.isInteger(expect) || expect < 1 || expect > 64)
       throw new UsageError(`--bootstrap-expect must be an integer from 1 to 64, got ${expect}`);
-    const electionTicks = args["election-ticks"];
-    if (!Number.isInteger(electionTicks) || electionTicks <= HEARTBEAT_TICKS || electionTicks > 1000) {
-      throw new UsageError(
-        `--election-ticks must be an integer from ${HEARTBEAT_TICKS + 1} to 1000 (a leader heartbeats ` +
-          `every ${HEARTBEAT_TICKS} ticks), got ${electionTicks}`,
-      );
-    }
     let opened = await openDurableStore(dataDir, args.id);
     const fold = args["fold-into"]?.toLowerCase();
     if (fold !== undefined) {
