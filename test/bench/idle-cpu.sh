@@ -15,13 +15,9 @@ CLI="node dist/agent/src/cli/main.js"
 # shellcheck source=test/bench/leaders-settled.sh
 source test/bench/leaders-settled.sh
 
-WORK=$(mktemp -d /tmp/idle-cpu.XXXXXX)
-UP=""
-cleanup() {
-  if [ -n "$UP" ]; then kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=test/bench/bench-workdir.sh
+source test/bench/bench-workdir.sh
+bench_workdir idle-cpu
 
 $CLI cluster up --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" --json >"$WORK/up.json" 2>"$WORK/up.log" &
 UP=$!

@@ -35,13 +35,9 @@ source test/bench/disk-bytes.sh
 # shellcheck source=test/bench/leaders-settled.sh
 source test/bench/leaders-settled.sh
 
-WORK=$(mktemp -d /tmp/put-cost.XXXXXX)
-UP=""
-cleanup() {
-  if [ -n "$UP" ]; then kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=test/bench/bench-workdir.sh
+source test/bench/bench-workdir.sh
+bench_workdir put-cost
 
 perf_flags=()
 if [ "${PERF:-0}" = 1 ]; then

@@ -13,13 +13,9 @@ DURATION=${DURATION:-12}
 CLI="node dist/agent/src/cli/main.js"
 [ -f dist/agent/src/cli/main.js ] || make build >/dev/null
 
-WORK=$(mktemp -d /tmp/step-down.XXXXXX)
-UP=""
-cleanup() {
-  [ -n "$UP" ] && kill "$UP" 2>/dev/null && wait "$UP" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=test/bench/bench-workdir.sh
+source test/bench/bench-workdir.sh
+bench_workdir step-down
 
 $CLI cluster up --nodes 3 --dir "$WORK/rl" --json >"$WORK/up.json" 2>"$WORK/up.log" &
 UP=$!
