@@ -7,6 +7,7 @@ import {
   NoLeaderError,
   ProposalDroppedError,
   RawNode,
+  committedOnDisk,
   type ConfChange,
   type ConfState,
   type Entry,
@@ -570,7 +571,17 @@ export class RaftHost {
     const early: Message[] = [];
     for (const { rd } of batch) early.push(...rd.earlyMessages);
     if (early.length > 0) this.sendOut(early);
-    // 1. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
+    // 1. Answer the writers of committed entries this node already has on disk (every entry before
+    //    this Ready's new ones). A majority holds them, so their outcome is final: the answer need
+    //    not wait for this turn's fsync, which is for other entries. This saves each write a whole
+    //    turn when the loop is busy, as it is under load (the commit shows in the turn after the
+    //    one whose fsync was under way when the acknowledgement arrived).
+    const decided = new Map<Replica, Map<number, KvWrite>>();
+    for (const { r, rd } of batch) {
+      const settled = committedOnDisk(rd);
+      if (settled.length > 0) decided.set(r, this.decideCommitted(r, settled, new Map()));
+    }
+    // 2. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
     const updates: GroupUpdate[] = [];
     for (const { r, rd } of batch) {
       // A commit index alone (no term, vote, entry or snapshot to sync) is not worth a write:
@@ -584,11 +595,11 @@ export class RaftHost {
       await this.opts.store.saveBatch(updates);
       this.opts.observer?.onFsync?.(performance.now() - t0, updates.length);
     }
-    // 2. Only now may anything that depends on those writes leave the node.
+    // 3. Only now may anything that depends on those writes leave the node.
     const out: Message[] = [];
     for (const { rd } of batch) out.push(...rd.messages);
     if (out.length > 0) this.sendOut(out);
-    // 3. Apply in the background, in order: the next Ready's write can share the apply's
+    // 4. Apply in the background, in order: the next Ready's write can share the apply's
     //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
     const applies: PendingApply[] = [];
     const installed: { r: Replica; index: number }[] = [];
@@ -609,7 +620,7 @@ export class RaftHost {
       }
       if (rd.committedEntries.length > 0) {
         const entries = rd.committedEntries;
-        applies.push({ r, entries, writes: this.decideCommitted(r, entries) });
+        applies.push({ r, entries, writes: this.decideCommitted(r, entries, decided.get(r) ?? new Map()) });
       }
       for (const rs of rd.readStates) {
         const ctx = new TextDecoder().decode(rs.context);
@@ -663,11 +674,14 @@ export class RaftHost {
   /**
    * Decides the outcome of newly committed entries now, in log order, and answers their writers:
    * an entry on a majority's disk has this outcome on every replica, so a crash before the KV
-   * table's own commit only replays it (etcd answers at the same point). Returns the KV writes,
-   * by index, for the apply chain to persist.
+   * table's own commit only replays it (etcd answers at the same point). Adds the KV writes, by
+   * index, to `writes` for the apply chain to persist, and returns it.
    */
-  private decideCommitted(r: Replica, entries: readonly Entry[]): Map<number, KvWrite> {
-    const writes = new Map<number, KvWrite>();
+  private decideCommitted(
+    r: Replica,
+    entries: readonly Entry[],
+    writes: Map<number, KvWrite>,
+  ): Map<number, KvWrite> {
     const current = (key: string): string => {
       const pending = r.decidedKeys.get(key);
       if (pending) return pending.version ?? ABSENT_VERSION;

@@ -2,7 +2,7 @@
 export * from "./types.js";
 export * from "./errors.js";
 export * from "./storage.js";
-export { RawNode, type RaftStatus, type ProgressStatus } from "./raw-node.js";
+export { RawNode, committedOnDisk, type RaftStatus, type ProgressStatus } from "./raw-node.js";
 export { BUG_NAMES, type BugName, type RaftConfig } from "./raft.js";
 export {
   encodeConfChange,

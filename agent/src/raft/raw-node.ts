@@ -7,6 +7,7 @@ import { Raft, type RaftConfig } from "./raft.js";
 import type {
   ConfChange,
   ConfState,
+  Entry,
   GroupId,
   HardState,
   Message,
@@ -244,6 +245,21 @@ export class RawNode {
       progress,
     };
   }
+}
+
+/**
+ * The part of `rd.committedEntries` this node had on disk before `rd`: every entry before the
+ * Ready's first new one. A majority holds these, so their outcome is final, and the writers who
+ * proposed them may hear it before the Ready's own write is synced. The rest (a follower told of
+ * a commit along with the entries themselves) must wait for that write.
+ */
+export function committedOnDisk(rd: Ready): readonly Entry[] {
+  const committed = rd.committedEntries;
+  if (rd.entries.length === 0 || committed.length === 0) return committed;
+  const durable = rd.entries[0]!.index - 1;
+  let n = 0;
+  while (n < committed.length && committed[n]!.index <= durable) n++;
+  return n === committed.length ? committed : committed.slice(0, n);
 }
 
 /** What a leader sends that depends on nothing it has yet to persist. */

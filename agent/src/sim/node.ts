@@ -12,6 +12,7 @@ import {
   NoLeaderError,
   ProposalDroppedError,
   RawNode,
+  committedOnDisk,
   decodeConfChange,
   type BugName,
   type ConfChange,
@@ -482,6 +483,9 @@ export class SimNode {
         // across a crash is one of the outcomes a real disk allows (the other is learning it again).
         this.storage.setHardState(rd.hardState);
       } else if (rd.mustSync || rd.entries.length > 0 || rd.snapshot !== null) {
+        // As the agent does: what was committed and already on disk is answered before this
+        // write's fsync (a crash meanwhile must not lose what was answered).
+        for (const e of committedOnDisk(rd)) this.applyEntry(e);
         this.inflight = rd;
         this.stats.fsyncs++;
         const latency = this.env.random.int(this.tuning.fsyncMin, this.tuning.fsyncMax);
@@ -522,7 +526,7 @@ export class SimNode {
   private finishReady(raw: RawNode, rd: Ready): void {
     for (const m of rd.messages) this.send(m);
     if (rd.snapshot !== null) this.installSnapshot(rd.snapshot.metadata.index, rd.snapshot.data);
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
     for (const rs of rd.readStates) {
       const ctx = decoder.decode(rs.context);
       const pending = this.pendingReads.get(ctx);

@@ -16,6 +16,8 @@ function cluster(
     observer?: HostObserver;
     /** Sees every message sent, before the network delivers or drops it. */
     tap?: (m: Message) => void;
+    /** Makes each node's store (default: a `MemoryDurableStore`). */
+    store?: () => MemoryDurableStore;
   } = {},
 ) {
   const hosts = new Map<string, RaftHost>();
@@ -23,12 +25,12 @@ function cluster(
   let cut = new Set<string>();
   let seed = 1;
   for (const id of ids) {
-    const store = new MemoryDurableStore();
+    const store = extra.store?.() ?? new MemoryDurableStore();
     void store.bootstrap(1, ids);
     stores.set(id, store);
     const s = seed++;
     let x = s * 7919;
-    const { tap, ...options } = extra;
+    const { tap, store: _store, ...options } = extra;
     const host = new RaftHost({
       nodeId: id,
       store,
@@ -203,6 +205,55 @@ describe("RaftHost: the ready loop over a durable store", () => {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
     ac.abort();
     await assert.rejects(read, UnavailableError);
+  });
+});
+
+/** A store whose saves, once `hold` is set, wait until the test releases them one by one. */
+class GatedStore extends MemoryDurableStore {
+  hold = false;
+  readonly held: (() => void)[] = [];
+  override async saveBatch(updates: Parameters<MemoryDurableStore["saveBatch"]>[0]): Promise<void> {
+    if (this.hold) await new Promise<void>((resolve) => this.held.push(resolve));
+    return super.saveBatch(updates);
+  }
+}
+
+describe("RaftHost: when a writer hears", () => {
+  it("answers a committed write while the next turn's fsync (of other entries) is under way, not before its own", async () => {
+    const c = cluster(["a", "b", "c"], { store: () => new GatedStore() });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    const noTicks = () => {};
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    await until(() => leader.status(1).commit === leader.status(1).lastIndex, "the leader's entry", noTicks);
+    const store = c.stores.get(leaderId) as GatedStore;
+    store.hold = true;
+    const answered: string[] = [];
+    const write = (key: string) =>
+      void leader.propose(1, { op: "put", key, value: new Uint8Array([1]), cas: null }).then(
+        () => answered.push(key),
+        (err: unknown) => answered.push(`${key}: ${String(err)}`),
+      );
+
+    // A's turn: its fsync is held, but the appends left early and the followers acknowledge.
+    write("A");
+    await until(() => store.held.length === 1, "A's save", noTicks);
+    const indexA = leader.status(1).lastIndex;
+    await until(() => leader.status(1).commit >= indexA, "A to commit on the followers' disks", noTicks);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(answered, [], "A is answered before the leader's own fsync of it");
+
+    // B arrives meanwhile; the next turn holds A's commit and B's entry, and B's fsync is held.
+    write("B");
+    store.held.shift()!();
+    await until(() => store.held.length === 1, "B's save", noTicks);
+    await until(() => answered.length > 0, "A's answer while B's fsync is under way", noTicks, 50);
+    assert.deepEqual(answered, ["A"]);
+
+    store.hold = false;
+    store.held.shift()!();
+    await until(() => answered.length === 2, "B's answer", tickAll);
+    assert.deepEqual(answered, ["A", "B"]);
   });
 });
 

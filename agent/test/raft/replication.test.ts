@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ProposalDroppedError } from "../../src/raft/index.js";
-import { Cluster, enc, userData } from "./harness.js";
+import { ProposalDroppedError, committedOnDisk, type Entry, type Ready } from "../../src/raft/index.js";
+import { Cluster, dec, enc, userData, type TestNode } from "./harness.js";
 
 describe("log replication (Raft §5.3)", () => {
   it("a committed entry is applied on every node in the same order", () => {
@@ -132,5 +132,66 @@ describe("commit propagation", () => {
     assert.deepEqual(userData(c.node("c")), []);
     c.tickAll(1);
     assert.deepEqual(userData(c.node("c")), ["via-b"]);
+  });
+});
+
+describe("committedOnDisk: what a Ready may answer before its own write is synced", () => {
+  /** Records every Ready `n` hands out. */
+  const record = (n: TestNode): Ready[] => {
+    const seen: Ready[] = [];
+    const ready = n.raw.ready.bind(n.raw);
+    n.raw.ready = () => {
+      const rd = ready();
+      seen.push(rd);
+      return rd;
+    };
+    return seen;
+  };
+  const data = (es: readonly Entry[]) => es.filter((e) => e.data.length > 0).map((e) => dec(e.data));
+  const holding = (seen: Ready[], value: string) => seen.find((rd) => data(rd.entries).includes(value))!;
+
+  it("a leader's earlier entries, committed while it writes new ones, are on its disk", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    const seen = record(a);
+    a.raw.propose(enc("x"));
+    // y arrives as the followers' acknowledgements of x do, before the leader's next Ready.
+    let proposed = false;
+    c.filter = (m) => {
+      if (!proposed && m.to === "a" && m.type === "appResp") {
+        a.raw.propose(enc("y"));
+        proposed = true;
+      }
+      return true;
+    };
+    c.settle();
+    const rd = holding(seen, "y");
+    assert.deepEqual(data(rd.committedEntries), ["x"]);
+    assert.deepEqual(data(committedOnDisk(rd)), ["x"]);
+  });
+
+  it("a lone voter's entry, committed in the Ready that writes it, is not", () => {
+    const c = new Cluster(["a"]);
+    const a = c.elect("a");
+    const seen = record(a);
+    a.raw.propose(enc("x"));
+    c.settle();
+    const rd = holding(seen, "x");
+    assert.deepEqual(data(rd.committedEntries), ["x"]);
+    assert.deepEqual(data(committedOnDisk(rd)), []);
+  });
+
+  it("nor is a follower's entry that arrives with the news that it committed", () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.elect("a");
+    const seen = record(c.node("b"));
+    c.isolate("b");
+    a.raw.propose(enc("x"));
+    c.settle();
+    c.heal();
+    c.tickAll(3);
+    const rd = holding(seen, "x");
+    assert.deepEqual(data(rd.committedEntries), ["x"]);
+    assert.deepEqual(data(committedOnDisk(rd)), []);
   });
 });
