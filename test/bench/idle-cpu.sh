@@ -21,21 +21,19 @@ bench_workdir idle-cpu
 
 $CLI cluster up --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" --json >"$WORK/up.json" 2>"$WORK/up.log" &
 UP=$!
-for _ in $(seq 1 300); do [ -s "$WORK/c/cluster.json" ] && break; sleep 0.2; done
-[ -s "$WORK/c/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+bench_cluster_ready "$WORK/c"
 wait_leaders_settled "$WORK/c/cluster.json"
-mapfile -t PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/c/cluster.json")
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+mapfile -t PIDS < <(cluster_pids "$WORK/c/cluster.json")
 TICK_MS=$((1000 / $(getconf CLK_TCK)))
 before=()
-for p in "${PIDS[@]}"; do before+=("$(ticks "$p")"); done
+for p in "${PIDS[@]}"; do before+=("$(cpu_ticks "$p")"); done
 echo "idle for ${SECONDS_IDLE} s ..." >&2
 sleep "$SECONDS_IDLE"
 printf "node\tcpu-ms/s\trss-MB\n"
 total=0
 for i in "${!PIDS[@]}"; do
   p=${PIDS[$i]}
-  used=$(( ($(ticks "$p") - before[i]) * TICK_MS ))
+  used=$(( ($(cpu_ticks "$p") - before[i]) * TICK_MS ))
   total=$((total + used))
   printf "n%d\t%s\t%s\n" $((i + 1)) "$(awk -v u="$used" -v s="$SECONDS_IDLE" 'BEGIN { printf "%.1f", u / s }')" \
     "$(awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$p/status")"

@@ -48,8 +48,7 @@ fi
 node "${perf_flags[@]}" ${NODE_FLAGS:-} dist/agent/src/cli/main.js cluster up --nodes 3 --dir "$WORK/c" \
   --partitions "$PARTITIONS" ${UP_ARGS:-} --json >"$WORK/up.json" 2>"$WORK/up.log" &
 UP=$!
-for _ in $(seq 1 300); do [ -s "$WORK/c/cluster.json" ] && break; sleep 0.2; done
-[ -s "$WORK/c/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+bench_cluster_ready "$WORK/c"
 wait_leaders_settled "$WORK/c/cluster.json"
 
 bench() { # seconds → json

@@ -57,8 +57,9 @@ trap cleanup EXIT
 source test/bench/disk-bytes.sh
 # shellcheck source=test/bench/leaders-settled.sh
 source test/bench/leaders-settled.sh
-# CPU time (user + system, in clock ticks) summed over processes.
-cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
+# cpu_ticks and cluster_pids (this script keeps its own scratch directory and cleanup).
+# shellcheck source=test/bench/bench-workdir.sh
+source test/bench/bench-workdir.sh
 peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
 # RSS now, split: anonymous (heap, buffers) / file-backed (the program's own binary and mapped
 # database pages, which the kernel can drop and read back).
@@ -94,7 +95,7 @@ start_ringleader() {
   PIDS+=($!)
   for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
-  mapfile -t NODE_PIDS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$WORK/rl/cluster.json")
+  mapfile -t NODE_PIDS < <(cluster_pids "$WORK/rl/cluster.json")
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
   wait_leaders_settled "$WORK/rl/cluster.json"
   # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads

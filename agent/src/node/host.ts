@@ -576,10 +576,12 @@ export class RaftHost {
     //    not wait for this turn's fsync, which is for other entries. This saves each write a whole
     //    turn when the loop is busy, as it is under load (the commit shows in the turn after the
     //    one whose fsync was under way when the acknowledgement arrived).
-    const decided = new Map<Replica, Map<number, KvWrite>>();
+    const applies: PendingApply[] = [];
     for (const { r, rd } of batch) {
-      const settled = committedOnDisk(rd);
-      if (settled.length > 0) decided.set(r, this.decideCommitted(r, settled, new Map()));
+      if (rd.committedEntries.length === 0) continue;
+      const apply: PendingApply = { r, entries: rd.committedEntries, writes: new Map() };
+      this.decideCommitted(r, committedOnDisk(rd), apply.writes);
+      applies.push(apply);
     }
     // 2. Persist every group's hard state, entries and snapshot in one transaction, one fsync.
     const updates: GroupUpdate[] = [];
@@ -595,13 +597,14 @@ export class RaftHost {
       await this.opts.store.saveBatch(updates);
       this.opts.observer?.onFsync?.(performance.now() - t0, updates.length);
     }
+    // The rest of the committed entries: on this node's disk now (those decided above are skipped).
+    for (const { r, entries, writes } of applies) this.decideCommitted(r, entries, writes);
     // 3. Only now may anything that depends on those writes leave the node.
     const out: Message[] = [];
     for (const { rd } of batch) out.push(...rd.messages);
     if (out.length > 0) this.sendOut(out);
     // 4. Apply in the background, in order: the next Ready's write can share the apply's
     //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
-    const applies: PendingApply[] = [];
     const installed: { r: Replica; index: number }[] = [];
     for (const { r, rd } of batch) {
       if (rd.softState && rd.softState.leader !== r.leader) {
@@ -617,10 +620,6 @@ export class RaftHost {
         r.decidedKeys.clear();
         r.decided = Math.max(r.decided, index);
         installed.push({ r, index });
-      }
-      if (rd.committedEntries.length > 0) {
-        const entries = rd.committedEntries;
-        applies.push({ r, entries, writes: this.decideCommitted(r, entries, decided.get(r) ?? new Map()) });
       }
       for (const rs of rd.readStates) {
         const ctx = new TextDecoder().decode(rs.context);
@@ -675,13 +674,9 @@ export class RaftHost {
    * Decides the outcome of newly committed entries now, in log order, and answers their writers:
    * an entry on a majority's disk has this outcome on every replica, so a crash before the KV
    * table's own commit only replays it (etcd answers at the same point). Adds the KV writes, by
-   * index, to `writes` for the apply chain to persist, and returns it.
+   * index, to `writes` for the apply chain to persist. Entries decided already are skipped.
    */
-  private decideCommitted(
-    r: Replica,
-    entries: readonly Entry[],
-    writes: Map<number, KvWrite>,
-  ): Map<number, KvWrite> {
+  private decideCommitted(r: Replica, entries: readonly Entry[], writes: Map<number, KvWrite>): void {
     const current = (key: string): string => {
       const pending = r.decidedKeys.get(key);
       if (pending) return pending.version ?? ABSENT_VERSION;
@@ -717,7 +712,6 @@ export class RaftHost {
         r.decidedKeys.set(cmd.key, { version: result.version, index: entry.index });
       }
     }
-    return writes;
   }
 
   private async apply(applies: readonly PendingApply[]): Promise<void> {
