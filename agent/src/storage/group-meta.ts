@@ -14,8 +14,7 @@ import {
   groupStartKey,
   kvKey,
   kvKeyGeneration,
-  logKey,
-  logKeyIndex,
+  logRecordPlace,
   MAX_GROUP_ID,
   parseApplied,
   parseConfState,
@@ -23,10 +22,12 @@ import {
   parseLogHead,
   parseSnapshotMetadata,
   keyGroup,
+  seqKeySeq,
   type AppliedState,
   type LogHead,
 } from "./codec.js";
 import { StoreCorruptError } from "./errors.js";
+import { LogSeqs } from "./log-seqs.js";
 import type { BinaryDb } from "./write-batch.js";
 
 export interface GroupMeta {
@@ -67,8 +68,39 @@ export function isPristine(m: GroupMeta): boolean {
 
 export interface StoreDbs {
   readonly group: BinaryDb;
+  /** The node-wide log: sequence -> (group, index, entry); see "Log, format 2" in codec.ts. */
   readonly log: BinaryDb;
   readonly kv: BinaryDb;
+}
+
+/** One group's records in the node-wide log, in write order. */
+export interface GroupRecords {
+  readonly indexes: number[];
+  readonly seqs: number[];
+}
+
+const NO_RECORDS: GroupRecords = { indexes: [], seqs: [] };
+
+/**
+ * Reads the whole node-wide log once (at open): which records each group has, and the last
+ * sequence used. Only the 12-byte place of each record is looked at.
+ */
+export function scanLog(
+  log: BinaryDb,
+  txn: Transaction,
+): { groups: Map<GroupId, GroupRecords>; lastSeq: number } {
+  const groups = new Map<GroupId, GroupRecords>();
+  let lastSeq = 0;
+  for (const { key, value } of log.getRange({ transaction: txn })) {
+    const seq = seqKeySeq(key);
+    const { group, index } = logRecordPlace(value);
+    let g = groups.get(group);
+    if (!g) groups.set(group, (g = { indexes: [], seqs: [] }));
+    g.indexes.push(index);
+    g.seqs.push(seq);
+    lastSeq = seq;
+  }
+  return { groups, lastSeq };
 }
 
 /** Every group id that has a key in `db`, found by seeking group by group (no full scan). */
@@ -90,13 +122,20 @@ export interface LoadedGroup {
   readonly meta: GroupMeta;
   /** The highest KV generation present on disk (live, staged or garbage). */
   readonly maxGeneration: number;
-  /** Whether compacted entries (at or below the head) are still waiting to be deleted. */
-  readonly logGarbage: boolean;
+  /** Where the live entries `[head + 1, lastIndex]` are. */
+  readonly log: LogSeqs;
+  /** Records of compacted entries (at or below the head) still waiting to be deleted. */
+  readonly logGarbage: number[];
   /** Key ranges of KV generations that are not live: leftovers of an interrupted install. */
   readonly garbage: readonly { start: Buffer; end: Buffer }[];
 }
 
-export function loadGroup(dbs: StoreDbs, txn: Transaction, group: GroupId): LoadedGroup {
+export function loadGroup(
+  dbs: StoreDbs,
+  txn: Transaction,
+  group: GroupId,
+  records: GroupRecords = NO_RECORDS,
+): LoadedGroup {
   let meta: GroupMeta = EMPTY_GROUP_META;
   for (const { key, value } of dbs.group.getRange({
     start: groupStartKey(group),
@@ -105,44 +144,30 @@ export function loadGroup(dbs: StoreDbs, txn: Transaction, group: GroupId): Load
   })) {
     meta = withRecord(meta, groupKeyTag(key), value);
   }
-  // Entries at or below the head are compacted garbage that a background task deletes in
-  // bounded steps; the live log is the contiguous range just after the head.
-  let first: number | null = null;
-  let last: number | null = null;
-  const liveStart = logKey(group, meta.head.index + 1);
-  for (const key of dbs.log.getKeys({
-    start: liveStart,
-    end: groupEndKey(group),
-    limit: 1,
-    transaction: txn,
-  })) {
-    first = logKeyIndex(key);
-  }
-  // A reverse range excludes its end key: end at the head so that head + 1 is included.
-  for (const key of dbs.log.getKeys({
-    start: groupEndKey(group),
-    end: logKey(group, meta.head.index),
-    reverse: true,
-    limit: 1,
-    transaction: txn,
-  })) {
-    last = logKeyIndex(key);
-  }
-  if (first !== null && last !== null) {
-    // Entries are written and deleted only in whole transactions, so a hole here means the file
-    // was damaged.
-    if (first !== meta.head.index + 1) {
-      throw new StoreCorruptError(`group ${group}: first log index ${first}, head at ${meta.head.index}`);
+  // Records at or below the head are compacted garbage that a background task deletes in
+  // bounded steps. The others, in write order, are the live log: head + 1, head + 2, ... with
+  // no hole, because a record is only ever written after its predecessor and an overwritten
+  // suffix is removed in the same transaction (log-seqs.ts).
+  const head = meta.head.index;
+  const logGarbage: number[] = [];
+  const live: number[] = [];
+  for (let i = 0; i < records.indexes.length; i++) {
+    const index = records.indexes[i]!;
+    if (index <= head) logGarbage.push(records.seqs[i]!);
+    else if (index === head + 1 + live.length) live.push(records.seqs[i]!);
+    else {
+      throw new StoreCorruptError(
+        `group ${group}: log records out of order: entry ${index} after entries up to ${head + live.length} (head at ${head})`,
+      );
     }
-    meta = { ...meta, lastIndex: last };
-  } else {
-    meta = { ...meta, lastIndex: meta.head.index };
   }
-  let logGarbage = false;
-  for (const _ of dbs.log.getKeys({ start: logKey(group, 0), end: liveStart, limit: 1, transaction: txn })) {
-    logGarbage = true;
-  }
-  return { meta, logGarbage, ...kvGenerations(dbs.kv, txn, group, meta.applied.generation) };
+  meta = { ...meta, lastIndex: head + live.length };
+  return {
+    meta,
+    log: new LogSeqs(head + 1, live),
+    logGarbage,
+    ...kvGenerations(dbs.kv, txn, group, meta.applied.generation),
+  };
 }
 
 function withRecord(meta: GroupMeta, tag: number, value: Buffer): GroupMeta {

@@ -3,13 +3,18 @@
  * node's identity and, for every Raft group it hosts, the log, the hard state, the snapshot
  * point, the applied state and the group's key-value table.
  *
- * Layout (see `codec.ts`): four named databases with binary, big-endian keys prefixed by the
- * group id, so one group's log or KV table is one contiguous key range.
+ * Layout (see `codec.ts`): four named databases with binary, big-endian keys. Group records and
+ * KV tables are prefixed by the group id, so one group's KV table is one contiguous key range;
+ * the log is ONE sequence for all groups, so that a turn's appends to many groups dirty one or
+ * two pages instead of one per group (which sequence holds which entry is kept in memory).
  *
- *   node   identity: format, node id, cluster id, small metadata
- *   group  [group][tag] -> CBOR: hard state, log head, snapshot point, conf state, applied state
- *   log    [group][index u64] -> term u64 | type u8 | data
- *   kv     [group][generation u32][key] -> version u64 | value
+ *   node     identity: format, node id, cluster id, small metadata
+ *   group    [group][tag] -> CBOR: hard state, log head, snapshot point, conf state, applied state
+ *   entries  [sequence u64] -> group u32 | index u64 | term u64 | type u8 | data
+ *   kv       [group][generation u32][key] -> version u64 | value
+ *
+ * Format 1 kept the log as `log` [group][index u64] -> term | type | data; opening such a store
+ * moves its log into `entries` in one durable write (`migrateLogFormat1`).
  *
  * Reads are synchronous (the Raft core needs that) and all go through one read transaction,
  * taken at the first read after each committed batch, so they always see exactly the state the
@@ -33,9 +38,9 @@ import {
   assertIndex,
   confStateRecord,
   decodeKvValue,
-  decodeLogValue,
+  decodeLogRecord,
   encodeKvValue,
-  encodeLogValue,
+  encodeLogRecord,
   generationEndKey,
   groupEndKey,
   groupStartKey,
@@ -43,13 +48,15 @@ import {
   groupKey,
   hardStateRecord,
   kvKey,
+  keyGroup,
   kvUserKey,
   logHeadRecord,
-  logKey,
   logKeyIndex,
-  logValueTerm,
+  logRecordOf,
+  logRecordTerm,
   MAX_GENERATION,
   prefixSuccessor,
+  seqKey,
   snapshotMetadataRecord,
   type AppliedState,
   type KvRecord,
@@ -72,9 +79,11 @@ import {
   EMPTY_GROUP_META,
   isPristine,
   loadGroup,
+  scanLog,
   type GroupMeta,
   type StoreDbs,
 } from "./group-meta.js";
+import { LogSeqs, PlannedLog, type PlannedEdit } from "./log-seqs.js";
 import { LmdbGroupStorage, type GroupBackend } from "./group-storage.js";
 import { SnapshotReader } from "./snapshot-format.js";
 import { ApplyTx, type KvAccess } from "./apply-tx.js";
@@ -96,7 +105,8 @@ import {
 } from "./types.js";
 import { WriteBatcher, type BinaryDb, type JobTx, type WriteBatcherStats } from "./write-batch.js";
 
-const STORE_FORMAT = "1";
+const STORE_FORMAT = "2";
+const BINARY = { keyEncoding: "binary", encoding: "binary" } as const;
 const EMPTY_KEY = new Uint8Array(0);
 
 const MAX_METADATA_NAME = 128;
@@ -114,6 +124,10 @@ interface GroupSlot {
   staged: StagedImage | null;
   staging: boolean;
   logGcRunning: boolean;
+  /** Where the live log entries are in the node-wide log (committed state). */
+  log: LogSeqs;
+  /** Sequences of records below the head (compacted) or of a deleted group, not yet removed. */
+  readonly logGarbage: number[];
   /** Set while `deleteGroup` removes the group's data; the group cannot be created meanwhile. */
   deleting: Promise<void> | null;
   readonly cache: TailCache;
@@ -128,6 +142,8 @@ export class NodeStore implements GroupBackend {
   private closing = false;
   private nodeIdValue = "";
   private clusterIdValue: string | null = null;
+  /** The sequence the next log record takes (records are keyed by it, in write order). */
+  private nextSeq = 1;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly maxEntryBytes: number;
@@ -174,13 +190,12 @@ export class NodeStore implements GroupBackend {
       overlappingSync: opts.overlappingSync ?? false,
       ...(opts.mapSizeBytes !== undefined ? { mapSize: opts.mapSizeBytes } : {}),
     });
-    const binary = { keyEncoding: "binary", encoding: "binary" } as const;
     const dbs: StoreDbs = {
-      group: root.openDB<Buffer, Buffer>("group", binary),
-      log: root.openDB<Buffer, Buffer>("log", binary),
-      kv: root.openDB<Buffer, Buffer>("kv", binary),
+      group: root.openDB<Buffer, Buffer>("group", BINARY),
+      log: root.openDB<Buffer, Buffer>("entries", BINARY),
+      kv: root.openDB<Buffer, Buffer>("kv", BINARY),
     };
-    const nodeDb = root.openDB<Buffer, Buffer>("node", binary);
+    const nodeDb = root.openDB<Buffer, Buffer>("node", BINARY);
     const store = new NodeStore(root, nodeDb, dbs, opts);
     try {
       await store.init();
@@ -203,6 +218,8 @@ export class NodeStore implements GroupBackend {
         tx.put(this.nodeDb, nodeKey("format"), Buffer.from(STORE_FORMAT));
         tx.put(this.nodeDb, nodeKey("nodeId"), Buffer.from(nodeId));
       }, true);
+    } else if (format === "1") {
+      await this.migrateLogFormat1();
     } else if (format !== STORE_FORMAT) {
       throw new StoreCorruptError(`store format ${format}, this agent reads ${STORE_FORMAT}`);
     }
@@ -211,23 +228,47 @@ export class NodeStore implements GroupBackend {
     this.nodeIdValue = nodeId;
     this.clusterIdValue = this.readNodeString("clusterId") ?? null;
 
-    const groups = new Set<GroupId>();
-    for (const db of [this.dbs.group, this.dbs.log, this.dbs.kv]) {
+    const log = scanLog(this.dbs.log, this.view);
+    this.nextSeq = log.lastSeq + 1;
+    const groups = new Set<GroupId>(log.groups.keys());
+    for (const db of [this.dbs.group, this.dbs.kv]) {
       for (const g of distinctGroups(db, this.view)) groups.add(g);
     }
     for (const g of groups) {
+      const records = log.groups.get(g);
+      const slot = this.slot(g);
       if (this.dbs.group.get(groupKey(g, GroupTag.Deleted), { transaction: this.view }) !== undefined) {
         // A deletion that a crash or shutdown interrupted: finish it.
+        slot.logGarbage.push(...(records?.seqs ?? []));
         this.startGroupDelete(g);
         continue;
       }
-      const loaded = loadGroup(this.dbs, this.view, g);
-      const slot = this.slot(g);
+      const loaded = loadGroup(this.dbs, this.view, g, records);
       slot.meta = loaded.meta;
       slot.maxGeneration = loaded.maxGeneration;
-      if (loaded.logGarbage) this.startLogGc(g);
+      slot.log = loaded.log;
+      slot.logGarbage.push(...loaded.logGarbage);
+      if (slot.logGarbage.length > 0) this.startLogGc(g);
       for (const range of loaded.garbage) this.startKvGc(range.start, range.end);
     }
+  }
+
+  /**
+   * Moves a format-1 log (one key range per group) into the node-wide log, in one durable write
+   * that also records the new format: a crash leaves either the old store or the new one. Each
+   * group's entries go in index order, so they keep the order `scanLog` expects.
+   */
+  private async migrateLogFormat1(): Promise<void> {
+    const old = this.root.openDB<Buffer, Buffer>("log", BINARY);
+    this.renewView(); // A read transaction begun before the database was opened cannot see it.
+    await this.writer.submit((tx) => {
+      let seq = 1;
+      for (const { key, value } of old.getRange({ transaction: this.view })) {
+        tx.put(this.dbs.log, seqKey(seq++), logRecordOf(keyGroup(key), logKeyIndex(key), value));
+        tx.remove(old, Buffer.from(key));
+      }
+      tx.put(this.nodeDb, nodeKey("format"), Buffer.from(STORE_FORMAT));
+    }, true);
   }
 
   // --------------------------------------------------------------------------------------------
@@ -638,6 +679,7 @@ export class NodeStore implements GroupBackend {
         slot.storage = null;
         slot.staged = null;
         slot.cache.clear();
+        slot.logGarbage.push(...slot.log.clear());
       });
     }, true);
     return this.startGroupDelete(group, first);
@@ -652,15 +694,18 @@ export class NodeStore implements GroupBackend {
     const slot = this.slot(group);
     const run = (async () => {
       await first;
-      for (const db of [this.dbs.log, this.dbs.kv]) {
-        let removed = this.gcBatchRecords;
-        while (removed === this.gcBatchRecords) {
-          if (this.closing) return; // The tombstone stays: the next open finishes the job.
-          removed = await this.writer.submit(
-            (tx) => this.removeRange(tx, db, groupStartKey(group), groupEndKey(group)),
-            false,
-          );
-        }
+      // The tombstone stays until the end: if closed half way, the next open finishes the job.
+      while (slot.logGarbage.length > 0) {
+        if (this.closing) return;
+        await this.writer.submit((tx) => this.removeLogGarbage(tx, slot), false);
+      }
+      let removed = this.gcBatchRecords;
+      while (removed === this.gcBatchRecords) {
+        if (this.closing) return;
+        removed = await this.writer.submit(
+          (tx) => this.removeRange(tx, this.dbs.kv, groupStartKey(group), groupEndKey(group)),
+          false,
+        );
       }
       await this.writer.submit((tx) => {
         tx.remove(this.dbs.group, groupKey(group, GroupTag.Deleted));
@@ -721,21 +766,12 @@ export class NodeStore implements GroupBackend {
     if (cached) return limitSize(cached, maxBytes);
     const out: Entry[] = [];
     let size = 0;
-    let expect = lo;
-    for (const { key, value } of this.dbs.log.getRange({
-      start: logKey(group, lo),
-      end: logKey(group, hi),
-      transaction: this.view,
-    })) {
-      const index = logKeyIndex(key);
-      if (index !== expect) throw new StoreCorruptError(`group ${group}: log entry ${expect} is missing`);
-      const e = decodeLogValue(index, value);
+    for (let index = lo; index < hi; index++) {
+      const e = decodeLogRecord(group, index, this.logRecord(group, index));
       size += entryBytes(e);
       if (out.length > 0 && size > maxBytes) return out;
       out.push(e);
-      expect++;
     }
-    if (expect !== hi) throw new StoreCorruptError(`group ${group}: log entry ${expect} is missing`);
     return out;
   }
 
@@ -743,9 +779,14 @@ export class NodeStore implements GroupBackend {
     this.checkOpen();
     const cached = this.slots.get(group)?.cache.get(index);
     if (cached) return cached.term;
-    const value = this.dbs.log.get(logKey(group, index), { transaction: this.view });
+    return logRecordTerm(group, index, this.logRecord(group, index));
+  }
+
+  private logRecord(group: GroupId, index: number): Buffer {
+    const seq = this.slots.get(group)?.log.seqOf(index);
+    const value = seq === undefined ? undefined : this.dbs.log.get(seqKey(seq), { transaction: this.view });
     if (value === undefined) throw new StoreCorruptError(`group ${group}: log entry ${index} is missing`);
-    return logValueTerm(index, value);
+    return value;
   }
 
   save(update: GroupUpdate): Promise<void> {
@@ -787,17 +828,53 @@ export class NodeStore implements GroupBackend {
     if (start > meta.lastIndex + 1) throw new LogGapError(meta.lastIndex, start);
     // The tail cache keeps the decoded view of exactly the bytes written (no second copy).
     const written: Entry[] = [];
+    const seqs: number[] = [];
     for (const e of fresh) {
-      const value = encodeLogValue(e);
-      tx.put(this.dbs.log, logKey(group, e.index), value);
+      // Taken while planning: a job that throws later only leaves a gap in the numbering.
+      const seq = this.nextSeq++;
+      const value = encodeLogRecord(group, e);
+      tx.put(this.dbs.log, seqKey(seq), value);
       tx.write(termSlot(group, e.index), e.term);
-      written.push(decodeLogValue(e.index, value));
+      seqs.push(seq);
+      written.push(decodeLogRecord(group, e.index, value));
     }
+    // Whatever the log held from `start` on (a conflicting suffix, or the same entries written
+    // again) is removed in this transaction.
     const cache = this.slot(group).cache;
+    this.editLog(tx, group, (log) => log.edit(start, seqs), null);
     tx.afterCommit(() => cache.append(written));
-    // A conflicting suffix beyond the new entries goes too (the overlapping part was overwritten).
-    for (let i = lastNew + 1; i <= meta.lastIndex; i++) tx.remove(this.dbs.log, logKey(group, i));
     return { ...meta, lastIndex: lastNew };
+  }
+
+  /**
+   * Plans an edit of the group's log (see log-seqs.ts): removes the records it drops in this
+   * transaction and applies it to the in-memory view once committed. With `garbageThrough`, the
+   * entries at or below that index become garbage then, for the background clean-up.
+   */
+  private editLog(
+    tx: JobTx,
+    group: GroupId,
+    plan: (log: PlannedLog) => PlannedEdit,
+    garbageThrough: number | null,
+  ): void {
+    const slot = this.slot(group);
+    const { view, edit, dropped } = plan(tx.read(`l${group}`, () => PlannedLog.of(slot.log)));
+    for (const seq of dropped) tx.remove(this.dbs.log, seqKey(seq));
+    tx.write(`l${group}`, view);
+    tx.afterCommit(() => {
+      slot.log.apply(edit);
+      if (garbageThrough !== null) this.dropLogThrough(group, garbageThrough);
+    });
+  }
+
+  /** After a commit that moved the head to `index`: the entries up to it are garbage now. */
+  private dropLogThrough(group: GroupId, index: number): void {
+    const slot = this.slot(group);
+    slot.cache.dropThrough(index);
+    const dropped = slot.log.dropThrough(index);
+    if (dropped.length === 0) return;
+    slot.logGarbage.push(...dropped);
+    this.startLogGc(group);
   }
 
   /**
@@ -812,9 +889,7 @@ export class NodeStore implements GroupBackend {
     const confState: ConfState = { voters: [...s.confState.voters], learners: [...s.confState.learners] };
     const metadata: SnapshotMetadata = { index: s.index, term: s.term, confState };
     // Entries above the new head are deleted now; those below it with the rest of the compacted log.
-    for (let i = Math.max(s.index + 1, meta.head.index + 1); i <= meta.lastIndex; i++) {
-      tx.remove(this.dbs.log, logKey(group, i));
-    }
+    this.editLog(tx, group, (log) => log.reset(s.index), s.index);
     const head = { index: s.index, term: s.term };
     tx.put(this.dbs.group, groupKey(group, GroupTag.LogHead), logHeadRecord(head));
     tx.put(this.dbs.group, groupKey(group, GroupTag.Snapshot), snapshotMetadataRecord(metadata));
@@ -838,7 +913,6 @@ export class NodeStore implements GroupBackend {
         this.startKvGc(kvKey(group, old, EMPTY_KEY), generationEndKey(group, old));
       });
     }
-    if (meta.lastIndex > meta.head.index) tx.afterCommit(() => this.startLogGc(group));
     return { ...meta, head, lastIndex: s.index, snapshot: metadata, confState, applied };
   }
 
@@ -846,11 +920,7 @@ export class NodeStore implements GroupBackend {
   private planCompact(tx: JobTx, group: GroupId, meta: GroupMeta, index: number): GroupMeta {
     const head = { index, term: this.termIn(tx, group, meta, index) };
     tx.put(this.dbs.group, groupKey(group, GroupTag.LogHead), logHeadRecord(head));
-    const cache = this.slot(group).cache;
-    tx.afterCommit(() => {
-      cache.dropThrough(index);
-      this.startLogGc(group);
-    });
+    tx.afterCommit(() => this.dropLogThrough(group, index));
     return { ...meta, head };
   }
 
@@ -913,14 +983,8 @@ export class NodeStore implements GroupBackend {
     slot.logGcRunning = true;
     this.runBackground(async () => {
       try {
-        let removed = this.gcBatchRecords;
-        while (removed === this.gcBatchRecords && !this.closing) {
-          removed = await this.writer.submit((tx) => {
-            // Nothing is ever written at or below the head, and the head never moves back, so
-            // every key found below it is garbage.
-            const headIndex = this.metaIn(tx, group).head.index;
-            return this.removeRange(tx, this.dbs.log, logKey(group, 0), logKey(group, headIndex + 1));
-          }, false);
+        while (slot.logGarbage.length > 0 && !this.closing) {
+          await this.writer.submit((tx) => this.removeLogGarbage(tx, slot), false);
         }
       } finally {
         slot.logGcRunning = false;
@@ -936,6 +1000,11 @@ export class NodeStore implements GroupBackend {
         removed = await this.writer.submit((tx) => this.removeRange(tx, this.dbs.kv, start, end), false);
       }
     });
+  }
+
+  /** Removes up to a batch of the group's garbage records (taken off the list as it plans). */
+  private removeLogGarbage(tx: JobTx, slot: GroupSlot): void {
+    for (const seq of slot.logGarbage.splice(0, this.gcBatchRecords)) tx.remove(this.dbs.log, seqKey(seq));
   }
 
   private removeRange(tx: JobTx, db: BinaryDb, start: Buffer, end: Buffer): number {
@@ -968,6 +1037,8 @@ export class NodeStore implements GroupBackend {
         staged: null,
         staging: false,
         logGcRunning: false,
+        log: new LogSeqs(),
+        logGarbage: [],
         deleting: null,
         cache: new TailCache(this.opts.tailCacheEntries ?? 256, this.opts.tailCacheBytes ?? 1024 * 1024),
       };

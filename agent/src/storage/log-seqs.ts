@@ -1,0 +1,131 @@
+/**
+ * Where one group's log entries sit in the node's single log (see "Log, format 2" in codec.ts).
+ *
+ * `LogSeqs` is the committed view: the record sequence of every live index, `[first, last]`, and
+ * nothing else; readers use it between commits. `PlannedLog` is a batch's view of it while jobs
+ * are planned (a later job of the batch sees an earlier one's appends): the committed entries
+ * below `cut`, then `added` from `cut` on. Each plan step is a `LogEdit` that the store applies to
+ * the committed view once its batch has committed, in planning order.
+ *
+ * Invariant kept by the store, and relied on when the log is read back at open: a group's records
+ * on disk, in sequence order, have increasing indexes. Appends take new, higher sequences; an
+ * append that overwrites a suffix removes that suffix's records in the same transaction; entries
+ * at or below the head (compacted) are garbage, deleted in the background.
+ */
+
+/** "Cut the log at `from` (drop every entry from there on), then append `seqs` from `from`." */
+export interface LogEdit {
+  readonly from: number;
+  readonly seqs: readonly number[];
+}
+
+export class LogSeqs {
+  /** `seqs[i]` holds index `first + i`. */
+  private seqs: number[] = [];
+  private firstIndex = 1;
+
+  constructor(first = 1, seqs: number[] = []) {
+    this.firstIndex = first;
+    this.seqs = seqs;
+  }
+
+  get first(): number {
+    return this.firstIndex;
+  }
+
+  get last(): number {
+    return this.firstIndex + this.seqs.length - 1;
+  }
+
+  seqOf(index: number): number | undefined {
+    return index < this.firstIndex ? undefined : this.seqs[index - this.firstIndex];
+  }
+
+  /** The sequences of `[lo, hi]` (clipped to what is live). */
+  seqsIn(lo: number, hi: number): number[] {
+    const a = Math.max(lo, this.firstIndex) - this.firstIndex;
+    const b = Math.min(hi, this.last) - this.firstIndex + 1;
+    return a < b ? this.seqs.slice(a, b) : [];
+  }
+
+  apply(edit: LogEdit): void {
+    if (edit.seqs.length > 0 && this.seqs.length > 0 && edit.from > this.last + 1) {
+      throw new RangeError(`log edit at ${edit.from} leaves a hole after ${this.last}`);
+    }
+    const keep = Math.max(0, edit.from - this.firstIndex);
+    if (keep < this.seqs.length) this.seqs.length = keep;
+    if (this.seqs.length === 0) this.firstIndex = edit.from;
+    for (const s of edit.seqs) this.seqs.push(s);
+  }
+
+  /** Drops the entries at or below `index` (compaction); returns their sequences. */
+  dropThrough(index: number): number[] {
+    const n = Math.min(Math.max(0, index - this.firstIndex + 1), this.seqs.length);
+    const dropped = this.seqs.splice(0, n);
+    if (index + 1 > this.firstIndex) this.firstIndex = index + 1;
+    return dropped;
+  }
+
+  /** Drops everything (the group is being deleted); returns the sequences. */
+  clear(): number[] {
+    const all = this.seqs;
+    this.seqs = [];
+    this.firstIndex = 1;
+    return all;
+  }
+}
+
+export class PlannedLog {
+  private constructor(
+    private readonly committed: LogSeqs,
+    /** Committed entries are kept below `cut`; `added[i]` holds index `cut + i`. */
+    private readonly cut: number,
+    private readonly added: readonly number[],
+  ) {}
+
+  static of(committed: LogSeqs): PlannedLog {
+    return new PlannedLog(committed, committed.last + 1, []);
+  }
+
+  private get last(): number {
+    return this.cut + this.added.length - 1;
+  }
+
+  /**
+   * Plans "cut at `from`, then append `seqs`": returns the new view (this one is left as it was,
+   * so a job that throws later leaves the batch's view untouched), the edit to apply once
+   * committed, and the sequences of the records the cut drops (to remove in the same batch).
+   */
+  edit(from: number, seqs: readonly number[]): PlannedEdit {
+    if (from > this.last + 1) throw new RangeError(`log edit at ${from} leaves a hole after ${this.last}`);
+    return this.cutAt(from, seqs);
+  }
+
+  /**
+   * Plans a move of the log to the snapshot point `index`: the entries after it are dropped (to
+   * remove in the same batch) and the log goes on at `index + 1`, however far that is past its
+   * end. Entries at or below `index` become garbage once committed (`LogSeqs.dropThrough`).
+   */
+  reset(index: number): PlannedEdit {
+    return this.cutAt(index + 1, []);
+  }
+
+  private cutAt(from: number, seqs: readonly number[]): PlannedEdit {
+    const dropped = from < this.cut ? this.committed.seqsIn(from, this.cut - 1) : [];
+    const keep = Math.max(0, from - this.cut);
+    dropped.push(...this.added.slice(keep));
+    const view =
+      from > this.last + 1
+        ? new PlannedLog(this.committed, from, [...seqs])
+        : from >= this.cut
+          ? new PlannedLog(this.committed, this.cut, [...this.added.slice(0, keep), ...seqs])
+          : new PlannedLog(this.committed, from, [...seqs]);
+    return { view, edit: { from, seqs }, dropped };
+  }
+}
+
+export interface PlannedEdit {
+  readonly view: PlannedLog;
+  readonly edit: LogEdit;
+  readonly dropped: number[];
+}

@@ -1,0 +1,257 @@
+/**
+ * The node-wide log (format 2, see "Log, format 2" in src/storage/codec.ts): every group's entries
+ * in one sequence of records, with the (group, index) -> record map kept in memory and rebuilt on
+ * open. These tests drive many groups at once, with several writes planned into one batch, and
+ * check three things the single-group conformance suite cannot: that each group still reads as
+ * its `MemoryStorage` model does, after every reopen too; that no record is left behind (every
+ * overwritten, compacted or deleted entry is removed from the file); and that a format-1 store
+ * (one key range per group) is moved to the new log when opened.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { open } from "lmdb";
+import { MemoryStorage, type Entry, type Snapshot } from "../../src/raft/index.js";
+import { NodeStore } from "../../src/storage/index.js";
+import { GroupTag, groupKey, hardStateRecord, logHeadRecord, logKey } from "../../src/storage/codec.js";
+import { entry, observe } from "./conformance.js";
+import { emptyImage, removeDir, tempDir } from "./lmdb-subject.js";
+
+const BINARY = { keyEncoding: "binary", encoding: "binary" } as const;
+const GROUPS = [1, 2, 3];
+
+/** How many records each group has in the file's node-wide log (read with the store closed). */
+async function recordsPerGroup(dir: string): Promise<Map<number, number>> {
+  const root = open({ path: dir, maxDbs: 8 });
+  try {
+    const db = root.openDB<Buffer, Buffer>("entries", BINARY);
+    const out = new Map<number, number>();
+    for (const { value } of db.getRange()) {
+      const g = value.readUInt32BE(0);
+      out.set(g, (out.get(g) ?? 0) + 1);
+    }
+    return out;
+  } finally {
+    await root.close();
+  }
+}
+
+type Op =
+  | { kind: "append"; group: number; back: number; terms: number[] }
+  | { kind: "compact"; group: number; back: number }
+  | { kind: "snapshot"; group: number; ahead: number }
+  | { kind: "delete"; group: number }
+  | { kind: "turn" }
+  | { kind: "reopen" };
+
+const groupArb = fc.constantFrom(...GROUPS);
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant("append" as const),
+      group: groupArb,
+      back: fc.integer({ min: 0, max: 4 }),
+      terms: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("compact" as const),
+      group: groupArb,
+      back: fc.integer({ min: 0, max: 6 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("snapshot" as const),
+      group: groupArb,
+      ahead: fc.integer({ min: 1, max: 8 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("delete" as const), group: groupArb }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("turn" as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("reopen" as const) }) },
+);
+
+describe("the node-wide log", () => {
+  it("many groups written in shared batches read as their models, across reopens, and leave no stray record", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 40 }), async (ops) => {
+        const dir = await tempDir();
+        // A small clean-up step, so that closing often interrupts it and the next open resumes it.
+        const openStore = (): Promise<NodeStore> => NodeStore.open({ path: dir, gcBatchRecords: 3 });
+        let store = await openStore();
+        const models = new Map<number, MemoryStorage>(GROUPS.map((g) => [g, new MemoryStorage()]));
+        const applied = new Map<number, number>(GROUPS.map((g) => [g, 0]));
+        let term = 1;
+        // Writes of one "turn" are submitted without waiting, so they are planned into one batch:
+        // a later write must see an earlier one's appends (and remove them when it overwrites them).
+        let turn: Promise<unknown>[] = [];
+        const endTurn = async (): Promise<void> => {
+          await Promise.all(turn);
+          turn = [];
+        };
+        const check = (): void => {
+          for (const g of GROUPS) {
+            if (!store.hasGroup(g)) {
+              assert.equal(models.get(g)!.lastIndex(), 0, `group ${g} lost its log`);
+              continue;
+            }
+            assert.deepEqual(observe(store.group(g)), observe(models.get(g)!), `group ${g}`);
+          }
+        };
+        try {
+          for (const o of ops) {
+            if (o.kind === "turn") {
+              await endTurn();
+              check();
+            } else if (o.kind === "reopen") {
+              await endTurn();
+              await store.close();
+              store = await openStore();
+              check();
+            } else if (o.kind === "delete") {
+              await endTurn();
+              await store.deleteGroup(o.group);
+              models.set(o.group, new MemoryStorage());
+              applied.set(o.group, 0);
+            } else {
+              const g = o.group;
+              const model = models.get(g)!;
+              if (o.kind === "append") {
+                // Never below what is applied, as in Raft: a conflict is always uncommitted.
+                const from = Math.max(
+                  model.firstIndex(),
+                  applied.get(g)! + 1,
+                  model.lastIndex() + 1 - o.back,
+                );
+                const ents = o.terms.map((dt, i) =>
+                  entry(from + i, (term += dt), `g${g}i${from + i}t${term}`),
+                );
+                model.append(ents);
+                turn.push(store.saveBatch([{ group: g, hardState: null, entries: ents, snapshot: null }]));
+              } else if (o.kind === "compact") {
+                const at = model.lastIndex() - o.back;
+                if (at < model.firstIndex()) continue;
+                // The store compacts only what is applied; apply up to there first (same batch).
+                const from = applied.get(g)! + 1;
+                if (at >= from) {
+                  turn.push(store.applyEntries(g, model.entries(from, at + 1, Infinity), () => undefined));
+                  applied.set(g, at);
+                }
+                model.compact(at);
+                turn.push(store.compact(g, at));
+              } else {
+                // A leader's snapshot: inside the log (past what is applied) or beyond its end.
+                const index = Math.max(applied.get(g)!, model.firstIndex() - 1) + o.ahead;
+                const snap: Snapshot = {
+                  metadata: { index, term: ++term, confState: { voters: ["a"], learners: [] } },
+                  data: new Uint8Array(0),
+                };
+                model.applySnapshot(snap);
+                model.setConfState(snap.metadata.confState);
+                // Its image is staged first (as a follower does), and swapped in by the save.
+                await endTurn();
+                await store.stageSnapshot(g, snap.metadata, emptyImage(snap.metadata));
+                turn.push(store.saveBatch([{ group: g, hardState: null, entries: [], snapshot: snap }]));
+                applied.set(g, index);
+              }
+            }
+          }
+          await endTurn();
+          check();
+          await store.settle();
+          await store.close();
+          const onDisk = await recordsPerGroup(dir);
+          for (const g of GROUPS) {
+            const m = models.get(g)!;
+            const live = m.lastIndex() - m.firstIndex() + 1;
+            assert.equal(onDisk.get(g) ?? 0, live, `group ${g}: records in the file vs live entries`);
+          }
+          store = await openStore();
+          check();
+        } finally {
+          await store.close();
+          await removeDir(dir);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("a format-1 store (one log key range per group) opens with its log moved into the node-wide log", async () => {
+    const dir = await tempDir();
+    try {
+      // A format-1 data directory as the previous agent left it: group 5 compacted through 2,
+      // group 9 with two entries, and one compacted entry of group 5 not yet deleted.
+      const root = open({ path: dir, maxDbs: 8 });
+      const node = root.openDB<Buffer, Buffer>("node", BINARY);
+      const group = root.openDB<Buffer, Buffer>("group", BINARY);
+      const log = root.openDB<Buffer, Buffer>("log", BINARY);
+      const oldValue = (e: Entry): Buffer => {
+        const v = Buffer.alloc(9 + e.data.byteLength);
+        v.writeUInt32BE(Math.floor(e.term / 2 ** 32), 0);
+        v.writeUInt32BE(e.term % 2 ** 32, 4);
+        v.set(e.data, 9);
+        return v;
+      };
+      await root.transaction(() => {
+        void node.put(Buffer.from("format"), Buffer.from("1"));
+        void node.put(Buffer.from("nodeId"), Buffer.from("n1"));
+        void group.put(groupKey(5, GroupTag.HardState), hardStateRecord({ term: 3, vote: "n1", commit: 4 }));
+        void group.put(groupKey(5, GroupTag.LogHead), logHeadRecord({ index: 2, term: 1 }));
+        for (const e of [entry(2, 1), entry(3, 2), entry(4, 3), entry(5, 3)])
+          void log.put(logKey(5, e.index), oldValue(e));
+        for (const e of [entry(1, 1), entry(2, 1)]) void log.put(logKey(9, e.index), oldValue(e));
+      });
+      await root.close();
+
+      let store = await NodeStore.open({ path: dir });
+      const expect5 = [entry(3, 2), entry(4, 3), entry(5, 3)];
+      const plain = (es: Entry[]): unknown => es.map((e) => ({ ...e, data: [...e.data] }));
+      assert.equal(store.nodeId, "n1");
+      assert.deepEqual(store.group(5).initialState().hardState, { term: 3, vote: "n1", commit: 4 });
+      assert.equal(store.group(5).firstIndex(), 3);
+      assert.equal(store.group(5).term(2), 1, "the head keeps its term");
+      assert.deepEqual(plain(store.group(5).entries(3, 6, Infinity)), plain(expect5));
+      assert.deepEqual(plain(store.group(9).entries(1, 3, Infinity)), plain([entry(1, 1), entry(2, 1)]));
+      // The moved log takes new appends and truncations like any other.
+      await store.saveBatch([
+        { group: 5, hardState: null, entries: [entry(5, 4), entry(6, 4)], snapshot: null },
+      ]);
+      await store.settle();
+      await store.close();
+
+      const check = open({ path: dir, maxDbs: 8 });
+      try {
+        assert.equal(
+          check.openDB<Buffer, Buffer>("node", BINARY).get(Buffer.from("format"))?.toString(),
+          "2",
+        );
+        assert.equal(
+          [...check.openDB<Buffer, Buffer>("log", BINARY).getKeys()].length,
+          0,
+          "the old log is empty",
+        );
+      } finally {
+        await check.close();
+      }
+      assert.deepEqual(
+        Object.fromEntries(await recordsPerGroup(dir)),
+        { 5: 4, 9: 2 },
+        "compacted entry 2 deleted",
+      );
+      store = await NodeStore.open({ path: dir });
+      assert.deepEqual(
+        plain(store.group(5).entries(3, 7, Infinity)),
+        plain([entry(3, 2), entry(4, 3), entry(5, 4), entry(6, 4)]),
+      );
+      await store.close();
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
