@@ -67,10 +67,22 @@ export function isPristine(m: GroupMeta): boolean {
 }
 
 export interface StoreDbs {
+  /** Group records, [group][tag]; the two rewritten on every turn live in `state` instead. */
   readonly group: BinaryDb;
+  /**
+   * The hard state and applied records, [group][tag]: the records a busy node rewrites for some
+   * twenty groups per turn. On their own they fill a page or two, so a turn dirties those rather
+   * than most of the group records' pages (which also hold memberships and snapshot points).
+   */
+  readonly state: BinaryDb;
   /** The node-wide log: sequence -> (group, index, entry); see "Log, format 2" in codec.ts. */
   readonly log: BinaryDb;
   readonly kv: BinaryDb;
+}
+
+/** The database that holds a group record with `tag`. */
+export function recordDb(dbs: StoreDbs, tag: GroupTag): BinaryDb {
+  return tag === GroupTag.HardState || tag === GroupTag.Applied ? dbs.state : dbs.group;
 }
 
 /** One group's records in the node-wide log, in write order. */
@@ -137,12 +149,14 @@ export function loadGroup(
   records: GroupRecords = NO_RECORDS,
 ): LoadedGroup {
   let meta: GroupMeta = EMPTY_GROUP_META;
-  for (const { key, value } of dbs.group.getRange({
-    start: groupStartKey(group),
-    end: groupEndKey(group),
-    transaction: txn,
-  })) {
-    meta = withRecord(meta, groupKeyTag(key), value);
+  for (const db of [dbs.group, dbs.state]) {
+    for (const { key, value } of db.getRange({
+      start: groupStartKey(group),
+      end: groupEndKey(group),
+      transaction: txn,
+    })) {
+      meta = withRecord(meta, groupKeyTag(key), value);
+    }
   }
   // Records at or below the head are compacted garbage that a background task deletes in
   // bounded steps. The others, in write order, are the live log: head + 1, head + 2, ... with

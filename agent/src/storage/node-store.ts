@@ -3,18 +3,20 @@
  * node's identity and, for every Raft group it hosts, the log, the hard state, the snapshot
  * point, the applied state and the group's key-value table.
  *
- * Layout (see `codec.ts`): four named databases with binary, big-endian keys. Group records and
+ * Layout (see `codec.ts`): five named databases with binary, big-endian keys. Group records and
  * KV tables are prefixed by the group id, so one group's KV table is one contiguous key range;
  * the log is ONE sequence for all groups, so that a turn's appends to many groups dirty one or
  * two pages instead of one per group (which sequence holds which entry is kept in memory).
  *
  *   node     identity: format, node id, cluster id, small metadata
- *   group    [group][tag] -> CBOR: hard state, log head, snapshot point, conf state, applied state
+ *   group    [group][tag] -> CBOR: log head, snapshot point, conf state
+ *   state    [group][tag] -> CBOR: hard state, applied state (rewritten every turn: kept apart, so
+ *            that they share a page or two)
  *   entries  [sequence u64] -> group u32 | index u64 | term u64 | type u8 | data
  *   kv       [group][generation u32][key] -> version u64 | value
  *
- * Format 1 kept the log as `log` [group][index u64] -> term | type | data; opening such a store
- * moves its log into `entries` in one durable write (`migrateLogFormat1`).
+ * Format 1 kept the log as `log` [group][index u64] -> term | type | data, and every group record
+ * in `group`; opening such a store moves them in one durable write (`migrateFormat1`).
  *
  * Reads are synchronous (the Raft core needs that) and all go through one read transaction,
  * taken at the first read after each committed batch, so they always see exactly the state the
@@ -46,6 +48,7 @@ import {
   groupStartKey,
   GroupTag,
   groupKey,
+  groupKeyTag,
   hardStateRecord,
   kvKey,
   keyGroup,
@@ -79,6 +82,7 @@ import {
   EMPTY_GROUP_META,
   isPristine,
   loadGroup,
+  recordDb,
   scanLog,
   type GroupMeta,
   type StoreDbs,
@@ -192,6 +196,7 @@ export class NodeStore implements GroupBackend {
     });
     const dbs: StoreDbs = {
       group: root.openDB<Buffer, Buffer>("group", BINARY),
+      state: root.openDB<Buffer, Buffer>("state", BINARY),
       log: root.openDB<Buffer, Buffer>("entries", BINARY),
       kv: root.openDB<Buffer, Buffer>("kv", BINARY),
     };
@@ -219,7 +224,7 @@ export class NodeStore implements GroupBackend {
         tx.put(this.nodeDb, nodeKey("nodeId"), Buffer.from(nodeId));
       }, true);
     } else if (format === "1") {
-      await this.migrateLogFormat1();
+      await this.migrateFormat1();
     } else if (format !== STORE_FORMAT) {
       throw new StoreCorruptError(`store format ${format}, this agent reads ${STORE_FORMAT}`);
     }
@@ -231,7 +236,7 @@ export class NodeStore implements GroupBackend {
     const log = scanLog(this.dbs.log, this.view);
     this.nextSeq = log.lastSeq + 1;
     const groups = new Set<GroupId>(log.groups.keys());
-    for (const db of [this.dbs.group, this.dbs.kv]) {
+    for (const db of [this.dbs.group, this.dbs.state, this.dbs.kv]) {
       for (const g of distinctGroups(db, this.view)) groups.add(g);
     }
     for (const g of groups) {
@@ -254,11 +259,12 @@ export class NodeStore implements GroupBackend {
   }
 
   /**
-   * Moves a format-1 log (one key range per group) into the node-wide log, in one durable write
-   * that also records the new format: a crash leaves either the old store or the new one. Each
-   * group's entries go in index order, so they keep the order `scanLog` expects.
+   * Moves a format-1 log (one key range per group) into the node-wide log, and the hard state and
+   * applied records into `state`, in one durable write that also records the new format: a crash
+   * leaves either the old store or the new one. Each group's entries go in index order, so they
+   * keep the order `scanLog` expects.
    */
-  private async migrateLogFormat1(): Promise<void> {
+  private async migrateFormat1(): Promise<void> {
     const old = this.root.openDB<Buffer, Buffer>("log", BINARY);
     this.renewView(); // A read transaction begun before the database was opened cannot see it.
     await this.writer.submit((tx) => {
@@ -266,6 +272,12 @@ export class NodeStore implements GroupBackend {
       for (const { key, value } of old.getRange({ transaction: this.view })) {
         tx.put(this.dbs.log, seqKey(seq++), logRecordOf(keyGroup(key), logKeyIndex(key), value));
         tx.remove(old, Buffer.from(key));
+      }
+      for (const { key, value } of this.dbs.group.getRange({ transaction: this.view })) {
+        const tag = groupKeyTag(key) as GroupTag;
+        if (recordDb(this.dbs, tag) === this.dbs.group) continue;
+        tx.put(this.dbs.state, Buffer.from(key), value);
+        tx.remove(this.dbs.group, Buffer.from(key));
       }
       tx.put(this.nodeDb, nodeKey("format"), Buffer.from(STORE_FORMAT));
     }, true);
@@ -510,7 +522,7 @@ export class NodeStore implements GroupBackend {
       }
     }
     if (results.length === 0) return results;
-    tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+    tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
     if (confChanged) tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
     this.setMetaIn(tx, group, { ...meta, applied, confState });
     return results;
@@ -644,7 +656,7 @@ export class NodeStore implements GroupBackend {
             hs.term < metadata.term
               ? { term: metadata.term, vote: "", commit: Math.max(hs.commit, metadata.index) }
               : { ...hs, commit: Math.max(hs.commit, metadata.index) };
-          tx.put(this.dbs.group, groupKey(group, GroupTag.HardState), hardStateRecord(raised));
+          tx.put(this.dbs.state, groupKey(group, GroupTag.HardState), hardStateRecord(raised));
           meta = { ...meta, hardState: raised };
         }
         this.setMetaIn(tx, group, meta);
@@ -671,7 +683,7 @@ export class NodeStore implements GroupBackend {
     if (slot.staging) return Promise.reject(new SnapshotInProgressError(group));
     const first = this.writer.submit((tx) => {
       for (const tag of Object.values(GroupTag)) {
-        if (tag !== GroupTag.Deleted) tx.remove(this.dbs.group, groupKey(group, tag));
+        if (tag !== GroupTag.Deleted) tx.remove(recordDb(this.dbs, tag), groupKey(group, tag));
       }
       tx.put(this.dbs.group, groupKey(group, GroupTag.Deleted), Buffer.of(1));
       this.setMetaIn(tx, group, EMPTY_GROUP_META);
@@ -812,7 +824,7 @@ export class NodeStore implements GroupBackend {
     }
     if (u.entries.length > 0) meta = this.planAppend(tx, u.group, meta, u.entries);
     if (u.hardState) {
-      tx.put(this.dbs.group, groupKey(u.group, GroupTag.HardState), hardStateRecord(u.hardState));
+      tx.put(this.dbs.state, groupKey(u.group, GroupTag.HardState), hardStateRecord(u.hardState));
       meta = { ...meta, hardState: u.hardState };
     }
     this.setMetaIn(tx, u.group, meta);
@@ -907,7 +919,7 @@ export class NodeStore implements GroupBackend {
     ) {
       const old = meta.applied.generation;
       applied = { index: s.index, term: s.term, generation: staged.generation };
-      tx.put(this.dbs.group, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+      tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
       tx.afterCommit(() => {
         if (slot.staged === staged) slot.staged = null;
         this.startKvGc(kvKey(group, old, EMPTY_KEY), generationEndKey(group, old));

@@ -38,7 +38,7 @@ export async function* streamGroupImage(
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const txn = root.useReadTransaction();
   try {
-    const appliedBytes = dbs.group.get(groupKey(group, GroupTag.Applied), { transaction: txn });
+    const appliedBytes = dbs.state.get(groupKey(group, GroupTag.Applied), { transaction: txn });
     const confBytes = dbs.group.get(groupKey(group, GroupTag.ConfState), { transaction: txn });
     const applied = appliedBytes ? parseApplied(appliedBytes) : EMPTY_GROUP_META.applied;
     const confState = confBytes ? parseConfState(confBytes) : EMPTY_GROUP_META.confState;

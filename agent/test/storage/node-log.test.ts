@@ -5,7 +5,8 @@
  * check three things the single-group conformance suite cannot: that each group still reads as
  * its `MemoryStorage` model does, after every reopen too; that no record is left behind (every
  * overwritten, compacted or deleted entry is removed from the file); and that a format-1 store
- * (one key range per group) is moved to the new log when opened.
+ * (one key range per group, every group record in one database) is moved to the new layout when
+ * opened.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -13,7 +14,15 @@ import fc from "fast-check";
 import { open } from "lmdb";
 import { MemoryStorage, type Entry, type Snapshot } from "../../src/raft/index.js";
 import { NodeStore } from "../../src/storage/index.js";
-import { GroupTag, groupKey, hardStateRecord, logHeadRecord, logKey } from "../../src/storage/codec.js";
+import {
+  appliedRecord,
+  GroupTag,
+  groupKey,
+  groupKeyTag,
+  hardStateRecord,
+  logHeadRecord,
+  logKey,
+} from "../../src/storage/codec.js";
 import { entry, observe } from "./conformance.js";
 import { emptyImage, removeDir, tempDir } from "./lmdb-subject.js";
 
@@ -203,6 +212,7 @@ describe("the node-wide log", () => {
         void node.put(Buffer.from("nodeId"), Buffer.from("n1"));
         void group.put(groupKey(5, GroupTag.HardState), hardStateRecord({ term: 3, vote: "n1", commit: 4 }));
         void group.put(groupKey(5, GroupTag.LogHead), logHeadRecord({ index: 2, term: 1 }));
+        void group.put(groupKey(5, GroupTag.Applied), appliedRecord({ index: 3, term: 2, generation: 0 }));
         for (const e of [entry(2, 1), entry(3, 2), entry(4, 3), entry(5, 3)])
           void log.put(logKey(5, e.index), oldValue(e));
         for (const e of [entry(1, 1), entry(2, 1)]) void log.put(logKey(9, e.index), oldValue(e));
@@ -216,6 +226,7 @@ describe("the node-wide log", () => {
       assert.deepEqual(store.group(5).initialState().hardState, { term: 3, vote: "n1", commit: 4 });
       assert.equal(store.group(5).firstIndex(), 3);
       assert.equal(store.group(5).term(2), 1, "the head keeps its term");
+      assert.equal(store.appliedIndex(5), 3);
       assert.deepEqual(plain(store.group(5).entries(3, 6, Infinity)), plain(expect5));
       assert.deepEqual(plain(store.group(9).entries(1, 3, Infinity)), plain([entry(1, 1), entry(2, 1)]));
       // The moved log takes new appends and truncations like any other.
@@ -235,6 +246,14 @@ describe("the node-wide log", () => {
           [...check.openDB<Buffer, Buffer>("log", BINARY).getKeys()].length,
           0,
           "the old log is empty",
+        );
+        const tags = (name: string): number[] =>
+          [...check.openDB<Buffer, Buffer>(name, BINARY).getKeys()].map((k) => groupKeyTag(k));
+        assert.deepEqual(tags("group"), [GroupTag.LogHead], "group keeps the log head");
+        assert.deepEqual(
+          tags("state"),
+          [GroupTag.HardState, GroupTag.Applied],
+          "state has the per-turn records",
         );
       } finally {
         await check.close();

@@ -42,10 +42,14 @@ async function withStore(
 
 /**
  * Counts the records a group has in one of the store's LMDB databases, straight from the file:
- * "group" and "kv" keys start with the group id; the node-wide log, "entries", holds it at the
+ * "group", "state" and "kv" keys start with the group id; the node-wide log, "entries", holds it at the
  * start of each value.
  */
-async function countKeys(dir: string, dbName: "group" | "entries" | "kv", group: number): Promise<number> {
+async function countKeys(
+  dir: string,
+  dbName: "group" | "state" | "entries" | "kv",
+  group: number,
+): Promise<number> {
   const root = open({ path: dir, maxDbs: 8 });
   try {
     const db = root.openDB<Buffer, Buffer>(dbName, { keyEncoding: "binary", encoding: "binary" });
@@ -442,7 +446,7 @@ describe("snapshot points and compaction", () => {
       await store.settle();
       assert.equal(store.isDeleting(7), false);
       await store.close();
-      for (const db of ["group", "entries", "kv"] as const)
+      for (const db of ["group", "state", "entries", "kv"] as const)
         assert.equal(await countKeys(dir, db, 7), 0, `${db} keys left`);
       assert.ok((await countKeys(dir, "kv", 8)) > 0, "the other group keeps its data");
       store = await NodeStore.open({ path: dir });
