@@ -21,6 +21,8 @@ interface Up {
   readonly nodes: { id: string; api: string; peer: string }[];
   readonly token: string;
   readonly stdout: string;
+  /** The last 20,000 characters of the run's log (the agents log to it too), as of now. */
+  readonly log: () => string;
 }
 
 /** `cluster up --json` on `dir`, until it prints the cluster (it waits for every node to be ready). */
@@ -30,7 +32,7 @@ async function up(dir: string): Promise<Up> {
   });
   let stdout = "";
   let stderr = "";
-  child.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  child.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-20_000)));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", (b: Buffer) => {
       stdout += b.toString();
@@ -39,7 +41,7 @@ async function up(dir: string): Promise<Up> {
     child.once("exit", (code) => reject(new Error(`cluster up exited (${code}): ${stderr}`)));
   });
   const body = JSON.parse(stdout) as { nodes: Up["nodes"]; token: string };
-  return { child, nodes: body.nodes, token: body.token, stdout: stdout + stderr };
+  return { child, nodes: body.nodes, token: body.token, stdout: stdout + stderr, log: () => stderr };
 }
 
 async function stop(u: Up): Promise<void> {
@@ -48,6 +50,22 @@ async function stop(u: Up): Promise<void> {
 }
 
 describe("cluster up", { timeout: 180_000 }, () => {
+  it("Ctrl-C stops every node without running into the leadership hand-over deadline", async () => {
+    // Each stopping agent hands its partitions over, and used to wait until it led none. With
+    // every node stopping at once they handed them to each other, so each waited out its 2 s
+    // deadline. Now an agent waits only for the hand-overs it started.
+    const dir = await mkdtemp(join(tmpdir(), "ringleader-up-"));
+    try {
+      const u = await up(dir);
+      await stop(u);
+      assert.equal(u.child.exitCode, 0, u.log());
+      assert.equal(u.log().match(/agent stopped/g)?.length, 3, u.log());
+      assert.doesNotMatch(u.log(), /stopping at the hand-over deadline/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("run again on the same folder, brings the same cluster back, data and all", async () => {
     const dir = await mkdtemp(join(tmpdir(), "ringleader-up-"));
     try {

@@ -30,7 +30,7 @@ import { httpLeaderQuestions } from "../cluster/removal-check.js";
 import { routingRoute, routingTable } from "../routing/route.js";
 import { placement } from "../ring/placement.js";
 import type { Ring } from "../ring/types.js";
-import type { Message, NodeId } from "../raft/index.js";
+import type { GroupId, Message, NodeId } from "../raft/index.js";
 import { PeerTransport, type PeerAddress } from "../transport/tcp-transport.js";
 import type { ClusterConfig } from "./cluster-config.js";
 import { RaftHost } from "./host.js";
@@ -508,12 +508,20 @@ export class Agent {
     this.activity.stop();
     await this.health.stop();
     if (this.joinTimer) clearTimeout(this.joinTimer);
-    const transfers = this.host.transferAllLeadership((id) => this.meta.leadershipPaused(id));
-    if (transfers > 0) {
-      const deadline = Date.now() + (opts.transferTimeoutMs ?? 2000);
-      while (Date.now() < deadline && this.host.groups().some((g) => this.host.status(g).role === "leader")) {
-        await new Promise((r) => setTimeout(r, this.opts.tickMs));
-      }
+    const handing = this.host.transferAllLeadership((id) => this.meta.leadershipPaused(id));
+    // Wait for the hand-overs started here to finish (or be given up), not for every leadership
+    // to be gone: when a whole cluster stops at once, the stopping agents hand groups to each
+    // other, and waiting for none to lead kept each of them here until the deadline (2 s).
+    const deadline = Date.now() + (opts.transferTimeoutMs ?? 2000);
+    const unfinished = (): GroupId[] => handing.filter((g) => this.host.handingOver(g));
+    while (Date.now() < deadline && unfinished().length > 0) {
+      await new Promise((r) => setTimeout(r, this.opts.tickMs));
+    }
+    if (Date.now() >= deadline) {
+      this.opts.logger.warn("stopping at the hand-over deadline", {
+        node: this.opts.nodeId,
+        unfinished: unfinished().join(","),
+      });
     }
     if (this.ticker) clearInterval(this.ticker);
     await this.host.stop();

@@ -760,10 +760,10 @@ export class RaftHost {
   /**
    * Hands leadership of every group this node leads to the most caught-up voter, preferring
    * voters that `avoid` does not name (boards that stepped down themselves); an avoided voter
-   * takes over only when no other can.
+   * takes over only when no other can. Returns the groups whose hand-over it started.
    */
-  transferAllLeadership(avoid: (id: NodeId) => boolean = () => false): number {
-    let n = 0;
+  transferAllLeadership(avoid: (id: NodeId) => boolean = () => false): GroupId[] {
+    const started: GroupId[] = [];
     for (const r of this.replicas.values()) {
       const st = r.raw.status();
       if (st.role !== "leader") continue;
@@ -786,11 +786,16 @@ export class RaftHost {
       }
       if (best) {
         r.raw.transferLeadership(best);
-        n++;
+        started.push(r.group);
       }
     }
     this.kick();
-    return n;
+    return started;
+  }
+
+  /** Whether this node leads `group` and is handing it over (the transfer neither done nor given up). */
+  handingOver(group: GroupId): boolean {
+    return (this.replicas.get(group)?.raw.leadTransferee ?? "") !== "";
   }
 
   /**

@@ -557,7 +557,7 @@ class Members implements MembershipService {
       throw err;
     }
     const before = leading();
-    const transferred = host.transferAllLeadership((other) => this.deps.meta.leadershipPaused(other));
+    const transferred = host.transferAllLeadership((other) => this.deps.meta.leadershipPaused(other)).length;
     const deadline = Date.now() + STEP_DOWN_WAIT_MS;
     while (leading() > 0 && Date.now() < deadline && !signal?.aborted) {
       await new Promise((r) => setTimeout(r, 20));

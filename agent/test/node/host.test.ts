@@ -153,9 +153,9 @@ describe("RaftHost: the ready loop over a durable store", () => {
         "catch-up",
         tickAll,
       );
-      assert.equal(
+      assert.deepEqual(
         leader.transferAllLeadership((id) => id === avoid),
-        1,
+        [1],
       );
       await until(() => c.hosts.get(expected)!.status(1).role === "leader", `${expected} to lead`, tickAll);
     }
