@@ -92,25 +92,13 @@ export class PlannedLog {
   }
 
   /**
-   * Plans "cut at `from`, then append `seqs`": returns the new view (this one is left as it was,
-   * so a job that throws later leaves the batch's view untouched), the edit to apply once
-   * committed, and the sequences of the records the cut drops (to remove in the same batch).
+   * Plans "cut the log at `from`, then append `seqs` from there": returns the new view (this one
+   * is left as it was, so a job that throws later leaves the batch's view untouched), the edit to
+   * apply once committed, and the sequences of the records the cut drops (to remove in the same
+   * batch). An append starts at most one past the end (the store refuses a hole before this); a
+   * move to a snapshot point `s` is `edit(s + 1, [])`, however far past the end that is.
    */
   edit(from: number, seqs: readonly number[]): PlannedEdit {
-    if (from > this.last + 1) throw new RangeError(`log edit at ${from} leaves a hole after ${this.last}`);
-    return this.cutAt(from, seqs);
-  }
-
-  /**
-   * Plans a move of the log to the snapshot point `index`: the entries after it are dropped (to
-   * remove in the same batch) and the log goes on at `index + 1`, however far that is past its
-   * end. Entries at or below `index` become garbage once committed (`LogSeqs.dropThrough`).
-   */
-  reset(index: number): PlannedEdit {
-    return this.cutAt(index + 1, []);
-  }
-
-  private cutAt(from: number, seqs: readonly number[]): PlannedEdit {
     const dropped = from < this.cut ? this.committed.seqsIn(from, this.cut - 1) : [];
     const keep = Math.max(0, from - this.cut);
     dropped.push(...this.added.slice(keep));

@@ -707,10 +707,7 @@ export class NodeStore implements GroupBackend {
     const run = (async () => {
       await first;
       // The tombstone stays until the end: if closed half way, the next open finishes the job.
-      while (slot.logGarbage.length > 0) {
-        if (this.closing) return;
-        await this.writer.submit((tx) => this.removeLogGarbage(tx, slot), false);
-      }
+      await this.removeLogGarbage(slot);
       let removed = this.gcBatchRecords;
       while (removed === this.gcBatchRecords) {
         if (this.closing) return;
@@ -901,7 +898,7 @@ export class NodeStore implements GroupBackend {
     const confState: ConfState = { voters: [...s.confState.voters], learners: [...s.confState.learners] };
     const metadata: SnapshotMetadata = { index: s.index, term: s.term, confState };
     // Entries above the new head are deleted now; those below it with the rest of the compacted log.
-    this.editLog(tx, group, (log) => log.reset(s.index), s.index);
+    this.editLog(tx, group, (log) => log.edit(s.index + 1, []), s.index);
     const head = { index: s.index, term: s.term };
     tx.put(this.dbs.group, groupKey(group, GroupTag.LogHead), logHeadRecord(head));
     tx.put(this.dbs.group, groupKey(group, GroupTag.Snapshot), snapshotMetadataRecord(metadata));
@@ -995,9 +992,7 @@ export class NodeStore implements GroupBackend {
     slot.logGcRunning = true;
     this.runBackground(async () => {
       try {
-        while (slot.logGarbage.length > 0 && !this.closing) {
-          await this.writer.submit((tx) => this.removeLogGarbage(tx, slot), false);
-        }
+        await this.removeLogGarbage(slot);
       } finally {
         slot.logGcRunning = false;
       }
@@ -1014,9 +1009,15 @@ export class NodeStore implements GroupBackend {
     });
   }
 
-  /** Removes up to a batch of the group's garbage records (taken off the list as it plans). */
-  private removeLogGarbage(tx: JobTx, slot: GroupSlot): void {
-    for (const seq of slot.logGarbage.splice(0, this.gcBatchRecords)) tx.remove(this.dbs.log, seqKey(seq));
+  /** Removes the group's garbage log records, a bounded batch at a time, until none or closing. */
+  private async removeLogGarbage(slot: GroupSlot): Promise<void> {
+    while (slot.logGarbage.length > 0 && !this.closing) {
+      await this.writer.submit((tx) => {
+        // Taken off the list as the batch is planned: a later step never removes them again.
+        for (const seq of slot.logGarbage.splice(0, this.gcBatchRecords))
+          tx.remove(this.dbs.log, seqKey(seq));
+      }, false);
+    }
   }
 
   private removeRange(tx: JobTx, db: BinaryDb, start: Buffer, end: Buffer): number {
