@@ -176,6 +176,7 @@ export class NodeStore implements GroupBackend {
         lazyDelayMs: opts.applyDelayMs ?? 100,
       },
       () => this.renewView(),
+      () => void this.view,
     );
     this.kvAccess = {
       kv: dbs.kv,
@@ -1114,11 +1115,13 @@ export class NodeStore implements GroupBackend {
   }
 
   /**
-   * What every read goes through: one read transaction, taken at the first read after a commit
-   * and released at the next commit. Reads are synchronous (none spans an await), so none can be
-   * using the snapshot when a commit releases it; and a commit that no read follows (most of
-   * them: decisions, appends and term checks are served from memory) costs no new snapshot,
-   * which lmdb-js makes at some 14 us of CPU each.
+   * What every read goes through: one read transaction, taken at the first read after a commit,
+   * or at the latest just before the next batch goes to LMDB, and released once that batch has
+   * committed. Reads are synchronous (none spans an await), so none can be using the snapshot
+   * when a commit releases it. It must not be taken while a batch commits: LMDB's thread may
+   * have committed already, and a snapshot taken then shows the batch while the in-memory state
+   * (group metadata, which record holds each log entry) is still the previous one; a record an
+   * overwrite removed would then read as missing. A snapshot costs lmdb-js some 14 us of CPU.
    */
   private get view(): Transaction {
     return (this.viewTxn ??= this.root.useReadTransaction());

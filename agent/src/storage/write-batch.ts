@@ -138,6 +138,9 @@ export class WriteBatcher {
   readonly stats: WriteBatcherStats = { batches: 0, durableBatches: 0, jobs: 0, ops: 0, lastFlushMs: 0 };
 
   /**
+   * @param beforeCommit runs just before a batch goes to LMDB (the store pins its read snapshot
+   *   there: one taken while the batch commits could already show the batch, before the batch's
+   *   effects have updated the in-memory state that readers combine it with).
    * @param onCommitted runs after each commit, once the batch's effects ran (the store renews its
    *   read snapshot there).
    */
@@ -145,6 +148,7 @@ export class WriteBatcher {
     private readonly root: RootDatabase,
     private readonly limits: WriteBatcherLimits,
     private readonly onCommitted: () => void,
+    private readonly beforeCommit: () => void = () => {},
   ) {}
 
   get failed(): StoreFailedError | null {
@@ -240,6 +244,7 @@ export class WriteBatcher {
     let committed = true;
     if (batch.ops.length > 0) {
       try {
+        this.beforeCommit();
         committed = await this.commit(batch.ops);
       } catch (err) {
         // A failed commit (disk full, I/O error) left LMDB as it was, but we cannot tell that
