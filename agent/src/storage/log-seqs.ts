@@ -20,18 +20,11 @@ export interface LogEdit {
 }
 
 export class LogSeqs {
-  /** `seqs[i]` holds index `first + i`. */
-  private seqs: number[] = [];
-  private firstIndex = 1;
-
-  constructor(first = 1, seqs: number[] = []) {
-    this.firstIndex = first;
-    this.seqs = seqs;
-  }
-
-  get first(): number {
-    return this.firstIndex;
-  }
+  /** `seqs[i]` holds index `firstIndex + i`. */
+  constructor(
+    private firstIndex = 1,
+    private seqs: number[] = [],
+  ) {}
 
   get last(): number {
     return this.firstIndex + this.seqs.length - 1;

@@ -200,17 +200,11 @@ describe("the node-wide log", () => {
     const store = await NodeStore.open({ path: dir, tailCacheEntries: 0 });
     try {
       const g = store.group(1);
-      const ent = (index: number, term: number): Entry => ({
-        index,
-        term,
-        type: "normal",
-        data: new Uint8Array(100),
-      });
       await store.saveBatch([
         {
           group: 1,
           hardState: null,
-          entries: Array.from({ length: 50 }, (_, i) => ent(i + 1, 1)),
+          entries: Array.from({ length: 50 }, (_, i) => entry(i + 1, 1)),
           snapshot: null,
         },
       ]);
@@ -220,7 +214,7 @@ describe("the node-wide log", () => {
           {
             group: 1,
             hardState: null,
-            entries: Array.from({ length: 10 }, (_, i) => ent(41 + i, term)),
+            entries: Array.from({ length: 10 }, (_, i) => entry(41 + i, term)),
             snapshot: null,
           },
         ]);
