@@ -30,8 +30,6 @@ DURATION=${DURATION:-10}
 PERF_SECONDS=${PERF_SECONDS:-6}
 CLI="node dist/agent/src/cli/main.js"
 [ -f dist/test/bench/put-cost.js ] || make build >/dev/null
-# shellcheck source=test/bench/disk-bytes.sh
-source test/bench/disk-bytes.sh
 # shellcheck source=test/bench/leaders-settled.sh
 source test/bench/leaders-settled.sh
 
@@ -51,17 +49,23 @@ UP=$!
 bench_cluster_ready "$WORK/c"
 wait_leaders_settled "$WORK/c/cluster.json"
 
-bench() { # seconds → json
+# Every agent's counters, and the device's, as JSON (put-cost.js snapshot).
+cat >"$WORK/snapshot.sh" <<'EOF'
+source test/bench/disk-bytes.sh
+node dist/test/bench/put-cost.js snapshot "$1/c/cluster.json" "$(device_written_bytes "$1")"
+EOF
+# The warm-up runs in the bench's own process (the generator is JIT-compiled too), which takes
+# the first snapshot between it and the measured run, with nothing in flight.
+bench() { # → json
   $CLI bench --target ringleader --cluster-file "$WORK/c/cluster.json" --mix put=1 \
-    --concurrency "$CONCURRENCY" --duration "$1" --warmup 0 --value-size 100 --keys 10000 --json 2>/dev/null
+    --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --value-size 100 --keys 10000 \
+    --on-measure "bash $WORK/snapshot.sh $WORK >$WORK/before.json" --json 2>/dev/null
 }
 echo "warming up for ${WARMUP} s (V8 compiles the hot path in the first seconds of load) ..." >&2
-bench "$WARMUP" >/dev/null
-node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" "$(device_written_bytes "$WORK")" >"$WORK/before.json"
 if [ "${PERF:-0}" = 1 ] || [ "${ALLOC:-0}" = 1 ]; then
-  bench "$DURATION" >"$WORK/bench.json" &
+  bench >"$WORK/bench.json" &
   BENCH=$!
-  sleep $(((DURATION - PERF_SECONDS) / 2))
+  sleep $((WARMUP + (DURATION - PERF_SECONDS) / 2))
   if [ "${ALLOC:-0}" = 1 ]; then
     node --experimental-websocket --no-warnings dist/test/bench/put-cost.js allocations "$WORK/c/cluster.json" \
       "$PERF_SECONDS" >"$WORK/alloc.txt" &
@@ -73,9 +77,9 @@ if [ "${PERF:-0}" = 1 ] || [ "${ALLOC:-0}" = 1 ]; then
   if [ "${ALLOC:-0}" = 1 ]; then wait "$ALLOC_PID"; fi
   wait "$BENCH"
 else
-  bench "$DURATION" >"$WORK/bench.json"
+  bench >"$WORK/bench.json"
 fi
-node dist/test/bench/put-cost.js snapshot "$WORK/c/cluster.json" "$(device_written_bytes "$WORK")" >"$WORK/after.json"
+bash "$WORK/snapshot.sh" "$WORK" >"$WORK/after.json"
 node dist/test/bench/put-cost.js report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
 if [ "${PERF:-0}" = 1 ]; then
   perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |

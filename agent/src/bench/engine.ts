@@ -35,6 +35,11 @@ export interface BenchOptions {
   progressEveryMs?: number;
   /** Stops the run early; the summary covers what was measured until then. */
   signal?: AbortSignal;
+  /**
+   * Awaited between the warm-up and the measured run, with nothing in flight, so that a script
+   * can read the servers' own counters (CPU, disk) at the start of exactly the measured window.
+   */
+  onMeasure?: () => Promise<void>;
 }
 
 export type BenchPhase = "preload" | "warmup" | "measure";
@@ -276,6 +281,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     warmup.destroy();
   }
 
+  if (options.onMeasure && !stopped()) await options.onMeasure();
   const measured = new Recorder(kinds);
   let issued = 0;
   const endUs = options.durationMs === undefined ? Infinity : nowUs() + options.durationMs * 1000;

@@ -82,6 +82,43 @@ describe("bench: the generator's own CPU", () => {
   });
 });
 
+describe("bench: the measure hook", () => {
+  it("runs once the warm-up has drained, before the first measured operation", async () => {
+    let answered = 0;
+    let inFlight = 0;
+    const slowPut = async () => {
+      inFlight++;
+      await new Promise((resolve) => setImmediate(resolve));
+      inFlight--;
+      answered++;
+    };
+    const target: BenchTarget = {
+      name: "fake",
+      endpoints: ["memory"],
+      put: slowPut,
+      get: () => Promise.resolve("hit"),
+      close: () => {},
+    };
+    const atHook: { answered: number; inFlight: number }[] = [];
+    const result = await runBench(
+      options(target, {
+        ops: 50,
+        warmupMs: 30,
+        onMeasure: async () => {
+          atHook.push({ answered, inFlight });
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          assert.equal(answered, atHook[0]!.answered, "no operation is issued while the hook runs");
+        },
+      }),
+    );
+    assert.equal(atHook.length, 1);
+    assert.equal(atHook[0]!.inFlight, 0, "nothing is in flight when the hook runs");
+    assert.ok(atHook[0]!.answered > 0, "the warm-up ran before the hook");
+    assert.equal(answered - atHook[0]!.answered, 50, "every measured operation comes after the hook");
+    assert.equal(result.ops.put?.count, 50);
+  });
+});
+
 describe("bench: against the Ringleader API", () => {
   let t: TestServer;
   before(async () => (t = await startTestServer()));

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -267,6 +267,20 @@ describe("cli: client commands", () => {
     assert.equal(summary.totalOps, 200);
     assert.equal(summary.totalErrors, 0);
     assert.equal(summary.ops.put?.count, 200);
+  });
+
+  it("bench --on-measure runs a shell command before measuring, its output on stderr, and fails if it fails", async () => {
+    const marker = join(cwd, "measure-started");
+    const base = ["bench", "--ops", "20", "--warmup", "0.2", "--concurrency", "2", "--keys", "10", "--json"];
+    const run = await cli([...base, "--on-measure", `echo hook says hello; echo started > '${marker}'`]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(readFileSync(marker, "utf8"), "started\n");
+    assert.match(run.stderr, /hook says hello/);
+    assert.equal((json(run) as { totalOps: number }).totalOps, 20, "stdout holds only the summary");
+
+    const failed = await cli([...base, "--on-measure", "exit 3"]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /--on-measure command failed \(exit status 3\)/);
   });
 
   it("every command has --help with examples", async () => {

@@ -3,6 +3,7 @@
  * comparison, etcd 3.4's JSON gateway. Progress goes to stderr once a second; the summary to
  * stdout (`--json` for a machine-readable one). Ctrl-C ends the run early and still prints it.
  */
+import { spawn } from "node:child_process";
 import type { Argv, CommandModule } from "yargs";
 import { BenchOptionsError, runBench } from "../../bench/engine.js";
 import { MixError, parseMix, type Mix } from "../../bench/mix.js";
@@ -27,6 +28,7 @@ interface BenchArgs extends GlobalArgs, ClientArgs {
   warmup: number;
   preload: boolean;
   route: boolean;
+  "on-measure"?: string;
 }
 
 const DEFAULT_ETCD_ENDPOINT = "http://127.0.0.1:2379";
@@ -57,6 +59,23 @@ async function makeTarget(args: BenchArgs): Promise<BenchTarget> {
     if (err instanceof ClientConfigError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/**
+ * Runs `--on-measure`'s shell command and waits for it. Its output goes to stderr, so that the
+ * summary on stdout stays machine-readable.
+ */
+function runHook(command: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, { shell: true, stdio: ["ignore", 2, 2] });
+    child.once("error", (err) =>
+      reject(new CheckFailedError(`--on-measure could not start: ${err.message}`)),
+    );
+    child.once("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new CheckFailedError(`--on-measure command failed (${signal ?? `exit status ${code}`})`));
+    });
+  });
 }
 
 function mixOrUsageError(text: string): Mix {
@@ -110,6 +129,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         default: false,
         describe: "Write every key once first, so gets hit",
       })
+      .option("on-measure", {
+        type: "string",
+        describe:
+          "Shell command to run when the warm-up ends, before measuring, with nothing in flight; " +
+          "scripts read the servers' CPU or disk counters in it, so that they cover the measured run only",
+      })
       .example("$0 bench", "10 s of 100-byte puts with 16 in flight against the local cluster")
       .example("$0 bench --mix put=1,get=4 --preload --duration 30", "A read-heavy mix over existing keys")
       .example("$0 bench --mix weak=1 --ops 100000 --json", "100k weak gets, summary as JSON")
@@ -121,6 +146,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       throw new UsageError(`--value-size must be 0 to ${MAX_VALUE_SIZE} bytes`);
     }
     if (!(args.timeout > 0)) throw new UsageError("--timeout must be a positive number of milliseconds");
+    const hook = args["on-measure"];
     const target = await makeTarget(args);
     const interrupt = new AbortController();
     const onSigint = () => interrupt.abort();
@@ -137,6 +163,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         mix,
         preload: args.preload,
         signal: interrupt.signal,
+        ...(hook ? { onMeasure: () => runHook(hook) } : {}),
         onProgress: (p) => process.stderr.write(`${formatProgress(p)}\n`),
       });
       if (args.json) await writeJson(result);
