@@ -11,6 +11,7 @@
 #   ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh          # alternate the targets 3 times, print medians
 #   WARMUP=1 ...                                            # seconds of load before each measurement (default 8)
 #   LEADERS=one TARGETS=ringleader test/bench/vs-etcd.sh    # every partition led by one node (see one_leader)
+#   NODE_CPU=0.5 test/bench/vs-etcd.sh                      # each server capped at half a core (see limit_cpu)
 #
 # A shared or virtual machine drifts: the same etcd run measured 5,500 and 4,000 puts/s an hour
 # apart here. With ROUNDS > 1 the targets take turns (fresh clusters each round) and the summary
@@ -45,6 +46,7 @@ fi
 WORK=$(mktemp -d /tmp/vs-etcd.XXXXXX)
 PIDS=()
 cleanup() {
+  for g in "${CGROUPS[@]:-}"; do [ -n "$g" ] && rmdir "$g" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -111,6 +113,31 @@ one_leader() {
   for id in "${ids[@]:1}"; do $CLI members step-down "$id" --cluster-file "$WORK/rl/cluster.json" >/dev/null; done
 }
 
+# NODE_CPU=f: each server process gets at most f of one core (a cgroup CPU quota), as if each
+# node ran on a board of its own instead of all three sharing this machine's cores. Shared
+# cores hide how the work is spread: etcd's leader does the client work of every write, while
+# each agent leads a third of the partitions. Not the default: the comparison is the
+# shared machine.
+CGROUPS=()
+limit_cpu() { # PID...
+  [ -n "${NODE_CPU:-}" ] || return 0
+  local root=/sys/fs/cgroup/cpu
+  [ -w "$root" ] || root=/sys/fs/cgroup
+  [ -w "$root" ] || { echo "NODE_CPU needs a writable cgroup cpu controller" >&2; exit 2; }
+  for p in "$@"; do
+    local g="$root/vs-etcd.$$.$p"
+    mkdir "$g"
+    CGROUPS+=("$g")
+    if [ -f "$g/cpu.cfs_quota_us" ]; then # cgroup v1
+      echo 100000 >"$g/cpu.cfs_period_us"
+      awk -v f="$NODE_CPU" 'BEGIN { printf "%d\n", f * 100000 }' >"$g/cpu.cfs_quota_us"
+    else # cgroup v2
+      awk -v f="$NODE_CPU" 'BEGIN { printf "%d 100000\n", f * 100000 }' >"$g/cpu.max"
+    fi
+    echo "$p" >"$g/cgroup.procs"
+  done
+}
+
 run_bench() { # mix concurrency [bench options...] → json line
   local mix=$1 conc=$2
   shift 2
@@ -148,6 +175,7 @@ for round in $(seq 1 "$ROUNDS"); do
 [ "$ROUNDS" -gt 1 ] && echo "# round $round of $ROUNDS"
 for target in $TARGETS; do
   "start_$target"
+  limit_cpu "${NODE_PIDS[@]}"
   for c in $CONCURRENCY; do
     one_leader
     out=$(run_bench put=1 "$c" --on-measure "bash $WORK/counters.sh $WORK ${NODE_PIDS[*]} >$WORK/before")
