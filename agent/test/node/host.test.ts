@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { ABSENT_VERSION, RaftHost, UnavailableError, type HostObserver } from "../../src/node/host.js";
 import { MemoryDurableStore } from "../../src/node/memory-store.js";
 import type { Message } from "../../src/raft/index.js";
+import type { GroupUpdate } from "../../src/node/ports.js";
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -217,6 +218,57 @@ class GatedStore extends MemoryDurableStore {
     return super.saveBatch(updates);
   }
 }
+
+/** Records every group update the host saves. */
+class RecordingStore extends MemoryDurableStore {
+  readonly saved: GroupUpdate[] = [];
+  override async saveBatch(updates: readonly GroupUpdate[]): Promise<void> {
+    this.saved.push(...updates);
+    return super.saveBatch(updates);
+  }
+}
+
+describe("RaftHost: the hard state on disk", () => {
+  it("is written when its term or vote changes, not for a commit index alone; a restart commits through the applied index", async () => {
+    const c = cluster(["a", "b", "c"], { store: () => new RecordingStore() });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    for (let i = 0; i < 5; i++) {
+      await leader.propose(1, { op: "put", key: `k${i}`, value: new Uint8Array([i]), cas: null });
+    }
+    await until(() => [...c.stores.values()].every((s) => s.get(1, "k4") !== null), "replication", tickAll);
+    for (const [id, store] of c.stores) {
+      const saved = (store as RecordingStore).saved;
+      let last = { term: 0, vote: "" };
+      for (const u of saved) {
+        if (!u.hardState) continue;
+        const { term, vote } = u.hardState;
+        assert.ok(
+          term !== last.term || vote !== last.vote,
+          `${id} wrote term ${term} and vote '${vote}' again`,
+        );
+        last = { term, vote };
+      }
+      assert.ok(
+        saved.some((u) => u.entries.length > 0 && u.hardState === null),
+        `${id} appended entries without writing the hard state`,
+      );
+    }
+    // The leader's store, opened by a new host: its commit index is not the (older) one on disk.
+    const store = c.stores.get(leaderId)!;
+    assert.ok(store.storage(1).initialState().hardState.commit < store.appliedIndex(1));
+    const restarted = new RaftHost({
+      nodeId: leaderId,
+      store,
+      logger: quiet,
+      random: () => 0.5,
+      send: () => {},
+    });
+    restarted.addGroup(1);
+    assert.equal(restarted.status(1).commit, store.appliedIndex(1));
+  });
+});
 
 describe("RaftHost: when a writer hears", () => {
   it("answers a committed write while the next turn's fsync (of other entries) is under way, not before its own", async () => {
