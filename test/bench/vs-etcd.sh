@@ -46,9 +46,10 @@ fi
 WORK=$(mktemp -d /tmp/vs-etcd.XXXXXX)
 PIDS=()
 cleanup() {
-  for g in "${CGROUPS[@]:-}"; do [ -n "$g" ] && rmdir "$g" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # A cgroup goes once its processes have (NODE_CPU, see limit_cpu).
+  for g in "${CGROUPS[@]:-}"; do [ -n "$g" ] && rmdir "$g" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

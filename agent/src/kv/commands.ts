@@ -5,8 +5,8 @@
  * applies it (and by the leader that decides it), so both ends are on the write path of every put.
  * The encoding is a small binary layout of our own, not CBOR: cbor-x took 1.3 us to encode a
  * 100-byte put and 2.1 us to decode it, this layout 0.5-1.0 and 0.6-1.3 (500k rounds each, three
- * runs on this noisy machine), and it is 9 bytes shorter. Entries written before it are CBOR maps and still decode:
- * a CBOR map's first byte is 0xa0-0xbf, this layout's is `BINARY`.
+ * runs on this noisy machine), and it is 9 bytes shorter. Entries written before it are CBOR
+ * maps and still decode: a CBOR map's first byte is 0xa0-0xbf, this layout's is `BINARY`.
  *
  *   byte 0     BINARY (0x01)
  *   byte 1     op: 1 put, 2 delete
