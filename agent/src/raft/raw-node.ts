@@ -123,12 +123,17 @@ export class RawNode {
     return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed };
   }
 
+  /**
+   * Whether `ready()` has work. The host asks every group on every turn of its loop, so this
+   * compares fields in place rather than building the soft and hard states to compare.
+   */
   hasReady(): boolean {
     if (this.pendingReady) return false;
     const r = this.raft;
-    const soft = this.softState();
-    if (soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role) return true;
-    if (!hardStateEqual(this.hardState(), this.prevHard)) return true;
+    const soft = this.prevSoft;
+    if (r.lead !== soft.leader || r.role !== soft.role) return true;
+    const hard = this.prevHard;
+    if (r.term !== hard.term || r.vote !== hard.vote || r.log.committed !== hard.commit) return true;
     return (
       r.log.unstable.snapshot !== null ||
       r.log.unstable.entries.length > 0 ||
