@@ -131,9 +131,6 @@ class Replica {
   snapshotIndex = 0;
   /** When (ms) a leader last sent this replica an append, heartbeat or snapshot. */
   lastLeaderContactMs = Date.now();
-  /** The term and vote of the hard state on disk (see `hardStateToSave`). */
-  savedTerm = 0;
-  savedVote: NodeId = "";
 
   constructor(
     readonly group: GroupId,
@@ -259,9 +256,6 @@ export class RaftHost {
       forwardProposals: true,
     });
     const replica = new Replica(group, raw, applied);
-    const saved = this.opts.store.storage(group).initialState().hardState;
-    replica.savedTerm = saved.term;
-    replica.savedVote = saved.vote;
     replica.snapshotIndex = this.opts.store.storage(group).snapshot().metadata.index;
     this.replicas.set(group, replica);
     this.kick();
@@ -555,6 +549,20 @@ export class RaftHost {
     setImmediate(() => void this.loop());
   }
 
+  /**
+   * The hard state a save writes: only when its term or vote differs from the store's. The commit
+   * index is volatile state in Raft (it is learned again from the leader, and on restart the
+   * applied index stands for it, see the core's constructor), and nearly every turn that appends
+   * entries also moves it: at 64 writers that was one more record, encoded and put, per group per
+   * turn on every node. Compared with the store's own record, which a snapshot installed outside
+   * this loop may also have raised.
+   */
+  private hardStateToSave(group: GroupId, hs: HardState | null): HardState | null {
+    if (hs === null) return null;
+    const stored = this.opts.store.storage(group).initialState().hardState;
+    return hs.term !== stored.term || hs.vote !== stored.vote ? hs : null;
+  }
+
   private async loop(): Promise<void> {
     try {
       while (!this.stopped) {
@@ -598,7 +606,7 @@ export class RaftHost {
       if (rd.mustSync || rd.entries.length > 0 || rd.snapshot) {
         updates.push({
           group: r.group,
-          hardState: hardStateToSave(r, rd.hardState),
+          hardState: this.hardStateToSave(r.group, rd.hardState),
           entries: rd.entries,
           snapshot: rd.snapshot,
         });
@@ -608,11 +616,6 @@ export class RaftHost {
       const t0 = performance.now();
       await this.opts.store.saveBatch(updates);
       this.opts.observer?.onFsync?.(performance.now() - t0, updates.length);
-      for (const u of updates) {
-        if (!u.hardState) continue;
-        const r = this.replicas.get(u.group);
-        if (r) [r.savedTerm, r.savedVote] = [u.hardState.term, u.hardState.vote];
-      }
     }
     // The rest of the committed entries: on this node's disk now (those decided above are skipped).
     for (const { r, entries, writes } of applies) this.decideCommitted(r, entries, writes);
@@ -827,16 +830,6 @@ export class RaftHost {
     for (const r of this.replicas.values()) r.failAll(new UnavailableError("this node is shutting down"));
     if (this.loopRunning) await new Promise<void>((resolve) => this.loopIdle.push(resolve));
   }
-}
-
-/**
- * The hard state a save writes: only when its term or vote changed. The commit index is volatile
- * state in Raft (it is learned again from the leader, and on restart the applied index stands for
- * it, see the core's constructor), and nearly every turn that appends entries also moves it: at
- * 64 writers that was one more record, encoded and put, per group per turn on every node.
- */
-function hardStateToSave(r: Replica, hs: HardState | null): HardState | null {
-  return hs !== null && (hs.term !== r.savedTerm || hs.vote !== r.savedVote) ? hs : null;
 }
 
 /** Runs `fn` when `signal` aborts; returns a function that detaches the listener. */
