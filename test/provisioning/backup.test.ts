@@ -71,10 +71,10 @@ describe("provisioning: backup.yml and snapshot save/restore on real clusters", 
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "ringleader-backup-"));
-    [source, target] = await Promise.all([
-      LocalCluster.start({ nodes: 3 }),
-      LocalCluster.start({ nodes: 3 }),
-    ]);
+    [source, target] = (await LocalCluster.startAll([{ nodes: 3 }, { nodes: 3 }])) as [
+      LocalCluster,
+      LocalCluster,
+    ];
     await Promise.all([source.waitHealthy(), target.waitHealthy()]);
     for (let i = 0; i < KEYS; i++) {
       await put(source, keyOf(i), valueOf(i));

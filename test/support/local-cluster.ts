@@ -33,6 +33,13 @@ export interface StatusBody {
   applied: number;
 }
 
+export interface StartOptions {
+  nodes: number;
+  tickMs?: number;
+  snapshotEntries?: number;
+  replaceAfterSec?: number;
+}
+
 export class LocalCluster {
   readonly nodes = new Map<string, NodeInfo>();
   /** Processes this test started to replace killed nodes. */
@@ -44,12 +51,21 @@ export class LocalCluster {
     private readonly up: ChildProcess,
   ) {}
 
-  static async start(opts: {
-    nodes: number;
-    tickMs?: number;
-    snapshotEntries?: number;
-    replaceAfterSec?: number;
-  }): Promise<LocalCluster> {
+  /**
+   * Several clusters started side by side. If one fails to start, the others are stopped before
+   * the error is thrown: the caller never got them, so nothing else would stop them, and their
+   * processes would hold the test file open until the suite's time limit (a CI run lost 45 min
+   * that way).
+   */
+  static async startAll(all: StartOptions[]): Promise<LocalCluster[]> {
+    const results = await Promise.allSettled(all.map((opts) => LocalCluster.start(opts)));
+    const failed = results.find((r) => r.status === "rejected");
+    if (!failed) return results.map((r) => (r as PromiseFulfilledResult<LocalCluster>).value);
+    await Promise.all(results.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+    throw failed.reason;
+  }
+
+  static async start(opts: StartOptions): Promise<LocalCluster> {
     const dir = await mkdtemp(join(tmpdir(), "ringleader-cluster-"));
     const up = spawn(
       process.execPath,
@@ -90,11 +106,16 @@ export class LocalCluster {
       });
       up.once("exit", (code) => reject(new Error(`cluster up exited early (${code}): ${stderr}`)));
     });
-    const timer = setTimeout(() => up.kill("SIGKILL"), 60_000);
+    // SIGTERM first: `cluster up` then stops the nodes it started. Killed outright it leaves them
+    // running, holding the stderr pipe it gave them, and so this test process, open.
+    const timers = [
+      setTimeout(() => up.kill("SIGTERM"), 60_000),
+      setTimeout(() => up.kill("SIGKILL"), 75_000),
+    ];
     try {
       await ready;
     } finally {
-      clearTimeout(timer);
+      for (const t of timers) clearTimeout(t);
     }
     const file = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as {
       token: string;
