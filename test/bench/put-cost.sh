@@ -11,10 +11,13 @@
 #   UP_ARGS="--snapshot-entries 10000" NODE_FLAGS="--max-semi-space-size=32" test/bench/put-cost.sh
 #
 # The profile (PERF=1, needs Debian's linux-perf) samples every CPU for PERF_SECONDS in the middle
-# of the measured run, with V8's perf map, and charges each sample of an agent to the innermost
-# JavaScript frame's part of the code, or, in native code, to what the thread does (the LMDB write
-# thread, garbage collection, the JIT compiler, the event loop's poll). JIT code that V8 moved
-# may be named after whatever code took its place, so read single functions with care. V8's own
+# of the measured run and charges each sample of an agent to the innermost JavaScript frame's part
+# of the code, or, in native code, to what the thread does (the LMDB write thread, garbage
+# collection, the JIT compiler, the event loop's poll); then it lists the JavaScript functions
+# that cost most, and how much ran in code V8 had not optimised yet. The agents write V8's jitdump
+# (--perf-prof) and `perf inject --jit` names each sample after the code that was at its address
+# at that moment: a plain perf map (--perf-basic-prof) names code that V8 freed after whatever
+# later took its place, and once put 47 us/put on a function no put calls. V8's own
 # --cpu-prof samples wall time, not CPU: it charges lmdb-js's startWriting with 11-13 % where perf
 # finds 1 % (the main thread loses its core to the LMDB writer thread it has just woken).
 #
@@ -40,11 +43,14 @@ bench_workdir put-cost
 perf_flags=()
 if [ "${PERF:-0}" = 1 ]; then
   command -v perf >/dev/null || { echo "PERF=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
-  perf_flags=(--perf-basic-prof)
+  # Interpreted and baseline frames get code of their own too, so that they are named.
+  perf_flags=(--perf-prof --interpreted-frames-native-stack)
 fi
 # shellcheck disable=SC2086 # NODE_FLAGS and UP_ARGS are word lists
-node "${perf_flags[@]}" ${NODE_FLAGS:-} dist/agent/src/cli/main.js cluster up --nodes 3 --dir "$WORK/c" \
-  --partitions "$PARTITIONS" ${UP_ARGS:-} --json >"$WORK/up.json" 2>"$WORK/up.log" &
+# From $WORK: processes write their jitdump files where they run (the agents run in $WORK/c).
+ROOT=$(pwd)
+(cd "$WORK" && exec node "${perf_flags[@]}" ${NODE_FLAGS:-} "$ROOT/dist/agent/src/cli/main.js" cluster up \
+  --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" ${UP_ARGS:-} --json >"$WORK/up.json" 2>"$WORK/up.log") &
 UP=$!
 bench_cluster_ready "$WORK/c"
 wait_leaders_settled "$WORK/c/cluster.json"
@@ -72,7 +78,8 @@ if [ "${PERF:-0}" = 1 ] || [ "${ALLOC:-0}" = 1 ]; then
     ALLOC_PID=$!
   fi
   if [ "${PERF:-0}" = 1 ]; then
-    perf record -e cpu-clock -F 999 -a -g -o "$WORK/perf.data" -- sleep "$PERF_SECONDS" 2>/dev/null
+    # The jitdump's timestamps are CLOCK_MONOTONIC; perf's must be the same clock (-k mono).
+    perf record -k mono -e cpu-clock -F 999 -a -g -o "$WORK/perf.data" -- sleep "$PERF_SECONDS" 2>/dev/null
   fi
   if [ "${ALLOC:-0}" = 1 ]; then wait "$ALLOC_PID"; fi
   wait "$BENCH"
@@ -82,7 +89,8 @@ fi
 bash "$WORK/snapshot.sh" "$WORK" >"$WORK/after.json"
 node dist/test/bench/put-cost.js report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
 if [ "${PERF:-0}" = 1 ]; then
-  perf script -i "$WORK/perf.data" -F pid,tid,ip,sym 2>/dev/null |
+  perf inject --jit -i "$WORK/perf.data" -o "$WORK/perf.jit.data"
+  perf script -i "$WORK/perf.jit.data" -F pid,tid,ip,sym 2>/dev/null |
     node dist/test/bench/put-cost.js profile "$WORK/c/cluster.json" "$WORK/bench.json" "$PERF_SECONDS"
 fi
 if [ "${ALLOC:-0}" = 1 ]; then cat "$WORK/alloc.txt"; fi

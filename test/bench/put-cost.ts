@@ -124,11 +124,22 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   const pids = new Set((readJson(clusterFile) as { nodes: Node[] }).nodes.map((n) => String(n.pid)));
   const puts = readJson(benchFile).ops.put.opsPerSecond * Number(seconds);
   const totals = new Map<string, number>();
+  // By innermost JavaScript frame, the native code it called included; and how many of those
+  // frames ran in code V8 had not optimised (interpreter `~`, baseline `^`; TurboFan is `*`).
+  const functions = new Map<string, number>();
+  let unoptimised = 0;
   let sample: { pid: string; tid: string; frames: string[] } | null = null;
   const flush = () => {
     if (sample && pids.has(sample.pid)) {
       const part = partOf(sample.pid, sample.tid, sample.frames);
       totals.set(part, (totals.get(part) ?? 0) + 1);
+      const js = sample.frames.find((f) => / JS:/.test(f));
+      if (js) {
+        const name = js.slice(js.indexOf(" JS:") + 4);
+        if (name[0] === "~" || name[0] === "^") unoptimised++;
+        const fn = name.replace(/^[*^~+]/, "").replace(/file:\/\/\S*?\/(dist|node_modules)\//, "$1/");
+        functions.set(fn, (functions.get(fn) ?? 0) + 1);
+      }
     }
   };
   for await (const line of createInterface({ input: process.stdin })) {
@@ -145,9 +156,12 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   console.log(
     `perf over ${seconds} s: ${((sum / puts) * 1000).toFixed(0)} us of agent CPU per put, by part:`,
   );
-  for (const [part, n] of [...totals].sort((x, y) => y[1] - x[1])) {
-    console.log(`  ${((n / puts) * 1000).toFixed(1).padStart(7)} us  ${part}`);
-  }
+  const us = (n: number) => ((n / puts) * 1000).toFixed(1).padStart(7);
+  for (const [part, n] of [...totals].sort((x, y) => y[1] - x[1])) console.log(`  ${us(n)} us  ${part}`);
+  console.log("the JavaScript functions that cost most (innermost frame, with the native code it called):");
+  for (const [fn, n] of [...functions].sort((x, y) => y[1] - x[1]).slice(0, 25))
+    console.log(`  ${us(n)} us  ${fn}`);
+  console.log(`  ${us(unoptimised)} us  in code V8 had not optimised yet (interpreter, baseline)`);
 }
 
 /** The part of the WebSocket global (`node --experimental-websocket`) used here; @types/node 20 lacks it. */
