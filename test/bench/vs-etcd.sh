@@ -4,12 +4,13 @@
 # Reports ops/s, p50/p99, peak RSS per node and bytes written to disk per 1,000 puts (the device's
 # own count, see disk-bytes.sh).
 #
-#   test/bench/vs-etcd.sh                 # full run (about 3 minutes)
+#   test/bench/vs-etcd.sh                 # full run (about 6 minutes)
 #   DURATION=3 CONCURRENCY="1 64" test/bench/vs-etcd.sh
 #   PARTITIONS=1 TARGETS=ringleader test/bench/vs-etcd.sh   # one Raft group instead of 64
 #   ROUTE=0 TARGETS=ringleader test/bench/vs-etcd.sh        # requests spread over nodes, not to leaders
 #   ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh          # alternate the targets 3 times, print medians
 #   WARMUP=1 ...                                            # seconds of load before each measurement (default 8)
+#   PRIME=0 ...                                             # no load on a fresh cluster before its first step (default 20 s)
 #   LEADERS=one TARGETS=ringleader test/bench/vs-etcd.sh    # every partition led by one node (see one_leader)
 #   NODE_CPU=0.5 test/bench/vs-etcd.sh                      # each server capped at half a core (see limit_cpu)
 #
@@ -29,6 +30,14 @@ DURATION=${DURATION:-10}
 # threads at 66 us of CPU per put 2-8 s into a run and 10 us after 15 s, so the default is 8 s,
 # which measures the steady state a home lab runs in, for both targets alike.
 WARMUP=${WARMUP:-8}
+# Seconds of load (c=64, puts and strong gets) on each fresh cluster before its first step, which
+# measures nothing. A step's own warm-up does not outlast the agents' JIT on a cold cluster: perf
+# found V8's compiler threads at 34 % of the agents' CPU 2-7 s into a c=64 run, 9 % at 8-13 s,
+# 4 % at 14-19 s and under 1 % after 20 s (session 15). So the first step of a run (c=1, or c=64
+# alone with CONCURRENCY=64) measured agents still compiling, and later steps agents that were
+# not. Both targets get the same load; etcd has nothing to compile, but its page cache and files
+# warm too. PRIME=0 skips it.
+PRIME=${PRIME:-20}
 CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
 VALUE_SIZE=${VALUE_SIZE:-100}
 KEYS=${KEYS:-10000}
@@ -177,6 +186,11 @@ for round in $(seq 1 "$ROUNDS"); do
 for target in $TARGETS; do
   "start_$target"
   limit_cpu "${NODE_PIDS[@]}"
+  if [ "$PRIME" -gt 0 ]; then
+    one_leader
+    $CLI bench "${BENCH_ARGS[@]}" --mix put=1,get=1 --concurrency 64 --duration "$PRIME" \
+      --value-size "$VALUE_SIZE" --keys "$KEYS" --json >/dev/null 2>&1
+  fi
   for c in $CONCURRENCY; do
     one_leader
     out=$(run_bench put=1 "$c" --on-measure "bash $WORK/counters.sh $WORK ${NODE_PIDS[*]} >$WORK/before")
