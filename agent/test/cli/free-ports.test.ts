@@ -31,18 +31,26 @@ describe("freePorts", () => {
   });
 
   it("skips ports that another program holds, and says so when too few are left", async () => {
-    const [base] = await freePorts(1);
-    const held = await Promise.all([base!, base! + 2].map(listen));
+    // Four ports in a row, all ours; two are let go just before the call, so that no other test's
+    // agent can be on them.
+    let base = 0;
+    let held: Server[] = [];
+    while (held.length === 0) {
+      base = 20_000 + Math.floor(Math.random() * 10_000);
+      const tries = await Promise.allSettled([0, 1, 2, 3].map((i) => listen(base + i)));
+      const got = tries.flatMap((t) => (t.status === "fulfilled" ? [t.value] : []));
+      if (got.length === 4) held = got;
+      else await close(got);
+    }
+    await close([held[1]!, held[3]!]);
+    held = [held[0]!, held[2]!];
     try {
-      const got = await freePorts(2, [base!, base! + 4]);
+      const got = await freePorts(2, [base, base + 4]);
       assert.deepEqual(
         got.sort((a, b) => a - b),
-        [base! + 1, base! + 3],
+        [base + 1, base + 3],
       );
-      await assert.rejects(
-        freePorts(3, [base!, base! + 4]),
-        /only 2 of 4 ports in \d+-\d+ are free; 3 needed/,
-      );
+      await assert.rejects(freePorts(3, [base, base + 4]), /only 2 of 4 ports in \d+-\d+ are free; 3 needed/);
     } finally {
       await close(held);
     }
