@@ -47,7 +47,9 @@ const live = new Set<LocalCluster>();
 // Under the test runner, a cluster a test file started and never stopped fails the file, and is
 // stopped, instead of holding the file open (its `cluster up` child and pipes) until the suite's
 // 45 min limit, with no word of which file or why. Outside the runner (the bench scripts) this
-// registers nothing: node:test would start a test run of its own in that process.
+// registers nothing: node:test would start a test run of its own in that process. This hook is the
+// first root-level one of any file that imports this module, so files stop their clusters in
+// their suites' hooks (as all do), not in root-level ones, which would run after it.
 if (process.env.NODE_TEST_CONTEXT !== undefined) {
   after(async () => {
     if (live.size === 0) return;
