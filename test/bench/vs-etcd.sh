@@ -188,8 +188,7 @@ for target in $TARGETS; do
   limit_cpu "${NODE_PIDS[@]}"
   if [ "$PRIME" -gt 0 ]; then
     one_leader
-    $CLI bench "${BENCH_ARGS[@]}" --mix put=1,get=1 --concurrency 64 --duration "$PRIME" \
-      --value-size "$VALUE_SIZE" --keys "$KEYS" --json >/dev/null 2>&1
+    DURATION=$PRIME WARMUP=0 run_bench put=1,get=1 64 >/dev/null
   fi
   for c in $CONCURRENCY; do
     one_leader

@@ -129,19 +129,21 @@ export class LocalCluster {
       });
       up.once("exit", (code) => reject(new Error(`cluster up exited early (${code}): ${stderr}`)));
     });
-    // SIGTERM first: `cluster up` then stops the nodes it started. Killed outright it leaves them
-    // running, holding the stderr pipe it gave them, and so this test process, open.
-    const timers = [
-      setTimeout(() => up.kill("SIGTERM"), 60_000),
-      setTimeout(() => up.kill("SIGKILL"), 75_000),
-    ];
+    // A start that fails or hangs ends in `stop()`, which sends SIGTERM first: `cluster up` then
+    // stops the nodes it started. Killed outright it leaves them running, holding the stderr pipe
+    // it gave them, and so this test process, open.
+    ready.catch(() => {}); // it may still reject after a timeout, with nobody waiting
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`cluster up was not ready within 60 s: ${stderr}`)), 60_000);
+    });
     try {
-      await ready;
+      await Promise.race([ready, timedOut]);
     } catch (err) {
-      await cluster.stop(); // nothing runs any more; this removes its directory
+      await cluster.stop(); // removes its directory too
       throw err;
     } finally {
-      for (const t of timers) clearTimeout(t);
+      clearTimeout(timer);
     }
     const file = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as {
       token: string;
