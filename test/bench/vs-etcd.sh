@@ -11,7 +11,7 @@
 #   ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh          # alternate the targets 3 times, print medians
 #   WARMUP=1 ...                                            # seconds of load before each measurement (default 8)
 #   PRIME=0 ...                                             # no load on a fresh cluster before its first step (default 20 s)
-#   LEADERS=one TARGETS=ringleader test/bench/vs-etcd.sh    # every partition led by one node (see one_leader)
+#   LEADERS=spread TARGETS=ringleader test/bench/vs-etcd.sh # leaders spread over the nodes (see start_ringleader)
 #   NODE_CPU=0.5 test/bench/vs-etcd.sh                      # each server capped at half a core (see limit_cpu)
 #
 # A shared or virtual machine drifts: the same etcd run measured 5,500 and 4,000 puts/s an hour
@@ -99,7 +99,12 @@ start_etcd() {
 
 start_ringleader() {
   rm -rf "$WORK/rl"
-  $CLI cluster up --nodes 3 --dir "$WORK/rl" --partitions "$PARTITIONS" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
+  # By default one node leads every partition, as `cluster up` does: its agents share this
+  # machine's cores. LEADERS=spread spreads the leaders as over three separate boards
+  # (`--spread-leaders`), which on one machine costs ~40 % more CPU per put (session 16).
+  local spread=()
+  if [ "${LEADERS:-}" = spread ]; then spread=(--spread-leaders); fi
+  $CLI cluster up --nodes 3 --dir "$WORK/rl" --partitions "$PARTITIONS" "${spread[@]}" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
   PIDS+=($!)
   for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
@@ -111,23 +116,11 @@ start_ringleader() {
   if [ "${ROUTE:-1}" = 0 ]; then BENCH_ARGS+=(--no-route); fi
 }
 
-# LEADERS=one: the other nodes step down (`ringleader members step-down`, as before a restart), so
-# the first node leads every partition, as etcd's one leader does. Three agents on one machine
-# share its cores, and spreading leaders over them costs CPU per put that separate boards would
-# not share (see issue 3's notes). A step-down lasts 120 s, so it is renewed before each warm-up,
-# outside the measured counters.
-one_leader() {
-  if [ "$target" != ringleader ] || [ "${LEADERS:-spread}" != one ]; then return 0; fi
-  local ids
-  mapfile -t ids < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.id)' "$WORK/rl/cluster.json")
-  for id in "${ids[@]:1}"; do $CLI members step-down "$id" --cluster-file "$WORK/rl/cluster.json" >/dev/null; done
-}
-
 # NODE_CPU=f: each server process gets at most f of one core (a cgroup CPU quota), as if each
 # node ran on a board of its own instead of all three sharing this machine's cores. Shared
 # cores hide how the work is spread: etcd's leader does the client work of every write, while
-# each agent leads a third of the partitions. Not the default: the issue's comparison is the
-# shared machine.
+# agents on separate boards each lead a third of the partitions (with LEADERS=spread, as they
+# would there). Not the default: the issue's comparison is the shared machine.
 CGROUPS=()
 limit_cpu() { # PID...
   [ -n "${NODE_CPU:-}" ] || return 0
@@ -187,11 +180,9 @@ for target in $TARGETS; do
   "start_$target"
   limit_cpu "${NODE_PIDS[@]}"
   if [ "$PRIME" -gt 0 ]; then
-    one_leader
     DURATION=$PRIME WARMUP=0 run_bench put=1,get=1 64 >/dev/null
   fi
   for c in $CONCURRENCY; do
-    one_leader
     out=$(run_bench put=1 "$c" --on-measure "bash $WORK/counters.sh $WORK ${NODE_PIDS[*]} >$WORK/before")
     read -r before cpu0 <"$WORK/before"
     read -r after cpu1 <<<"$(bash "$WORK/counters.sh" "$WORK" "${NODE_PIDS[@]}")"
@@ -202,7 +193,6 @@ for target in $TARGETS; do
     cpuput=$(awk -v t=$(( (cpu1 - cpu0) * TICK_MS )) -v n="$count" \
       'BEGIN { printf "%.3f", (n > 0 ? t / n : 0) }')
     printf "%s\tput\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$per1k" "$cpuput" "$gen" | tee -a "$WORK/results.tsv"
-    one_leader
     out=$(run_bench get=1 "$c")
     read -r ops p50 p99 errs count gen <<<"$(summary "$out" get-strong)"
     printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\t-\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$gen" | tee -a "$WORK/results.tsv"

@@ -32,6 +32,8 @@ export interface StatusBody {
   term: number;
   commit: number;
   applied: number;
+  /** Partitions this node leads. */
+  leaderOf: number;
 }
 
 export interface StartOptions {
@@ -39,6 +41,13 @@ export interface StartOptions {
   tickMs?: number;
   snapshotEntries?: number;
   replaceAfterSec?: number;
+  /**
+   * Whether the nodes count as separate boards, which spreads partition leaders over them
+   * (`cluster up --spread-leaders`; default true: most tests model boards, and kill a leader
+   * among several). `false` is `cluster up`'s own default: the nodes share this machine, and one
+   * of them leads every partition.
+   */
+  spreadLeaders?: boolean;
 }
 
 /** Clusters started and not yet stopped, in this process. */
@@ -71,6 +80,8 @@ export class LocalCluster {
   private constructor(
     readonly dir: string,
     private readonly up: ChildProcess,
+    /** Each node its own machine (`--machine`), as `cluster up --spread-leaders` gives them. */
+    private readonly spreadLeaders: boolean,
   ) {}
 
   /**
@@ -106,10 +117,11 @@ export class LocalCluster {
         String(opts.snapshotEntries ?? 10_000),
         "--replace-after",
         String(opts.replaceAfterSec ?? 300),
+        ...(opts.spreadLeaders === false ? [] : ["--spread-leaders"]),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
-    const cluster = new LocalCluster(dir, up);
+    const cluster = new LocalCluster(dir, up, opts.spreadLeaders !== false);
     live.add(cluster);
     let stderr = "";
     const upLog = openSync(join(dir, "cluster-up.log"), "a");
@@ -294,6 +306,7 @@ export class LocalCluster {
       this.nodes.get(via)!.api,
       "--tick-ms",
       String(opts.tickMs ?? 50),
+      ...(this.spreadLeaders ? ["--machine", `${id}.local`] : []),
     ];
     const child = spawn(command[0]!, command.slice(1), {
       cwd: this.dir,

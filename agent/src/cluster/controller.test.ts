@@ -17,6 +17,7 @@ import {
   RING_KEY,
   foundingRing,
   partitionGroup,
+  preferredLeader,
   type MemberRecord,
   type MemberState,
 } from "./meta.js";
@@ -337,6 +338,86 @@ function leadPartition(s: ReturnType<typeof setup>, preferred: (first: NodeId) =
 function stepDown(s: ReturnType<typeof setup>, id: NodeId): void {
   s.table.put(MEMBER_PREFIX + id, { ...s.table.member(id), leadershipPausedUntil: s.clock.now + 120_000 });
 }
+
+/** Records that the members `ids` run on one machine, as their agents register it. */
+function shareMachine(s: ReturnType<typeof setup>, ids: readonly NodeId[], machine: string): void {
+  for (const id of ids) s.table.put(MEMBER_PREFIX + id, { ...s.table.member(id), machine });
+}
+
+describe("ClusterController: leaders of agents that share a machine", () => {
+  it("leads on where the ring puts it first, when its co-replicas run on other machines", async () => {
+    const s = setup();
+    shareMachine(s, ["n1", "n2", "n3"], "boot:a");
+    shareMachine(s, [SELF], "boot:b");
+    leadPartition(s, (first) => first === SELF);
+    await runFor(s, 20_000);
+    assert.deepEqual(s.host.transfers, []);
+  });
+
+  it("hands leadership to the lowest id among the replicas that share the preferred one's machine", async () => {
+    const s = setup();
+    shareMachine(s, ["n1", "n2", "n3", SELF], "boot:a");
+    // The ring puts n4 first, but its co-replicas run on its machine: the lowest id of them leads.
+    const { group, voters } = leadPartition(s, (first) => first === SELF);
+    await runFor(s, 6000);
+    assert.deepEqual(s.host.transfers, [{ group, to: [...voters].sort()[0] }]);
+  });
+
+  it("passes over an agent of that machine that is behind or stepped down, to the next lowest id", async () => {
+    const s = setup();
+    shareMachine(s, ["n1", "n2", "n3", SELF], "boot:a");
+    const { group, voters, progress } = leadPartition(s, (first) => first === SELF);
+    const [lowest, next] = [...voters].sort() as [NodeId, NodeId];
+    // The lowest is down: its leader hears nothing from it, and it lags.
+    progress.set(lowest, { match: 2, next: 3, state: "probe", learner: false, recentActive: false });
+    await runFor(s, 6000);
+    assert.deepEqual(s.host.transfers, [{ group, to: next }]);
+    const t = setup();
+    shareMachine(t, ["n1", "n2", "n3", SELF], "boot:a");
+    const led = leadPartition(t, (first) => first === SELF);
+    const [tLowest, tNext] = [...led.voters].sort() as [NodeId, NodeId];
+    stepDown(t, tLowest);
+    await runFor(t, 6000);
+    assert.deepEqual(t.host.transfers, [{ group: led.group, to: tNext }]);
+  });
+});
+
+describe("preferredLeader", () => {
+  const machines: Record<NodeId, string | undefined> = {
+    a1: "A",
+    a2: "A",
+    b1: "B",
+    c1: undefined,
+    c2: undefined,
+  };
+  const of = (id: NodeId) => machines[id];
+  it("is the ring's first replica where no other replica shares its machine", () => {
+    assert.equal(preferredLeader(["b1", "a2", "a1"], of), "b1");
+    // Members whose records name no machine (older agents) count as a machine each.
+    assert.equal(preferredLeader(["c2", "c1", "a1"], of), "c2");
+  });
+  it("is the lowest id among the replicas on the first one's machine, wherever they are in the list", () => {
+    assert.equal(preferredLeader(["a2", "b1", "a1"], of), "a1");
+    assert.equal(preferredLeader(["a2", "b1", "c1"], of), "a2");
+  });
+  it("skips the replicas of that machine that are not fit to lead, down to the first replica", () => {
+    assert.equal(
+      preferredLeader(["a2", "b1", "a1"], of, (id) => id !== "a1"),
+      "a2",
+    );
+    assert.equal(
+      preferredLeader(["a2", "b1", "a1"], of, () => false),
+      "a2",
+    );
+    assert.equal(
+      preferredLeader(["b1", "a1"], of, () => false),
+      "b1",
+    );
+  });
+  it("is undefined for a partition without replicas", () => {
+    assert.equal(preferredLeader([], of), undefined);
+  });
+});
 
 describe("ClusterController: leader balance", () => {
   it("holds a leadership that just arrived for one balance period before handing it to the preferred replica", async () => {

@@ -12,7 +12,8 @@
  *  - each partition leader moves its own group toward the placement, one configuration change
  *    at a time: add the new replica as a learner, promote it once caught up, then remove the
  *    replica that no longer belongs (handing leadership away first if that is itself), and
- *    finally hands leadership to the partition's preferred leader, which spreads leaders evenly.
+ *    finally hands leadership to the partition's preferred leader, which spreads leaders evenly
+ *    over machines (`preferredLeader`).
  * A node starts at most `maxCatchUps` learners at once, so a join moves a few replicas at a time.
  */
 import {
@@ -28,6 +29,7 @@ import type { RaftHost } from "../node/host.js";
 import {
   MAX_META_VOTERS,
   MEMBER_PREFIX,
+  preferredLeader,
   META_GROUP,
   RING_KEY,
   groupPartition,
@@ -197,10 +199,15 @@ export class ClusterController {
       const now = this.now();
       // Read once a round, not once per led partition: it is a store read and a JSON parse.
       const selfPaused = this.opts.meta.leadershipPaused(this.opts.nodeId, now);
+      let machines: Map<NodeId, string | undefined> | null = null;
+      const machineOf = (id: NodeId): string | undefined => {
+        machines ??= new Map(this.opts.meta.members().map((m) => [m.id, m.machine]));
+        return machines.get(id);
+      };
       for (const g of this.opts.host.groups()) {
         if (g === META_GROUP) continue;
         const st = this.opts.host.status(g);
-        if (st.role === "leader") this.partitionDuties(g, st, now, selfPaused);
+        if (st.role === "leader") this.partitionDuties(g, st, now, selfPaused, machineOf);
         else this.lastBalance.delete(groupPartition(g));
       }
     } catch (err) {
@@ -339,7 +346,14 @@ export class ClusterController {
     const { meta, nodeId } = this.opts;
     const want = this.opts.self();
     const have = meta.member(nodeId);
-    if (have && have.peer === want.peer && have.api === want.api && have.weight === want.weight) return;
+    if (
+      have &&
+      have.peer === want.peer &&
+      have.api === want.api &&
+      have.weight === want.weight &&
+      have.machine === want.machine
+    )
+      return;
     if (have && have.state === "removed") return;
     // A founder holds its replicas from the start; any other node still has to take them.
     const inRing = meta.ring()?.nodes.some((n) => n.id === nodeId) ?? false;
@@ -496,7 +510,13 @@ export class ClusterController {
     return pr.match + CAUGHT_UP_LAG >= st.commit;
   }
 
-  private partitionDuties(group: number, st: RaftStatus, now: number, selfPaused: boolean): void {
+  private partitionDuties(
+    group: number,
+    st: RaftStatus,
+    now: number,
+    selfPaused: boolean,
+    machineOf: (id: NodeId) => string | undefined,
+  ): void {
     const { nodeId, meta } = this.opts;
     const partition = groupPartition(group);
     const target = meta.replicas(partition);
@@ -531,7 +551,11 @@ export class ClusterController {
       if (heir) this.transfer(group, heir);
       return;
     }
-    const preferred = target[0]!;
+    const preferred = preferredLeader(
+      target,
+      machineOf,
+      (id) => !meta.leadershipPaused(id, now) && this.caughtUp(st, id),
+    )!;
     const last = this.lastBalance.get(partition);
     if (last === undefined) {
       // Leadership just came here, by an election or a hand-over. It stays for one balance

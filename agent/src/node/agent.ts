@@ -17,6 +17,7 @@ import {
   groupPartition,
   partitionGroup,
   type ClusterShape,
+  type MemberRecord,
 } from "../cluster/meta.js";
 import { ActivityTracker } from "../health/activity.js";
 import { BoardSampler } from "../health/board.js";
@@ -35,6 +36,7 @@ import { PeerTransport, type PeerAddress } from "../transport/tcp-transport.js";
 import type { ClusterConfig } from "./cluster-config.js";
 import { RaftHost } from "./host.js";
 import { xorshift32 } from "./jitter.js";
+import { machineId } from "./machine.js";
 import { RaftKvService, type BalanceStrategy } from "./kv-service.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics } from "./metrics.js";
@@ -62,6 +64,8 @@ export interface AgentOptions {
   /** The host others reach this node at (default: the listen host, or `<hostname>.local`). */
   readonly advertiseHost?: string;
   readonly weight?: number;
+  /** The machine this agent shares CPU cores with, for leader placement (default: `machineId()`). */
+  readonly machine?: string;
   readonly shape?: ClusterShape;
   readonly tickMs: number;
   readonly electionTicks?: number;
@@ -356,6 +360,7 @@ export class Agent {
       peer: this.advertised(this.peerPort, this.opts.peer.host),
       api: `http://${this.advertised(this.apiPort, this.opts.api.host)}`,
       weight: this.opts.weight ?? 1,
+      machine: this.opts.machine ?? machineId(),
     };
     this.controller = new ClusterController({
       nodeId,
@@ -385,7 +390,7 @@ export class Agent {
   }
 
   /** Asks a member to add us, retrying until the member table has us. */
-  private askToJoin(self: { id: string; peer: string; api: string; weight: number }): void {
+  private askToJoin(self: Omit<MemberRecord, "state" | "since">): void {
     const attempt = async (): Promise<void> => {
       if (this.meta.member(self.id)) return;
       try {

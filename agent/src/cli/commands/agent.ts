@@ -7,6 +7,7 @@ import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
 import { readClusterConfig } from "../../node/cluster-config.js";
 import { openDurableStore } from "../../node/lmdb-adapter.js";
+import { MACHINE_PATTERN } from "../../node/machine.js";
 import { createLogger, type LogFormat, type LogLevel } from "../../node/logger.js";
 import type { PeerAddress } from "../../transport/tcp-transport.js";
 import { UsageError } from "../errors.js";
@@ -26,6 +27,7 @@ interface AgentArgs {
   "bootstrap-expect": number;
   "fold-into"?: string;
   weight: number;
+  machine?: string;
   "replace-after": number;
   partitions: number;
   replication: number;
@@ -113,6 +115,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         describe: "Seconds a board may be unreachable before its replicas are rebuilt elsewhere",
       })
       .option("weight", { type: "number", default: 1, describe: "Share of replicas this board takes (1-16)" })
+      .option("machine", {
+        type: "string",
+        describe:
+          "The machine this agent shares CPU cores with (default: the kernel's boot id). Partitions are led by one agent per machine where several replicate them, so agents of one machine do not split the leader work on the same cores; give each its own value to spread leaders over them as over separate boards",
+      })
       .option("partitions", {
         type: "number",
         default: 64,
@@ -178,6 +185,10 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
           `every ${HEARTBEAT_TICKS} ticks), got ${electionTicks}`,
       );
     }
+    if (args.machine !== undefined && !MACHINE_PATTERN.test(args.machine))
+      throw new UsageError(
+        `--machine must be 1-128 printable characters without spaces, got "${args.machine}"`,
+      );
     const logger = createLogger({
       level: args["log-level"] as LogLevel,
       format: args["log-format"] as LogFormat,
@@ -282,6 +293,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       electionTicks: args["election-ticks"],
       snapshotEntries: args["snapshot-entries"],
       weight: args.weight,
+      ...(args.machine !== undefined ? { machine: args.machine } : {}),
       replaceAfterMs: args["replace-after"] * 1000,
       shape: { partitions: args.partitions, replicationFactor: args.replication },
       strategy: args.strategy as BalanceStrategy,

@@ -25,6 +25,7 @@ interface UpArgs {
   "snapshot-entries": number;
   partitions: number;
   "replace-after": number;
+  "spread-leaders": boolean;
   json: boolean;
 }
 
@@ -151,7 +152,7 @@ async function waitReady(
   return last;
 }
 
-function tour(file: string, nodes: LocalClusterNode[], ready: boolean): string {
+function tour(file: string, nodes: LocalClusterNode[], ready: boolean, spread: boolean): string {
   const lines = [
     "",
     ready
@@ -166,6 +167,9 @@ function tour(file: string, nodes: LocalClusterNode[], ready: boolean): string {
     "  ringleader bench --duration 5",
     `  kill -9 ${nodes[0]?.pid ?? "<pid>"}   # then: ringleader get greeting  (still there)`,
     "",
+    spread
+      ? "Partition leaders spread over the nodes, as over separate boards (--spread-leaders)."
+      : `The nodes share this machine's cores, so ${nodes[0]?.id ?? "the first node"} leads every partition once settled (--spread-leaders spreads them).`,
     `Clients find this cluster through ${file}. Ctrl-C stops every node.`,
     "(`ringleader` here means `node dist/agent/src/cli/main.js`, or `npm link` once.)",
   ];
@@ -223,6 +227,9 @@ async function up(args: UpArgs): Promise<void> {
       String(args.partitions),
       "--replace-after",
       String(args["replace-after"]),
+      // By default the agents know they share this machine (its boot id), and one of them leads
+      // every partition; each its own machine spreads leaders as over separate boards.
+      ...(args["spread-leaders"] ? ["--machine", `${id}.local`] : []),
     ];
     const child = spawn(command[0]!, command.slice(1), {
       cwd: dir,
@@ -292,6 +299,7 @@ async function up(args: UpArgs): Promise<void> {
           file,
           nodes,
           notReady.every((r) => r === null),
+          args["spread-leaders"],
         ),
       );
   }
@@ -337,6 +345,12 @@ export const clusterCommand: CommandModule<object, object> = {
               type: "number",
               default: DEFAULT_SNAPSHOT_ENTRIES,
               describe: "Each agent snapshots and compacts its log every this many entries",
+            })
+            .option("spread-leaders", {
+              type: "boolean",
+              default: false,
+              describe:
+                "Spread partition leaders over the nodes as over separate boards. By default one node leads every partition: the nodes share this machine's cores, and one leader batching all writes costs less CPU per write than three splitting them",
             })
             .option("json", { type: "boolean", default: false })
             .example(

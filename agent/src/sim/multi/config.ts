@@ -40,6 +40,12 @@ export interface MultiSimConfig {
   readonly replicationFactor: number;
   readonly controller: ControllerTiming;
   readonly operator: OperatorPlan;
+  /**
+   * How many machines the boards run on (`MemberRecord.machine`, board k on machine k mod this),
+   * or 0 for a machine each. Boards that share a machine hand their partitions' leaderships to
+   * one of them (`preferredLeader`), as a local cluster's agents do.
+   */
+  readonly machines: number;
 }
 
 export function deriveMultiConfig(seed: number, founders?: number, partitions?: number): MultiSimConfig {
@@ -74,6 +80,8 @@ export function deriveMultiConfig(seed: number, founders?: number, partitions?: 
     minUp: 3,
     maxMembers: 6,
   };
+  // Drawn last, so that every earlier draw of a seed stays what it was.
+  const machines = r.pick([0, 0, 1, 2]);
   return {
     base,
     founders: f,
@@ -81,6 +89,7 @@ export function deriveMultiConfig(seed: number, founders?: number, partitions?: 
     replicationFactor: DEFAULT_REPLICATION_FACTOR,
     controller,
     operator,
+    machines,
   };
 }
 
@@ -90,6 +99,7 @@ export function describeMultiConfig(c: MultiSimConfig): string {
     `${c.founders} founders, ${c.partitions} partitions x ${c.replicationFactor} replicas + meta; ` +
     `operator every ${c.operator.intervalTicks} ticks (≤${c.operator.maxJoins} joins); ` +
     `controller every ${ctl.intervalMs} ms, ${ctl.maxCatchUps} catch-ups, replace after ${ctl.replaceAfterMs >= 3_600_000 ? "never" : `${ctl.replaceAfterMs} ms`}; ` +
+    `${c.machines === 0 ? "a machine per board" : `boards on ${c.machines} machine(s)`}; ` +
     describeConfig(c.base).replace(/^\d+ nodes, /, "")
   );
 }

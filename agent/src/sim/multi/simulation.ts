@@ -288,6 +288,7 @@ class MultiSimulation implements FaultTarget, OperatorTarget, HostWorld {
       peer: `${id}:7100`,
       api: `http://${id}:7000`,
       weight: 1,
+      ...(this.config.machines > 0 ? { machine: `m${this.boardsCreated % this.config.machines}` } : {}),
     });
     this.boards.set(id, host);
     return host;

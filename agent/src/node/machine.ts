@@ -1,0 +1,28 @@
+/**
+ * Which machine an agent runs on, for leader placement (`preferredLeader` in
+ * `cluster/meta.ts`): agents on one machine share its CPU cores, so one of them leads the
+ * partitions they replicate together.
+ *
+ * The default is the running kernel's boot id, not `/etc/machine-id`: boards written from one
+ * SD-card image can share a machine id, while a boot id is drawn at random on every boot. Agents
+ * in network namespaces or containers of one machine share its kernel, hence its boot id and its
+ * cores, which is what placement needs to know. A reboot draws a new id, and the agent's member
+ * record follows at its next start.
+ */
+import { readFileSync } from "node:fs";
+
+export const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
+
+/** What `--machine` accepts: printable ASCII without spaces, as in the member record. */
+export const MACHINE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/** `boot:<boot id>`, or undefined where the kernel does not say (the member counts as alone). */
+export function machineId(file = BOOT_ID_FILE): string | undefined {
+  let id: string;
+  try {
+    id = readFileSync(file, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+  return id !== "" && MACHINE_PATTERN.test(`boot:${id}`) ? `boot:${id}` : undefined;
+}
