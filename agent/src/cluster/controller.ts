@@ -126,6 +126,14 @@ export interface ControllerOptions {
   };
 }
 
+/** What a round knows of the members, read once (`round`). */
+interface Roster {
+  /** Whether the member stepped down (`members step-down`) and should not lead for now. */
+  readonly paused: (id: NodeId) => boolean;
+  /** The machine the member runs on, if its record says (`MemberRecord.machine`). */
+  readonly machine: (id: NodeId) => string | undefined;
+}
+
 const enc = new TextEncoder();
 /** Members whose tokens leave the ring (every other member's are in it, or are being added). */
 const LEAVING: ReadonlySet<MemberState> = new Set(["draining", "down", "removed"]);
@@ -197,17 +205,21 @@ export class ClusterController {
       if (meta.leader !== "") await this.registerSelf();
       if (meta.role === "leader") await this.metaDuties(meta);
       const now = this.now();
-      // Read once a round, not once per led partition: it is a store read and a JSON parse.
-      const selfPaused = this.opts.meta.leadershipPaused(this.opts.nodeId, now);
-      let machines: Map<NodeId, string | undefined> | null = null;
-      const machineOf = (id: NodeId): string | undefined => {
-        machines ??= new Map(this.opts.meta.members().map((m) => [m.id, m.machine]));
-        return machines.get(id);
+      // The member table is read once a round, at the first partition led here, not once per
+      // partition and member: each record is a store read and a JSON parse.
+      let table: Map<NodeId, MemberRecord> | null = null;
+      const member = (id: NodeId): MemberRecord | undefined => {
+        table ??= new Map(this.opts.meta.members().map((m) => [m.id, m]));
+        return table.get(id);
+      };
+      const roster: Roster = {
+        paused: (id) => (member(id)?.leadershipPausedUntil ?? 0) > now,
+        machine: (id) => member(id)?.machine,
       };
       for (const g of this.opts.host.groups()) {
         if (g === META_GROUP) continue;
         const st = this.opts.host.status(g);
-        if (st.role === "leader") this.partitionDuties(g, st, now, selfPaused, machineOf);
+        if (st.role === "leader") this.partitionDuties(g, st, now, roster);
         else this.lastBalance.delete(groupPartition(g));
       }
     } catch (err) {
@@ -510,13 +522,7 @@ export class ClusterController {
     return pr.match + CAUGHT_UP_LAG >= st.commit;
   }
 
-  private partitionDuties(
-    group: number,
-    st: RaftStatus,
-    now: number,
-    selfPaused: boolean,
-    machineOf: (id: NodeId) => string | undefined,
-  ): void {
+  private partitionDuties(group: number, st: RaftStatus, now: number, roster: Roster): void {
     const { nodeId, meta } = this.opts;
     const partition = groupPartition(group);
     const target = meta.replicas(partition);
@@ -542,19 +548,17 @@ export class ClusterController {
       return;
     }
     if (extraVoter) return this.confChange(group, { type: "removeNode", nodeId: extraVoter });
-    if (selfPaused) {
+    if (roster.paused(nodeId)) {
       // This member stepped down, yet leads (an election chose it, or a hand-over it took after
       // a restart): it passes the group on to a caught-up voter that did not step down, if any.
-      const heir = voters.find(
-        (id) => id !== nodeId && !meta.leadershipPaused(id, now) && this.caughtUp(st, id),
-      );
+      const heir = voters.find((id) => id !== nodeId && !roster.paused(id) && this.caughtUp(st, id));
       if (heir) this.transfer(group, heir);
       return;
     }
     const preferred = preferredLeader(
       target,
-      machineOf,
-      (id) => !meta.leadershipPaused(id, now) && this.caughtUp(st, id),
+      roster.machine,
+      (id) => !roster.paused(id) && this.caughtUp(st, id),
     )!;
     const last = this.lastBalance.get(partition);
     if (last === undefined) {
@@ -565,7 +569,7 @@ export class ClusterController {
       return;
     }
     // A member that stepped down (a planned restart) is left without leadership for a while.
-    const paused = meta.leadershipPaused(preferred, now);
+    const paused = roster.paused(preferred);
     if (preferred !== nodeId && !paused && this.caughtUp(st, preferred) && now - last > this.balanceEveryMs) {
       this.lastBalance.set(partition, now);
       this.transfer(group, preferred);
