@@ -6,6 +6,7 @@
 #
 #   test/bench/idle-cpu.sh                   # 64 partitions, 30 s
 #   PARTITIONS=16 SECONDS_IDLE=60 test/bench/idle-cpu.sh
+#   UP_ARGS=--spread-leaders test/bench/idle-cpu.sh   # leaders spread, as over separate boards
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PARTITIONS=${PARTITIONS:-64}
@@ -19,7 +20,8 @@ source test/bench/leaders-settled.sh
 source test/bench/bench-workdir.sh
 bench_workdir idle-cpu
 
-$CLI cluster up --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" --json >"$WORK/up.json" 2>"$WORK/up.log" &
+# shellcheck disable=SC2086 # UP_ARGS is a word list
+$CLI cluster up --nodes 3 --dir "$WORK/c" --partitions "$PARTITIONS" ${UP_ARGS:-} --json >"$WORK/up.json" 2>"$WORK/up.log" &
 UP=$!
 bench_cluster_ready "$WORK/c"
 wait_leaders_settled "$WORK/c/cluster.json"
