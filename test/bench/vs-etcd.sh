@@ -101,7 +101,7 @@ start_ringleader() {
   rm -rf "$WORK/rl"
   # By default one node leads every partition, as `cluster up` does: its agents share this
   # machine's cores. LEADERS=spread spreads the leaders as over three separate boards
-  # (`--spread-leaders`), which on one machine costs ~40 % more CPU per put (session 16).
+  # (`--spread-leaders`), which on one machine costs ~30 % more CPU per put (session 16).
   local spread=()
   if [ "${LEADERS:-}" = spread ]; then spread=(--spread-leaders); fi
   $CLI cluster up --nodes 3 --dir "$WORK/rl" --partitions "$PARTITIONS" "${spread[@]}" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &

@@ -73,8 +73,8 @@ export function groupPartition(group: GroupId): number {
  * and leader work of its share of the partitions. Agents on one machine share its cores, so
  * there it buys nothing and costs CPU per write: every agent then runs a leader's turn and a
  * follower's turn, each with its own commit and frames, where one leader batches all of them (on
- * a 3-agent `cluster up`, 64 partitions, c=64 puts: 1.19-1.24 ms of CPU per put spread, 0.80 led
- * by one agent; issue 3's notes, session 16).
+ * a 3-agent `cluster up`, 64 partitions, c=64 puts: 1.10-1.20 ms of CPU per put spread, 0.84-0.94
+ * led by one agent; issue 3's notes, session 16).
  */
 export function preferredLeader(
   replicas: readonly NodeId[],
