@@ -2,9 +2,9 @@
 #
 # A new cluster spends its first seconds electing and then handing partition leaders to the nodes
 # that should lead them; measured in that window, puts/s came out 8-15 % lower.
-# `wait_leaders_settled` waits until every partition is healthy and each node's count of led partitions has held still for
-# 7 s: longer than the 5 s a new leader holds a partition before its balancer hands it to the
-# preferred node. It prints the counts to stderr.
+# `wait_leaders_settled` waits until every partition is healthy and each node's count of led
+# partitions has held still for 7 s: longer than the 5 s a new leader holds a partition before
+# its balancer hands it to the preferred node. It prints the counts to stderr.
 
 wait_leaders_settled() { # CLUSTER_JSON
   node dist/agent/src/cli/main.js health --wait 120 --cluster-file "$1" >/dev/null

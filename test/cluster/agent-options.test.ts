@@ -44,4 +44,23 @@ describe("ringleader agent: options", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("refuses a --machine that a member record cannot carry, and says what it may be", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rl-agent-options-"));
+    try {
+      for (const machine of ["two words", "", "x".repeat(129)]) {
+        const data = join(dir, `data-${machine.length}`);
+        const run = spawnSync(
+          process.execPath,
+          [CLI, "agent", "--data", data, "--peers", "n1=127.0.0.1:1", "--id", "n1", "--machine", machine],
+          { encoding: "utf8", timeout: 30_000 },
+        );
+        assert.equal(run.status, 2, run.stderr);
+        assert.match(run.stderr, /--machine must be 1-128 printable characters without spaces, got "/);
+        assert.equal(existsSync(data), false, "nothing was created");
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -34,7 +34,7 @@ import {
   type WriteOptions,
 } from "../api/service.js";
 import { Forwarder, type ForwardReply } from "../cluster/forward.js";
-import { MACHINE_PATTERN } from "./machine.js";
+import { machineProblem } from "./machine.js";
 import {
   MEMBER_PREFIX,
   META_GROUP,
@@ -498,8 +498,8 @@ class Members implements MembershipService {
     const weight = b.weight ?? 1;
     if (!Number.isInteger(weight) || weight < 1 || weight > 16)
       throw new BadRequestError("weight must be 1-16");
-    if (b.machine !== undefined && (typeof b.machine !== "string" || !MACHINE_PATTERN.test(b.machine)))
-      throw new BadRequestError("machine must be 1-128 printable characters without spaces");
+    const machineError = b.machine === undefined ? null : machineProblem(b.machine);
+    if (machineError) throw new BadRequestError(`machine ${machineError}`);
     const existing = this.deps.meta.member(b.id);
     if (existing?.state === "removed") {
       throw new BadRequestError(

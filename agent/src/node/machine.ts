@@ -16,6 +16,13 @@ export const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
 /** What `--machine` accepts: printable ASCII without spaces, as in the member record. */
 export const MACHINE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
+/** Why `value` cannot name a machine (for `--machine` and a join request), or null if it can. */
+export function machineProblem(value: unknown): string | null {
+  return typeof value === "string" && MACHINE_PATTERN.test(value)
+    ? null
+    : "must be 1-128 printable characters without spaces";
+}
+
 /** `boot:<boot id>`, or undefined where the kernel does not say (the member counts as alone). */
 export function machineId(file = BOOT_ID_FILE): string | undefined {
   let id: string;

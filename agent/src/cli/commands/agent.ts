@@ -7,7 +7,7 @@ import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
 import { readClusterConfig } from "../../node/cluster-config.js";
 import { openDurableStore } from "../../node/lmdb-adapter.js";
-import { MACHINE_PATTERN } from "../../node/machine.js";
+import { machineProblem } from "../../node/machine.js";
 import { createLogger, type LogFormat, type LogLevel } from "../../node/logger.js";
 import type { PeerAddress } from "../../transport/tcp-transport.js";
 import { UsageError } from "../errors.js";
@@ -185,10 +185,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
           `every ${HEARTBEAT_TICKS} ticks), got ${electionTicks}`,
       );
     }
-    if (args.machine !== undefined && !MACHINE_PATTERN.test(args.machine))
-      throw new UsageError(
-        `--machine must be 1-128 printable characters without spaces, got "${args.machine}"`,
-      );
+    const machineError = args.machine === undefined ? null : machineProblem(args.machine);
+    if (machineError) throw new UsageError(`--machine ${machineError}, got "${args.machine}"`);
     const logger = createLogger({
       level: args["log-level"] as LogLevel,
       format: args["log-format"] as LogFormat,
