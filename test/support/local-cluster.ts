@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_NODE_FLAGS, agentEnv } from "../../agent/src/node/runtime-flags.js";
+import { ownMachine } from "../../agent/src/node/machine.js";
 
 export const CLI = fileURLToPath(new URL("../../agent/src/cli/main.js", import.meta.url));
 
@@ -306,7 +307,7 @@ export class LocalCluster {
       this.nodes.get(via)!.api,
       "--tick-ms",
       String(opts.tickMs ?? 50),
-      ...(this.spreadLeaders ? ["--machine", `${id}.local`] : []),
+      ...(this.spreadLeaders ? ["--machine", ownMachine(id)] : []),
     ];
     const child = spawn(command[0]!, command.slice(1), {
       cwd: this.dir,

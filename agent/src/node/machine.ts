@@ -31,5 +31,13 @@ export function machineId(file = BOOT_ID_FILE): string | undefined {
   } catch {
     return undefined;
   }
-  return id !== "" && MACHINE_PATTERN.test(`boot:${id}`) ? `boot:${id}` : undefined;
+  return id !== "" && machineProblem(`boot:${id}`) === null ? `boot:${id}` : undefined;
+}
+
+/**
+ * The `--machine` that makes a local agent count as a board of its own, so that partition
+ * leaders spread over it and its siblings (`cluster up --spread-leaders`, and the test clusters).
+ */
+export function ownMachine(nodeId: string): string {
+  return `${nodeId}.local`;
 }

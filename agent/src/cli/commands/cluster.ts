@@ -15,6 +15,7 @@ import {
 import { UsageError } from "../errors.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { AGENT_NODE_FLAGS, agentEnv } from "../../node/runtime-flags.js";
+import { ownMachine } from "../../node/machine.js";
 import { deadline } from "../../node/deadline.js";
 
 interface UpArgs {
@@ -229,7 +230,7 @@ async function up(args: UpArgs): Promise<void> {
       String(args["replace-after"]),
       // By default the agents know they share this machine (its boot id), and one of them leads
       // every partition; each its own machine spreads leaders as over separate boards.
-      ...(args["spread-leaders"] ? ["--machine", `${id}.local`] : []),
+      ...(args["spread-leaders"] ? ["--machine", ownMachine(id)] : []),
     ];
     const child = spawn(command[0]!, command.slice(1), {
       cwd: dir,
