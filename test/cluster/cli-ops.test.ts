@@ -16,6 +16,7 @@ interface MemberRow {
   api: string;
   peer: string;
   weight: number;
+  machine?: string;
 }
 
 interface NodeStatus {
@@ -115,14 +116,17 @@ describe("operator commands against a real cluster", { timeout: 300_000 }, () =>
       assert.equal(m.state, "up", m.id);
       assert.equal(m.api, cluster.nodes.get(m.id)!.api, m.id);
       assert.match(m.peer, /^127\.0\.0\.1:\d+$/, m.id);
+      // The test cluster gives each node a machine of its own, as separate boards.
+      assert.equal(m.machine, `${m.id}.local`, m.id);
     }
     const table = await cli(["members", "list"]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
-    assert.match(lines[0]!, /^ID +STATE +WEIGHT +PEER +API +META LAG$/);
+    assert.match(lines[0]!, /^ID +STATE +WEIGHT +MACHINE +PEER +API +META LAG$/);
     const rows = lines.slice(1).map((l) => l.split(/\s+/));
     assert.deepEqual(rows.map((r) => r[0]).sort(), ["n1", "n2", "n3", "n4"]);
-    for (const r of rows) assert.deepEqual([r[1], r[4]], ["up", cluster.nodes.get(r[0]!)!.api]);
+    for (const r of rows)
+      assert.deepEqual([r[1], r[3], r[5]], ["up", `${r[0]}.local`, cluster.nodes.get(r[0]!)!.api]);
   });
 
   it("members drain moves n4's replicas to the others, and members remove then forgets it", async () => {

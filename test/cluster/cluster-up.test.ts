@@ -7,14 +7,16 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { freePorts } from "../../agent/src/cli/free-ports.js";
 import { runCli } from "../support/cli.js";
-import { CLI, isAlive } from "../support/local-cluster.js";
+import { CLI } from "../support/local-cluster.js";
 
 interface Up {
   readonly child: ChildProcess;
@@ -25,11 +27,16 @@ interface Up {
   readonly log: () => string;
 }
 
-/** `cluster up --json` on `dir`, until it prints the cluster (it waits for every node to be ready). */
-async function up(dir: string): Promise<Up> {
-  const child = spawn(process.execPath, [CLI, "cluster", "up", "--dir", dir, "--json", "--tick-ms", "50"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/**
+ * `cluster up --json` on `dir`, until it prints the cluster (it waits for every node to be ready);
+ * `nodeFlags` go to Node, before the CLI.
+ */
+async function up(dir: string, nodeFlags: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Up> {
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, CLI, "cluster", "up", "--dir", dir, "--json", "--tick-ms", "50"],
+    { stdio: ["ignore", "pipe", "pipe"], env },
+  );
   let stdout = "";
   let stderr = "";
   child.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-20_000)));
@@ -42,6 +49,20 @@ async function up(dir: string): Promise<Up> {
   });
   const body = JSON.parse(stdout) as { nodes: Up["nodes"]; token: string };
   return { child, nodes: body.nodes, token: body.token, stdout: stdout + stderr, log: () => stderr };
+}
+
+/** The pids of agent processes whose data is under `dir`, from /proc. */
+async function agentsIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = await readFile(`/proc/${name}/cmdline`, "utf8").then(
+      (text) => text.split("\0"),
+      (): string[] => [], // the process ended meanwhile
+    );
+    if (argv.includes("agent") && argv.some((a) => a.startsWith(dir + "/"))) pids.push(Number(name));
+  }
+  return pids;
 }
 
 async function stop(u: Up): Promise<void> {
@@ -121,15 +142,55 @@ describe("cluster up", { timeout: 180_000 }, () => {
         r.stderr,
         new RegExp(`the API address 127\\.0\\.0\\.1:${base} is already in use by another program; .* --api`),
       );
-      assert.match(r.stderr, /node n1 exited \(1\) while the cluster was starting; its error is above/);
+      assert.match(r.stderr, /node n1 exited \(75\) while the cluster was starting; its error is above/);
       assert.doesNotMatch(r.stdout, /Local cluster is up/);
-      const file = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as {
-        nodes: { pid: number }[];
-      };
-      assert.equal(file.nodes.length, 3);
-      for (const n of file.nodes) assert.equal(isAlive(n.pid), false, `node pid ${n.pid} still runs`);
+      // Its ports were given (--base-port): it is not started again on others.
+      assert.doesNotMatch(r.stderr, /starting the new cluster again/);
+      // No client is pointed at a cluster that never formed.
+      assert.equal(existsSync(join(dir, "cluster.json")), false);
+      assert.deepEqual(await agentsIn(dir), [], "every node of the cluster is stopped");
     } finally {
       taken.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("starts a new cluster again on other ports when another program takes one before its node binds it", async () => {
+    // The preloaded hook binds n2's peer port inside n2's process before the agent's own listen:
+    // the agent meets the same EADDRINUSE as when another program takes the port in between.
+    const dir = await mkdtemp(join(tmpdir(), "ringleader-up-"));
+    const marker = join(dir, "taken-port");
+    const hook = fileURLToPath(new URL("../support/take-port-once.js", import.meta.url));
+    try {
+      const u = await up(dir, ["--import", hook], {
+        ...process.env,
+        TAKE_PORT_NODE: "n2",
+        TAKE_PORT_MARKER: marker,
+      });
+      try {
+        const taken = await readFile(marker, "utf8");
+        const log = u.log();
+        assert.match(log, new RegExp(`the peer address ${taken.replace(/\./g, "\\.")} is already in use`));
+        assert.match(log, /starting the new cluster again on other ports \(attempt 2 of 3\)/);
+        assert.doesNotMatch(u.stdout, /not ready/);
+        assert.notEqual(u.nodes.find((n) => n.id === "n2")!.peer, taken);
+        const file = JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")) as { nodes: Up["nodes"] };
+        assert.deepEqual(file.nodes, u.nodes, "cluster.json names the nodes that run");
+        const put = await fetch(`${u.nodes[1]!.api}/v1/kv/greeting`, {
+          method: "PUT",
+          headers: { authorization: `Bearer ${u.token}` },
+          body: "hello",
+        });
+        assert.equal(put.status, 200, await put.text());
+        const get = await fetch(`${u.nodes[2]!.api}/v1/kv/greeting`, {
+          headers: { authorization: `Bearer ${u.token}` },
+        });
+        assert.equal(await get.text(), "hello");
+      } finally {
+        await stop(u);
+      }
+      assert.equal(u.child.exitCode, 0, u.log());
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

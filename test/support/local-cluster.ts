@@ -100,24 +100,11 @@ export class LocalCluster {
   }
 
   /**
-   * Starts a cluster; a start that lost one of its ports is tried again, in a fresh directory.
-   * `cluster up` picks free ports, releases them, and its agents bind them a moment later; test
-   * files run side by side, and another file's `cluster up`, probing random ports of the same
-   * range for its own, can hold one in that moment (a clean-clone CI run lost the backup test to
-   * it once: "the peer address ... is already in use by another program"). The failed attempt
-   * has stopped its nodes and removed its directory by then.
+   * Starts a cluster with `cluster up` (which itself starts a new cluster again on other ports if
+   * another program takes one of its ports before its agent binds it: test files run side by
+   * side, and their clusters' port probes can cross).
    */
   static async start(opts: StartOptions): Promise<LocalCluster> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await LocalCluster.startOnce(opts);
-      } catch (err) {
-        if (attempt >= 3 || !/is already in use by another program/.test(String(err))) throw err;
-      }
-    }
-  }
-
-  private static async startOnce(opts: StartOptions): Promise<LocalCluster> {
     const dir = await mkdtemp(join(tmpdir(), "ringleader-cluster-"));
     const up = spawn(
       process.execPath,

@@ -14,6 +14,16 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * The exit code of an agent that could not listen because another program holds its address
+ * (sysexits' EX_TEMPFAIL: trying again may work). `cluster up` starts a new cluster again on other
+ * ports when one of its agents exits with it.
+ */
+export const EXIT_ADDRESS_IN_USE = 75;
+
+/** The exit code of an agent whose data store failed while it ran (sysexits' EX_SOFTWARE). */
+export const EXIT_STORAGE_FAILED = 70;
+
 /** The command ran and found a problem it reports itself (the simulator finding a violation). */
 export class CheckFailedError extends Error {
   override readonly name = "CheckFailedError";

@@ -537,11 +537,16 @@ export class Agent {
   }
 }
 
+/** An address the agent was told to listen on is held by another program. */
+export class AddressInUseError extends Error {
+  override readonly name = "AddressInUseError";
+}
+
 /** A listener that could not start, said in the operator's terms when the address is taken. */
 function listenError(err: unknown, what: string, addr: PeerAddress, flag: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE")
-    return new Error(
+    return new AddressInUseError(
       `the ${what} address ${addr.host}:${addr.port} is already in use by another program; stop it or choose another with ${flag}`,
     );
   if (code === "EADDRNOTAVAIL")

@@ -41,3 +41,9 @@ export function machineId(file = BOOT_ID_FILE): string | undefined {
 export function ownMachine(nodeId: string): string {
   return `${nodeId}.local`;
 }
+
+/** A machine as a table shows it: a boot id by its first 8 hex digits, a given name whole. */
+export function machineLabel(machine: string | undefined): string {
+  if (machine === undefined) return "-";
+  return machine.startsWith("boot:") ? machine.slice(0, "boot:".length + 8) : machine;
+}

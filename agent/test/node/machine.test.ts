@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { BOOT_ID_FILE, MACHINE_PATTERN, machineId } from "../../src/node/machine.js";
+import { BOOT_ID_FILE, MACHINE_PATTERN, machineLabel, machineId } from "../../src/node/machine.js";
 
 describe("machineId", () => {
   const dirs: string[] = [];
@@ -39,5 +39,11 @@ describe("machineId", () => {
     assert.ok(!MACHINE_PATTERN.test("two words"));
     assert.ok(!MACHINE_PATTERN.test(""));
     assert.ok(!MACHINE_PATTERN.test("x".repeat(129)));
+  });
+
+  it("is labelled in tables by a boot id's first 8 hex digits, or a given name whole", () => {
+    assert.equal(machineLabel("boot:3f2a9c1e-0b7d-4c55-9e1a-77d0c2b4e6f1"), "boot:3f2a9c1e");
+    assert.equal(machineLabel("pi-4.local"), "pi-4.local");
+    assert.equal(machineLabel(undefined), "-");
   });
 });

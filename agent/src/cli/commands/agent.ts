@@ -1,7 +1,7 @@
 import { mkdir, rename } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandModule } from "yargs";
-import { Agent, HEARTBEAT_TICKS } from "../../node/agent.js";
+import { AddressInUseError, Agent, HEARTBEAT_TICKS } from "../../node/agent.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { attach, plan } from "../../discovery/node-discovery.js";
 import type { BalanceStrategy } from "../../node/kv-service.js";
@@ -10,7 +10,7 @@ import { openDurableStore } from "../../node/lmdb-adapter.js";
 import { machineProblem } from "../../node/machine.js";
 import { createLogger, type LogFormat, type LogLevel } from "../../node/logger.js";
 import type { PeerAddress } from "../../transport/tcp-transport.js";
-import { UsageError } from "../errors.js";
+import { EXIT_ADDRESS_IN_USE, EXIT_STORAGE_FAILED, UsageError } from "../errors.js";
 
 interface AgentArgs {
   config: string;
@@ -176,6 +176,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .example(
         "$0 agent --config ringleader.json --data /var/lib/ringleader --id n1 --peers n1=pi1.local:7100,n2=pi2.local:7100,n3=pi3.local:7100",
         "one board of a three-board cluster with a static peer list",
+      )
+      .epilogue(
+        `Exit codes: 0 stopped (SIGINT, SIGTERM), 1 an error it names, 2 an option it cannot use, ` +
+          `${EXIT_STORAGE_FAILED} the data store failed while running, ${EXIT_ADDRESS_IN_USE} an address it was told to listen on ` +
+          "is held by another program (free it, or choose another with --api or --peer).",
       ),
   handler: async (args) => {
     const electionTicks = args["election-ticks"];
@@ -304,10 +309,15 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       logger,
       onFatal: (err) => {
         logger.error("stopping: storage failed", { error: err.message });
-        process.exit(70);
+        process.exit(EXIT_STORAGE_FAILED);
       },
     });
-    await agent.start();
+    try {
+      await agent.start();
+    } catch (err) {
+      if (err instanceof AddressInUseError) throw new UsageError(err.message, EXIT_ADDRESS_IN_USE);
+      throw err;
+    }
     const watching = attach(entry, agent, store, ids, agent.metrics.registry, logger);
     await new Promise<void>((done) => {
       let stopping = false;

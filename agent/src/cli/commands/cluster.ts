@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { freePorts } from "../free-ports.js";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ import {
   writeClusterConfig,
   type ClusterConfig,
 } from "../../node/cluster-config.js";
-import { UsageError } from "../errors.js";
+import { EXIT_ADDRESS_IN_USE, UsageError } from "../errors.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { AGENT_NODE_FLAGS, agentEnv } from "../../node/runtime-flags.js";
 import { ownMachine } from "../../node/machine.js";
@@ -177,6 +177,65 @@ function tour(file: string, nodes: LocalClusterNode[], ready: boolean, spread: b
   return lines.join("\n") + "\n";
 }
 
+/** The agent command that runs node `id` of the local cluster in `dir`, on `port`. */
+function nodeCommand(
+  args: UpArgs,
+  dir: string,
+  configPath: string,
+  id: string,
+  port: Ports[number],
+  peers: string,
+): string[] {
+  // Node's own flags given to this command (`node --cpu-prof …/main.js cluster up`) pass on to
+  // the agents after the agent's defaults, so a profile or another heap size can be tried on a
+  // whole local cluster.
+  return [
+    process.execPath,
+    ...AGENT_NODE_FLAGS,
+    ...process.execArgv,
+    MAIN,
+    "agent",
+    "--config",
+    configPath,
+    "--data",
+    join(dir, id),
+    "--id",
+    id,
+    "--api",
+    `127.0.0.1:${port.api}`,
+    "--peer",
+    `127.0.0.1:${port.peer}`,
+    "--peers",
+    peers,
+    "--tick-ms",
+    String(args["tick-ms"]),
+    "--snapshot-entries",
+    String(args["snapshot-entries"]),
+    "--partitions",
+    String(args.partitions),
+    "--replace-after",
+    String(args["replace-after"]),
+    // By default the agents know they share this machine (its boot id), and one of them leads
+    // every partition; each its own machine spreads leaders as over separate boards.
+    ...(args["spread-leaders"] ? ["--machine", ownMachine(id)] : []),
+  ];
+}
+
+/** Resolves once `api` answers HTTP at all (the agent listens on both its ports), or `signal` ends. */
+async function waitListening(api: string, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await (await fetch(`${api}/healthz`, { signal })).arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Starts of a new cluster tried before `cluster up` gives up on ports that other programs take. */
+const START_ATTEMPTS = 3;
+
 async function up(args: UpArgs): Promise<void> {
   if (!Number.isInteger(args.nodes) || args.nodes < 1 || args.nodes > MAX_LOCAL_NODES) {
     throw new UsageError(`--nodes must be between 1 and ${MAX_LOCAL_NODES}`);
@@ -193,120 +252,117 @@ async function up(args: UpArgs): Promise<void> {
     );
   }
   const config = await loadOrCreateConfig(configPath);
-  const { ports, reused } = await portsFor(dir, ids, args["base-port"]);
-  const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
-  const children: ChildProcess[] = [];
-  const nodes: LocalClusterNode[] = [];
-  for (const [i, id] of ids.entries()) {
-    const p = ports[i]!;
-    // Node's own flags given to this command (`node --cpu-prof …/main.js cluster up`) pass on to
-    // the agents after the agent's defaults, so a profile or another heap size can be tried on a
-    // whole local cluster.
-    const command = [
-      process.execPath,
-      ...AGENT_NODE_FLAGS,
-      ...process.execArgv,
-      MAIN,
-      "agent",
-      "--config",
-      configPath,
-      "--data",
-      join(dir, id),
-      "--id",
-      id,
-      "--api",
-      `127.0.0.1:${p.api}`,
-      "--peer",
-      `127.0.0.1:${p.peer}`,
-      "--peers",
-      peers,
-      "--tick-ms",
-      String(args["tick-ms"]),
-      "--snapshot-entries",
-      String(args["snapshot-entries"]),
-      "--partitions",
-      String(args.partitions),
-      "--replace-after",
-      String(args["replace-after"]),
-      // By default the agents know they share this machine (its boot id), and one of them leads
-      // every partition; each its own machine spreads leaders as over separate boards.
-      ...(args["spread-leaders"] ? ["--machine", ownMachine(id)] : []),
-    ];
-    const child = spawn(command[0]!, command.slice(1), {
-      cwd: dir,
-      env: agentEnv(),
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    children.push(child);
-    nodes.push({
-      id,
-      pid: child.pid ?? -1,
-      api: `http://127.0.0.1:${p.api}`,
-      peer: `127.0.0.1:${p.peer}`,
-      command,
-      cwd: dir,
-    });
-  }
-  const file = join(dir, "cluster.json");
-  const body: LocalClusterFile = { token: config.token, nodes };
-  await writeFile(file + ".tmp", JSON.stringify(body, null, 2) + "\n", { mode: 0o600 });
-  await rename(file + ".tmp", file);
 
-  const stopAll = new AbortController();
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    stopAll.abort();
-    process.stderr.write("\nStopping the local cluster...\n");
-    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  const userStop = new AbortController();
+  let children: ChildProcess[] = [];
+  const killAll = (): void => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  const onSignal = (): void => {
+    if (userStop.signal.aborted) return;
+    userStop.abort();
+    process.stderr.write("\nStopping the local cluster...\n");
+    killAll();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const allExited = (): Promise<unknown> =>
+    Promise.all(
+      children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined)),
+    );
+
+  let nodes: LocalClusterNode[] = [];
   let started = false;
   let failure: string | null = null;
-  for (const [i, c] of children.entries()) {
-    c.on("exit", (code, signal) => {
-      if (stopping) return;
-      if (started) {
-        process.stderr.write(`node ${ids[i]} exited (${signal ?? code}); it is not restarted.\n`);
-        return;
-      }
-      // A node that dies while the cluster starts (a port taken, a bad data folder) fails the
-      // whole command: its own error is right above.
-      failure =
-        `node ${ids[i]} exited (${signal ?? code}) while the cluster was starting; its error is above` +
-        (reused
-          ? ". A cluster started again keeps the ports of its last run (its nodes look for each other " +
-            "there): free that port, or start a new cluster with another --dir"
-          : "");
-      stop();
+  /** Aborts when a node of the current start exits before the cluster is ready. */
+  let failed = new AbortController();
+  /** The current start's wait for its nodes: 30 s, then the cluster runs on with a warning. */
+  let wait = deadline(30_000, userStop.signal);
+  for (let attempt = 1; ; attempt++) {
+    const { ports, reused } = await portsFor(dir, ids, args["base-port"]);
+    const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
+    nodes = [];
+    children = ids.map((id, i) => {
+      const command = nodeCommand(args, dir, configPath, id, ports[i]!, peers);
+      const child = spawn(command[0]!, command.slice(1), {
+        cwd: dir,
+        env: agentEnv(),
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      nodes.push({
+        id,
+        pid: child.pid ?? -1,
+        api: `http://127.0.0.1:${ports[i]!.api}`,
+        peer: `127.0.0.1:${ports[i]!.peer}`,
+        command,
+        cwd: dir,
+      });
+      return child;
     });
+    // A node that dies while the cluster starts (a port taken, a bad data folder) fails the whole
+    // command: its own error is right above.
+    failed = new AbortController();
+    wait = deadline(30_000, userStop.signal, failed.signal);
+    let lostPort = false;
+    for (const [i, c] of children.entries()) {
+      c.on("exit", (code, signal) => {
+        if (userStop.signal.aborted || failed.signal.aborted) return;
+        if (started) {
+          process.stderr.write(`node ${ids[i]} exited (${signal ?? code}); it is not restarted.\n`);
+          return;
+        }
+        lostPort = code === EXIT_ADDRESS_IN_USE;
+        failure =
+          `node ${ids[i]} exited (${signal ?? code}) while the cluster was starting; its error is above` +
+          (reused
+            ? ". A cluster started again keeps the ports of its last run (its nodes look for each other " +
+              "there): free that port, or start a new cluster with another --dir"
+            : "");
+        failed.abort();
+        killAll();
+      });
+    }
+    await Promise.all(nodes.map((n) => waitListening(n.api, wait)));
+    if (!failed.signal.aborted) break;
+    await allExited();
+    // A new cluster's ports were free when chosen, and another program took one before its node
+    // bound it. No client knows these ports yet (cluster.json is written once every node
+    // listens), so nothing was acknowledged: start the cluster afresh on other ports.
+    const fresh = existing.length === 0 && args["base-port"] === 0;
+    if (!lostPort || !fresh || attempt >= START_ATTEMPTS || userStop.signal.aborted) break;
+    await Promise.all(ids.map((id) => rm(join(dir, id), { recursive: true, force: true })));
+    process.stderr.write(
+      `A port that was free a moment ago was taken by another program before the node bound it; ` +
+        `starting the new cluster again on other ports (attempt ${attempt + 1} of ${START_ATTEMPTS}).\n`,
+    );
+    failure = null;
   }
 
-  // The wait ends after 30 s: the cluster then runs on, with a warning naming what is missing.
-  const readyWait = deadline(30_000, stopAll.signal);
-  const notReady = await Promise.all(nodes.map((n) => waitReady(n.api, config.token, ids, readyWait)));
-  started = true;
-  if (!stopping) {
-    for (const [i, reason] of notReady.entries()) {
-      if (reason !== null)
-        process.stderr.write(`warning: node ${ids[i]} is not ready after 30 s: ${reason}\n`);
+  if (!userStop.signal.aborted && !failed.signal.aborted) {
+    const file = join(dir, "cluster.json");
+    const body: LocalClusterFile = { token: config.token, nodes };
+    await writeFile(file + ".tmp", JSON.stringify(body, null, 2) + "\n", { mode: 0o600 });
+    await rename(file + ".tmp", file);
+    const notReady = await Promise.all(nodes.map((n) => waitReady(n.api, config.token, ids, wait)));
+    started = true;
+    if (!userStop.signal.aborted && !failed.signal.aborted) {
+      for (const [i, reason] of notReady.entries()) {
+        if (reason !== null)
+          process.stderr.write(`warning: node ${ids[i]} is not ready after 30 s: ${reason}\n`);
+      }
+      if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
+      else
+        process.stdout.write(
+          tour(
+            file,
+            nodes,
+            notReady.every((r) => r === null),
+            args["spread-leaders"],
+          ),
+        );
     }
-    if (args.json) process.stdout.write(JSON.stringify({ file, ...body }) + "\n");
-    else
-      process.stdout.write(
-        tour(
-          file,
-          nodes,
-          notReady.every((r) => r === null),
-          args["spread-leaders"],
-        ),
-      );
   }
-  await Promise.all(
-    children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined)),
-  );
+  await allExited();
   if (failure) throw new Error(failure);
 }
 
@@ -360,9 +416,11 @@ export const clusterCommand: CommandModule<object, object> = {
             )
             .example("$0 cluster up --base-port 7000", "APIs on 7000-7002, peers on 7100-7102")
             .epilogue(
-              "It prints the endpoints once every node is ready: every partition has a leader and every " +
-                "node knows every member. A node that fails to start (a port in use, say) stops the others " +
-                "and the command exits 1 with that node's error. Not ready after 30 s: the cluster runs on " +
+              "It writes cluster.json once every node listens, and prints the endpoints once every node is " +
+                "ready: every partition has a leader and every node knows every member. A node that fails to " +
+                "start stops the others and the command exits 1 with that node's error; but when another " +
+                "program takes a port of a new cluster between this command finding it free and the node " +
+                "binding it, the new cluster is started again on other ports (3 tries). Not ready after 30 s: the cluster runs on " +
                 "and a warning names what each node still lacks. Run again with the same --dir to restart " +
                 "the same cluster with its data.",
             ),

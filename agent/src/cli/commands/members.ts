@@ -8,6 +8,7 @@ import { UsageError } from "../errors.js";
 import { withClientOptions, type ClientArgs, type GlobalArgs } from "../options.js";
 import { formatTable, writeJson, writeLine } from "../output.js";
 import { adminRequest } from "./admin-request.js";
+import { machineLabel } from "../../node/machine.js";
 
 interface MembersArgs extends GlobalArgs, ClientArgs {
   action: string;
@@ -21,6 +22,7 @@ interface MemberRow {
   api: string;
   weight: number;
   state: string;
+  machine?: string;
   lag?: number;
   active?: boolean;
 }
@@ -44,7 +46,9 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
       .epilogue(
         "States: joining (taking its replicas; up once it votes in every partition the ring gives it), " +
           "up, draining (its replicas move to the others), down (unreachable past --replace-after; " +
-          "its replicas are rebuilt elsewhere), removed (gone for good).",
+          "its replicas are rebuilt elsewhere), removed (gone for good). MACHINE: the agent's --machine, or " +
+          "boot: and the start of its kernel's boot id; agents on one machine share its cores, so one of " +
+          "them leads the partitions they replicate together (--json gives the whole id).",
       )
       .example("$0 members list", "Every board, its addresses, weight and state")
       .example("$0 members drain n3", "Move every replica off n3 (watch `ringleader status`)")
@@ -61,11 +65,12 @@ export const membersCommand: CommandModule<object, MembersArgs> = {
         m.id,
         m.state,
         String(m.weight),
+        machineLabel(m.machine),
         m.peer,
         m.api,
         m.lag === undefined ? "-" : String(m.lag),
       ]);
-      return writeLine(formatTable(["ID", "STATE", "WEIGHT", "PEER", "API", "META LAG"], rows));
+      return writeLine(formatTable(["ID", "STATE", "WEIGHT", "MACHINE", "PEER", "API", "META LAG"], rows));
     }
     if (!args.id)
       throw new UsageError(
