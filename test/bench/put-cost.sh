@@ -7,6 +7,7 @@
 #   test/bench/put-cost.sh                       # 64 partitions, concurrency 64
 #   PARTITIONS=1 CONCURRENCY=1 test/bench/put-cost.sh
 #   PERF=1 test/bench/put-cost.sh                # also a perf profile of the agents by category
+#   PERF=1 PERF_NODES=n2,n3 test/bench/put-cost.sh   # the profile of those agents only
 #   ALLOC=1 test/bench/put-cost.sh               # also what the first agent allocates, by function
 #   UP_ARGS="--snapshot-entries 10000" NODE_FLAGS="--max-semi-space-size=32" test/bench/put-cost.sh
 #

@@ -27,6 +27,7 @@ const METRICS: Record<string, string> = {
 const BY_TYPE = "messages:";
 
 interface Node {
+  readonly id: string;
   readonly pid: number;
   readonly api: string;
 }
@@ -121,13 +122,19 @@ function partOf(pid: string, tid: string, frames: string[]): string {
 }
 
 async function profile(clusterFile: string, benchFile: string, seconds: string): Promise<void> {
-  const pids = new Set((readJson(clusterFile) as { nodes: Node[] }).nodes.map((n) => String(n.pid)));
+  // PERF_NODES=n2,n3: only those agents (the followers, where n1 leads every partition).
+  const only = process.env["PERF_NODES"]?.split(",").filter((id) => id !== "");
+  const nodes = (readJson(clusterFile) as { nodes: Node[] }).nodes.filter(
+    (n) => !only?.length || only.includes(n.id),
+  );
+  const pids = new Set(nodes.map((n) => String(n.pid)));
   const puts = readJson(benchFile).ops.put.opsPerSecond * Number(seconds);
   const totals = new Map<string, number>();
   // By innermost JavaScript frame, the native code it called included; and how many of those
   // frames ran in code V8 had not optimised (interpreter `~`, baseline `^`; TurboFan is `*`).
   const functions = new Map<string, number>();
   let unoptimised = 0;
+  const slow = new Map<string, number>();
   let sample: { pid: string; tid: string; frames: string[] } | null = null;
   const flush = () => {
     if (sample && pids.has(sample.pid)) {
@@ -136,9 +143,12 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
       const js = sample.frames.find((f) => / JS:/.test(f));
       if (js) {
         const name = js.slice(js.indexOf(" JS:") + 4);
-        if (name[0] === "~" || name[0] === "^") unoptimised++;
         const fn = name.replace(/^[*^~+]/, "").replace(/file:\/\/\S*?\/(dist|node_modules)\//, "$1/");
         functions.set(fn, (functions.get(fn) ?? 0) + 1);
+        if (name[0] === "~" || name[0] === "^") {
+          unoptimised++;
+          slow.set(fn, (slow.get(fn) ?? 0) + 1);
+        }
       }
     }
   };
@@ -154,14 +164,16 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   let sum = 0;
   for (const n of totals.values()) sum += n;
   console.log(
-    `perf over ${seconds} s: ${((sum / puts) * 1000).toFixed(0)} us of agent CPU per put, by part:`,
+    `perf over ${seconds} s: ${((sum / puts) * 1000).toFixed(0)} us of CPU per put of ${nodes.map((n) => n.id).join(", ")}, by part:`,
   );
   const us = (n: number) => ((n / puts) * 1000).toFixed(1).padStart(7);
   for (const [part, n] of [...totals].sort((x, y) => y[1] - x[1])) console.log(`  ${us(n)} us  ${part}`);
   console.log("the JavaScript functions that cost most (innermost frame, with the native code it called):");
   for (const [fn, n] of [...functions].sort((x, y) => y[1] - x[1]).slice(0, 25))
     console.log(`  ${us(n)} us  ${fn}`);
-  console.log(`  ${us(unoptimised)} us  in code V8 had not optimised yet (interpreter, baseline)`);
+  console.log(`  ${us(unoptimised)} us  in code V8 had not optimised yet (interpreter, baseline), most in:`);
+  for (const [fn, n] of [...slow].sort((x, y) => y[1] - x[1]).slice(0, 8))
+    console.log(`    ${us(n)} us  ${fn}`);
 }
 
 /** The part of the WebSocket global (`node --experimental-websocket`) used here; @types/node 20 lacks it. */
