@@ -37,6 +37,7 @@ class MetaTable {
   store() {
     return {
       hasGroup: (g: GroupId) => g === META_GROUP,
+      appliedIndex: () => this.version,
       get: (_g: GroupId, key: string) => this.records.get(key) ?? null,
       scan: (_g: GroupId, o: { prefix: string; limit: number }) =>
         [...this.records]
@@ -416,6 +417,73 @@ describe("preferredLeader", () => {
   });
   it("is undefined for a partition without replicas", () => {
     assert.equal(preferredLeader([], of), undefined);
+  });
+});
+
+describe("MetaView.members", () => {
+  it("reads the member table again only once the meta group has applied something", () => {
+    const table = new MetaTable();
+    const record = (id: NodeId, state: MemberState) => ({
+      id,
+      peer: `${id}:7100`,
+      api: `http://${id}:7000`,
+      weight: 1,
+      state,
+      since: 0,
+    });
+    table.put(MEMBER_PREFIX + "n1", record("n1", "up"));
+    const store = table.store();
+    let scans = 0;
+    const meta = new MetaView({
+      ...store,
+      scan: (g, o) => {
+        scans++;
+        return store.scan(g, o);
+      },
+    });
+    assert.deepEqual(
+      meta.members().map((m) => m.id),
+      ["n1"],
+    );
+    // A caller may change the array it got; the next caller gets the table.
+    meta.members().push(record("n9", "up"));
+    assert.deepEqual(
+      meta.members().map((m) => m.id),
+      ["n1"],
+    );
+    assert.equal(scans, 1);
+    table.put(MEMBER_PREFIX + "n2", record("n2", "joining"));
+    assert.deepEqual(
+      meta.members().map((m) => [m.id, m.state]),
+      [
+        ["n1", "up"],
+        ["n2", "joining"],
+      ],
+    );
+    assert.equal(scans, 2);
+  });
+
+  it("reads the ring again only once the meta group has applied something; the founding ring until it is stored", () => {
+    const table = new MetaTable();
+    const store = table.store();
+    let gets = 0;
+    const meta = new MetaView({
+      ...store,
+      get: (g, key) => {
+        gets++;
+        return store.get(g, key);
+      },
+    });
+    const founding = foundingRing(["n1", "n2", "n3"], { partitions: 8, replicationFactor: 3 });
+    meta.foundingRing = founding;
+    assert.equal(meta.ring(), founding);
+    assert.equal(meta.ringStored(), false);
+    const stored = foundingRing(["n1", "n2", "n3", "n4"], { partitions: 8, replicationFactor: 3 });
+    table.put(RING_KEY, stored);
+    assert.deepEqual(meta.ring()?.nodes, stored.nodes);
+    assert.equal(meta.ringStored(), true);
+    for (let p = 0; p < 8; p++) meta.replicas(p);
+    assert.equal(gets, 2);
   });
 });
 

@@ -21,8 +21,16 @@ interface ImageRecord {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Stamps of every machine of the run, so that no two states share one. */
+let lastStamp = 0;
+
 export class MetaMachine implements ReplicaMachine {
   private readonly records = new Map<string, KvRecord>();
+  /**
+   * Changes whenever the records may have (a new machine, an apply): what the board's `MetaView`
+   * caches its member table by, where the real store gives the meta group's applied index.
+   */
+  stamp = ++lastStamp;
 
   constructor(
     image: Uint8Array,
@@ -36,6 +44,7 @@ export class MetaMachine implements ReplicaMachine {
   }
 
   apply(data: Uint8Array, index: number): null {
+    this.stamp = ++lastStamp;
     // A payload that does not decode is skipped by every replica alike, as the real host does.
     let cmd;
     try {

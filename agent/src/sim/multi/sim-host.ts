@@ -105,6 +105,7 @@ export class SimHost implements ControllerHost {
       get: (g, key) => (g === META_GROUP ? (this.metaMachine?.record(key) ?? null) : null),
       scan: (g, o): { key: string; record: KvRecord }[] =>
         g === META_GROUP && this.metaMachine !== null ? this.metaMachine.scan(o.prefix, o.limit) : [],
+      appliedIndex: () => this.metaMachine?.stamp ?? 0,
     });
     this.meta.foundingRing = foundingRing;
   }
