@@ -143,20 +143,34 @@ class ScriptedLeaders implements LeaderQuestions {
   }
 }
 
+function memberRecord(id: NodeId, state: MemberState): MemberRecord {
+  return { id, peer: `${id}:7100`, api: `http://${id}:7000`, weight: 1, state, since: 0 };
+}
+
+/** A `MetaView` over `table` that counts the store reads it makes. */
+function countingView(table: MetaTable): { meta: MetaView; reads: { get: number; scan: number } } {
+  const store = table.store();
+  const reads = { get: 0, scan: 0 };
+  const meta = new MetaView({
+    ...store,
+    get: (g, key) => {
+      reads.get++;
+      return store.get(g, key);
+    },
+    scan: (g, o) => {
+      reads.scan++;
+      return store.scan(g, o);
+    },
+  });
+  return { meta, reads };
+}
+
 function setup(states: Record<NodeId, MemberState> = { n1: "up", n2: "up", n3: "up", n4: "up" }) {
   const clock = { now: 1_000_000 };
   const table = new MetaTable();
   const ring = foundingRing(["n1", "n2", "n3", "n4"], { partitions: 8, replicationFactor: 3 });
   table.put(RING_KEY, ring);
-  for (const [id, state] of Object.entries(states))
-    table.put(MEMBER_PREFIX + id, {
-      id,
-      peer: `${id}:7100`,
-      api: `http://${id}:7000`,
-      weight: 1,
-      state,
-      since: 0,
-    });
+  for (const [id, state] of Object.entries(states)) table.put(MEMBER_PREFIX + id, memberRecord(id, state));
   const meta = new MetaView(table.store());
   const host = new ScriptedHost(clock, table);
   const leaders = new ScriptedLeaders();
@@ -423,36 +437,20 @@ describe("preferredLeader", () => {
 describe("MetaView.members", () => {
   it("reads the member table again only once the meta group has applied something", () => {
     const table = new MetaTable();
-    const record = (id: NodeId, state: MemberState) => ({
-      id,
-      peer: `${id}:7100`,
-      api: `http://${id}:7000`,
-      weight: 1,
-      state,
-      since: 0,
-    });
-    table.put(MEMBER_PREFIX + "n1", record("n1", "up"));
-    const store = table.store();
-    let scans = 0;
-    const meta = new MetaView({
-      ...store,
-      scan: (g, o) => {
-        scans++;
-        return store.scan(g, o);
-      },
-    });
+    table.put(MEMBER_PREFIX + "n1", memberRecord("n1", "up"));
+    const { meta, reads } = countingView(table);
     assert.deepEqual(
       meta.members().map((m) => m.id),
       ["n1"],
     );
     // A caller may change the array it got; the next caller gets the table.
-    meta.members().push(record("n9", "up"));
+    meta.members().push(memberRecord("n9", "up"));
     assert.deepEqual(
       meta.members().map((m) => m.id),
       ["n1"],
     );
-    assert.equal(scans, 1);
-    table.put(MEMBER_PREFIX + "n2", record("n2", "joining"));
+    assert.equal(reads.scan, 1);
+    table.put(MEMBER_PREFIX + "n2", memberRecord("n2", "joining"));
     assert.deepEqual(
       meta.members().map((m) => [m.id, m.state]),
       [
@@ -460,20 +458,12 @@ describe("MetaView.members", () => {
         ["n2", "joining"],
       ],
     );
-    assert.equal(scans, 2);
+    assert.equal(reads.scan, 2);
   });
 
   it("reads the ring again only once the meta group has applied something; the founding ring until it is stored", () => {
     const table = new MetaTable();
-    const store = table.store();
-    let gets = 0;
-    const meta = new MetaView({
-      ...store,
-      get: (g, key) => {
-        gets++;
-        return store.get(g, key);
-      },
-    });
+    const { meta, reads } = countingView(table);
     const founding = foundingRing(["n1", "n2", "n3"], { partitions: 8, replicationFactor: 3 });
     meta.foundingRing = founding;
     assert.equal(meta.ring(), founding);
@@ -483,7 +473,7 @@ describe("MetaView.members", () => {
     assert.deepEqual(meta.ring()?.nodes, stored.nodes);
     assert.equal(meta.ringStored(), true);
     for (let p = 0; p < 8; p++) meta.replicas(p);
-    assert.equal(gets, 2);
+    assert.equal(reads.get, 2);
   });
 });
 

@@ -277,7 +277,7 @@ async function up(args: UpArgs): Promise<void> {
   /** Aborts when a node of the current start exits before the cluster is ready. */
   let failed = new AbortController();
   /** The current start's wait for its nodes: 30 s, then the cluster runs on with a warning. */
-  let wait = deadline(30_000, userStop.signal);
+  let wait = userStop.signal;
   for (let attempt = 1; ; attempt++) {
     const { ports, reused } = await portsFor(dir, ids, args["base-port"]);
     const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!.peer}`).join(",");
