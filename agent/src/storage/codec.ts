@@ -35,9 +35,18 @@ function writeU64(buf: Buffer, offset: number, n: number): void {
   buf.writeUInt32BE(n % TWO_32, offset + 4);
 }
 
+/**
+ * Big-endian integers read byte by byte: a `DataView` made per call cost the open's log scan (a
+ * read per record) more than the scan itself. Out of bounds is a `RangeError`, as it was there.
+ */
+function readU32(buf: Uint8Array, offset: number): number {
+  if (offset < 0 || offset + 4 > buf.byteLength)
+    throw new RangeError(`no 4 bytes at ${offset} of ${buf.byteLength}`);
+  return buf[offset]! * 0x100_0000 + ((buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!);
+}
+
 function readU64(buf: Uint8Array, offset: number): number {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  return view.getUint32(offset) * TWO_32 + view.getUint32(offset + 4);
+  return readU32(buf, offset) * TWO_32 + readU32(buf, offset + 4);
 }
 
 /** Returns a plain `Uint8Array` view (not a `Buffer`) so callers compare it like any other bytes. */
@@ -115,12 +124,35 @@ export function logRecordOf(group: GroupId, index: number, logValue: Uint8Array)
 }
 
 /** Which group and index a log record holds. */
-export function logRecordPlace(value: Uint8Array): { group: GroupId; index: number } {
+export function logRecordPlace(value: Uint8Array): LogPlace {
   if (value.byteLength < RECORD_PLACE_BYTES + LOG_HEADER_BYTES) {
     throw new StoreCorruptError(`log record of ${value.byteLength} bytes`);
   }
   return { group: keyGroup(value), index: readU64(value, 4) };
 }
+
+export interface LogPlace {
+  readonly group: GroupId;
+  readonly index: number;
+}
+
+/**
+ * The lmdb-js encoder of a read-only handle on the log that decodes only where each record
+ * belongs (`scanLog`, at open): lmdb-js then hands it its own read buffer rather than copying
+ * every record out. 96,000 records of 141 bytes: 93 ms against 312 with the records copied
+ * (`/tmp/s17/scan/scan.mjs`, session 17).
+ */
+export const LOG_PLACE_ENCODER = {
+  encode(): never {
+    throw new Error("the log-place handle is read-only");
+  },
+  decode(bytes: Uint8Array, size: number = bytes.byteLength): LogPlace {
+    if (size < RECORD_PLACE_BYTES + LOG_HEADER_BYTES)
+      throw new StoreCorruptError(`log record of ${size} bytes`);
+    // lmdb-js's read buffer is longer than the record; its first `size` bytes are the record.
+    return { group: readU32(bytes, 0), index: readU64(bytes, 4) };
+  },
+};
 
 /** The entry in a log record, checked to be the one the caller looked for. */
 export function decodeLogRecord(group: GroupId, index: number, value: Uint8Array): Entry {
@@ -153,7 +185,7 @@ function decodeLogValue(index: number, value: Uint8Array): Entry {
 
 export function keyGroup(key: Uint8Array): GroupId {
   if (key.byteLength < 4) throw new StoreCorruptError(`key of ${key.byteLength} bytes`);
-  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(0);
+  return readU32(key, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,7 +226,7 @@ export function generationEndKey(group: GroupId, generation: number): Buffer {
 
 export function kvKeyGeneration(key: Uint8Array): number {
   if (key.byteLength < KV_PREFIX_BYTES) throw new StoreCorruptError(`kv key of ${key.byteLength} bytes`);
-  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(4);
+  return readU32(key, 4);
 }
 
 export function kvUserKey(key: Uint8Array): Uint8Array {

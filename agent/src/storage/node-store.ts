@@ -29,7 +29,7 @@
  * by the leader, while anything the log had acknowledged was durable before it was.
  */
 import { randomUUID } from "node:crypto";
-import { open, type RootDatabase, type Transaction } from "lmdb";
+import { open, type DatabaseOptions, type RootDatabase, type Transaction } from "lmdb";
 import { CompactedError, SnapshotOutOfDateError, UnavailableError } from "../raft/errors.js";
 import { EMPTY_BYTES, type ConfState, type Entry, type GroupId, type HardState } from "../raft/types.js";
 import type { Snapshot, SnapshotMetadata } from "../raft/types.js";
@@ -55,8 +55,10 @@ import {
   kvUserKey,
   logHeadRecord,
   logKeyIndex,
+  LOG_PLACE_ENCODER,
   logRecordOf,
   logRecordTerm,
+  type LogPlace,
   MAX_GENERATION,
   prefixSuccessor,
   seqKey,
@@ -199,6 +201,11 @@ export class NodeStore implements GroupBackend {
       group: root.openDB<Buffer, Buffer>("group", BINARY),
       state: root.openDB<Buffer, Buffer>("state", BINARY),
       log: root.openDB<Buffer, Buffer>("entries", BINARY),
+      // lmdb-js takes an encoder per database; its typings list the option for the root only.
+      logPlaces: root.openDB<LogPlace, Buffer>("entries", {
+        keyEncoding: "binary",
+        encoder: LOG_PLACE_ENCODER,
+      } as DatabaseOptions),
       kv: root.openDB<Buffer, Buffer>("kv", BINARY),
     };
     const nodeDb = root.openDB<Buffer, Buffer>("node", BINARY);
@@ -234,7 +241,7 @@ export class NodeStore implements GroupBackend {
     this.nodeIdValue = nodeId;
     this.clusterIdValue = this.readNodeString("clusterId") ?? null;
 
-    const log = scanLog(this.dbs.log, this.view);
+    const log = scanLog(this.dbs.logPlaces, this.view);
     this.nextSeq = log.lastSeq + 1;
     const groups = new Set<GroupId>(log.groups.keys());
     for (const db of [this.dbs.group, this.dbs.state, this.dbs.kv]) {

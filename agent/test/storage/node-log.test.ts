@@ -21,8 +21,14 @@ import {
   groupKeyTag,
   hardStateRecord,
   logHeadRecord,
+  encodeLogRecord,
+  LOG_PLACE_ENCODER,
   logKey,
+  logRecordPlace,
+  MAX_GROUP_ID,
+  seqKey,
 } from "../../src/storage/codec.js";
+import { StoreCorruptError } from "../../src/storage/errors.js";
 import { entry, observe } from "./conformance.js";
 import { emptyImage, removeDir, tempDir } from "./lmdb-subject.js";
 
@@ -318,6 +324,38 @@ describe("the node-wide log", () => {
         plain([entry(3, 2), entry(4, 3), entry(5, 4), entry(6, 4)]),
       );
       await store.close();
+    } finally {
+      await removeDir(dir);
+    }
+  });
+
+  it("the open reads where each record belongs without copying it, as the full decoder does", () => {
+    for (const [group, index] of [
+      [1, 1],
+      [MAX_GROUP_ID, 2 ** 40 + 3],
+      [0x8000_0001, Number.MAX_SAFE_INTEGER],
+    ] as const) {
+      const record = encodeLogRecord(group, { ...entry(index, 7), index });
+      assert.deepEqual(LOG_PLACE_ENCODER.decode(record, record.byteLength), { group, index });
+      assert.deepEqual(LOG_PLACE_ENCODER.decode(record), logRecordPlace(record));
+    }
+    assert.throws(() => LOG_PLACE_ENCODER.decode(Buffer.alloc(64), 20), /log record of 20 bytes/);
+  });
+
+  it("a log record too short to say where it belongs stops the open with a clear error", async () => {
+    const dir = await tempDir();
+    try {
+      const store = await NodeStore.open({ path: dir });
+      await store.saveBatch([{ group: 1, hardState: null, entries: [entry(1, 1)], snapshot: null }]);
+      await store.close();
+      const root = open({ path: dir, maxDbs: 8 });
+      await root.openDB<Buffer, Buffer>("entries", BINARY).put(seqKey(1_000), Buffer.alloc(5));
+      await root.close();
+      await assert.rejects(NodeStore.open({ path: dir }), (err: Error) => {
+        assert.ok(err instanceof StoreCorruptError, String(err));
+        assert.match(err.message, /log record of 5 bytes/);
+        return true;
+      });
     } finally {
       await removeDir(dir);
     }
