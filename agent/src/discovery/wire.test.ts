@@ -1,13 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { BootstrapProtocol } from "./protocol.js";
 import {
   DiscoveryWireError,
+  MAX_DISCOVERY_BODY_BYTES,
   ProofError,
   checkAnswer,
   checkRequest,
   discoveryKey,
   open,
+  probe,
   seal,
 } from "./wire.js";
 
@@ -81,4 +86,54 @@ test("a locked node ignores an answer to a probe sent before it locked", () => {
   assert.equal(m.report().state, "locked");
   m.observe({ id: "a", state: "new", known: ["a", "b"] }, m.probeToken());
   assert.equal(m.report().state, "new", "a fresh answer releases the lock");
+});
+
+test("probe: over HTTP, a proven answer, a refusal, junk, an oversized or silent peer, a cut answer", async () => {
+  // What the peer does with the next request.
+  let behave: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void = () => {};
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => behave(req, res, body));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const request = { v: 1, cluster: "lab", nonce: "fresh", from: card };
+  try {
+    behave = (req, res, body) => {
+      assert.equal(req.url, "/v1/discovery");
+      const asked = checkRequest(open(key, body), "lab");
+      const report = { id: "n1", state: "member", known: [] };
+      res.end(seal(key, { v: 1, cluster: "lab", nonce: asked.nonce, node: card, report, peers: [] }));
+    };
+    // Twice: the second rides the kept-alive connection.
+    for (let i = 0; i < 2; i++) assert.equal((await probe(url, key, request, 2000)).report.state, "member");
+
+    behave = (_req, res) => res.writeHead(403).end();
+    await assert.rejects(probe(url, key, request, 2000), ProofError);
+    behave = (_req, res) => res.writeHead(500).end("boom");
+    await assert.rejects(probe(url, key, request, 2000), /HTTP 500: boom/);
+    behave = (_req, res) => res.end("{not json");
+    await assert.rejects(probe(url, key, request, 2000), DiscoveryWireError);
+    behave = (_req, res) => res.end("x".repeat(MAX_DISCOVERY_BODY_BYTES + 1));
+    await assert.rejects(probe(url, key, request, 2000), /the answer is too large/);
+
+    // Unreachable is not rogue: a plain error, not a wire or proof error.
+    behave = () => {};
+    await assert.rejects(probe(url, key, request, 200), (err: Error) => {
+      assert.match(err.message, /no answer within 200 ms/);
+      assert.ok(!(err instanceof DiscoveryWireError) && !(err instanceof ProofError));
+      return true;
+    });
+    behave = (_req, res) => {
+      res.writeHead(200, { "content-length": "1000" });
+      res.write("{");
+      setImmediate(() => res.destroy());
+    };
+    await assert.rejects(probe(url, key, request, 2000));
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });
