@@ -173,9 +173,9 @@ export function checkAnswer(v: unknown, clusterName: string, nonce: string): Pro
 /**
  * Kept-alive connections for probes: a member probes every other member every few seconds for as
  * long as it runs. Node's `http`, not `fetch`: a probe through `fetch` (undici, a stream and an
- * abort signal per request) cost 2-3 times the CPU (`/tmp/s17/fetchbench.mjs`: 1,077-1,804 us
- * against 385-533 per request, client and server in one process), and probes were the largest
- * part of an idle agent's discovery work.
+ * abort signal per request) cost 2-3 times the CPU (2,000 POSTs, client and server in one
+ * process: 1,077-1,804 us against 385-533 per request), and probes were the largest part of an
+ * idle agent's discovery work.
  */
 const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
