@@ -133,22 +133,19 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   // By innermost JavaScript frame, the native code it called included; and how many of those
   // frames ran in code V8 had not optimised (interpreter `~`, baseline `^`; TurboFan is `*`).
   const functions = new Map<string, number>();
-  let unoptimised = 0;
   const slow = new Map<string, number>();
+  const count = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
   let sample: { pid: string; tid: string; frames: string[] } | null = null;
   const flush = () => {
     if (sample && pids.has(sample.pid)) {
       const part = partOf(sample.pid, sample.tid, sample.frames);
-      totals.set(part, (totals.get(part) ?? 0) + 1);
+      count(totals, part);
       const js = sample.frames.find((f) => / JS:/.test(f));
       if (js) {
         const name = js.slice(js.indexOf(" JS:") + 4);
         const fn = name.replace(/^[*^~+]/, "").replace(/file:\/\/\S*?\/(dist|node_modules)\//, "$1/");
-        functions.set(fn, (functions.get(fn) ?? 0) + 1);
-        if (name[0] === "~" || name[0] === "^") {
-          unoptimised++;
-          slow.set(fn, (slow.get(fn) ?? 0) + 1);
-        }
+        count(functions, fn);
+        if (name[0] === "~" || name[0] === "^") count(slow, fn);
       }
     }
   };
@@ -161,19 +158,17 @@ async function profile(clusterFile: string, benchFile: string, seconds: string):
   }
   flush();
   // perf samples at 999 Hz: one sample is about 1 ms of CPU.
-  let sum = 0;
-  for (const n of totals.values()) sum += n;
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const largest = (m: Map<string, number>, n = Infinity) => [...m].sort((x, y) => y[1] - x[1]).slice(0, n);
   console.log(
-    `perf over ${seconds} s: ${((sum / puts) * 1000).toFixed(0)} us of CPU per put of ${nodes.map((n) => n.id).join(", ")}, by part:`,
+    `perf over ${seconds} s: ${((sum(totals) / puts) * 1000).toFixed(0)} us of CPU per put of ${nodes.map((n) => n.id).join(", ")}, by part:`,
   );
   const us = (n: number) => ((n / puts) * 1000).toFixed(1).padStart(7);
-  for (const [part, n] of [...totals].sort((x, y) => y[1] - x[1])) console.log(`  ${us(n)} us  ${part}`);
+  for (const [part, n] of largest(totals)) console.log(`  ${us(n)} us  ${part}`);
   console.log("the JavaScript functions that cost most (innermost frame, with the native code it called):");
-  for (const [fn, n] of [...functions].sort((x, y) => y[1] - x[1]).slice(0, 25))
-    console.log(`  ${us(n)} us  ${fn}`);
-  console.log(`  ${us(unoptimised)} us  in code V8 had not optimised yet (interpreter, baseline), most in:`);
-  for (const [fn, n] of [...slow].sort((x, y) => y[1] - x[1]).slice(0, 8))
-    console.log(`    ${us(n)} us  ${fn}`);
+  for (const [fn, n] of largest(functions, 25)) console.log(`  ${us(n)} us  ${fn}`);
+  console.log(`  ${us(sum(slow))} us  in code V8 had not optimised yet (interpreter, baseline), most in:`);
+  for (const [fn, n] of largest(slow, 8)) console.log(`    ${us(n)} us  ${fn}`);
 }
 
 /** The part of the WebSocket global (`node --experimental-websocket`) used here; @types/node 20 lacks it. */
