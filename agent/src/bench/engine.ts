@@ -284,9 +284,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (options.onMeasure && !stopped()) await options.onMeasure();
   const measured = new Recorder(kinds);
   let issued = 0;
-  const endUs = options.durationMs === undefined ? Infinity : nowUs() + options.durationMs * 1000;
+  // The end is set by the first operation, after the phase's clock started: a run of exactly
+  // `durationMs` never measures as a little less.
+  let endUs: number | undefined;
   const nextMeasured = () => {
-    if (options.ops !== undefined ? issued >= options.ops : nowUs() >= endUs) return null;
+    const now = nowUs();
+    endUs ??= options.durationMs === undefined ? Infinity : now + options.durationMs * 1000;
+    if (options.ops !== undefined ? issued >= options.ops : now >= endUs) return null;
     issued++;
     return randomOp();
   };
