@@ -6,6 +6,7 @@
 #
 #   test/bench/put-cost.sh                       # 64 partitions, concurrency 64
 #   PARTITIONS=1 CONCURRENCY=1 test/bench/put-cost.sh
+#   KEYS=100 test/bench/put-cost.sh              # puts over 100 keys instead of 10,000
 #   PERF=1 test/bench/put-cost.sh                # also a perf profile of the agents by category
 #   PERF=1 PERF_NODES=n2,n3 test/bench/put-cost.sh   # the profile of those agents only
 #   ALLOC=1 test/bench/put-cost.sh               # also what the first agent allocates, by function
@@ -67,7 +68,7 @@ EOF
 # the first snapshot between it and the measured run, with nothing in flight.
 bench() { # → json
   $CLI bench --target ringleader --cluster-file "$WORK/c/cluster.json" --mix put=1 \
-    --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --value-size 100 --keys 10000 \
+    --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --value-size 100 --keys "${KEYS:-10000}" \
     --on-measure "bash $WORK/snapshot.sh $WORK >$WORK/before.json" --json 2>/dev/null
 }
 # A first scrape of /metrics, before the load. An agent's first /metrics answer under load undoes

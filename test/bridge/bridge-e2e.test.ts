@@ -105,7 +105,10 @@ async function drainAndVerify(run: Run): Promise<{ readings: number }> {
     // Scans return keys in order; the timestamps in the keys follow the board's clock.
     for (let i = 1; i < rs.length; i++) {
       assert.ok(rs[i]!.key > rs[i - 1]!.key);
-      assert.ok(rs[i]!.seq > rs[i - 1]!.seq, `${sensor}: seq order at ${rs[i]!.key}`);
+      assert.ok(
+        rs[i]!.seq > rs[i - 1]!.seq,
+        `${sensor}: seq order at ${rs[i]!.key}: ${JSON.stringify([rs[i - 1], rs[i]])}, anchors ${JSON.stringify(run.bridge.outbox.anchors(run.device, boot))}`,
+      );
       assert.ok(rs[i]!.uptimeMs >= rs[i - 1]!.uptimeMs, `${sensor}: uptime order at ${rs[i]!.key}`);
     }
   }

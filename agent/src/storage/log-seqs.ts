@@ -51,6 +51,15 @@ export class LogSeqs {
     for (const s of edit.seqs) this.seqs.push(s);
   }
 
+  /** The sequence of the oldest live record, if any. */
+  get firstSeq(): number | undefined {
+    return this.seqs[0];
+  }
+
+  get size(): number {
+    return this.seqs.length;
+  }
+
   /** Drops the entries at or below `index` (compaction); returns their sequences. */
   dropThrough(index: number): number[] {
     const n = Math.min(Math.max(0, index - this.firstIndex + 1), this.seqs.length);
@@ -109,4 +118,27 @@ export interface PlannedEdit {
   readonly view: PlannedLog;
   readonly edit: LogEdit;
   readonly dropped: number[];
+}
+
+/**
+ * Takes up to `max` of the oldest garbage records below `limit` out of `queues` (one per group,
+ * each in increasing sequence order, as compaction makes them) and returns them in sequence order.
+ * Taken oldest first across every group, a step deletes one run of the node-wide log rather than
+ * records scattered through it (see `NodeStore.sweepLog`).
+ */
+export function takeOldestGarbage(queues: readonly number[][], limit: number, max: number): number[] {
+  const candidates: number[] = [];
+  for (const q of queues) {
+    for (let i = 0; i < q.length && i < max && q[i]! < limit; i++) candidates.push(q[i]!);
+  }
+  if (candidates.length === 0) return [];
+  candidates.sort((a, b) => a - b);
+  const taken = candidates.length > max ? candidates.slice(0, max) : candidates;
+  const cutoff = taken[taken.length - 1]!;
+  for (const q of queues) {
+    let n = 0;
+    while (n < q.length && q[n]! <= cutoff) n++;
+    if (n > 0) q.splice(0, n);
+  }
+  return taken;
 }

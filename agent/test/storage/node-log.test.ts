@@ -36,19 +36,21 @@ const BINARY = { keyEncoding: "binary", encoding: "binary" } as const;
 const GROUPS = [1, 2, 3];
 
 /** How many records each group has in the file's node-wide log (read with the store closed). */
-async function recordsPerGroup(dir: string): Promise<Map<number, number>> {
+/** Where each record of the node-wide log belongs, in the file's (write) order. */
+async function logRecords(dir: string): Promise<{ group: number; index: number }[]> {
   const root = open({ path: dir, maxDbs: 8 });
   try {
     const db = root.openDB<Buffer, Buffer>("entries", BINARY);
-    const out = new Map<number, number>();
-    for (const { value } of db.getRange()) {
-      const g = value.readUInt32BE(0);
-      out.set(g, (out.get(g) ?? 0) + 1);
-    }
-    return out;
+    return [...db.getRange()].map(({ value }) => logRecordPlace(value));
   } finally {
     await root.close();
   }
+}
+
+async function recordsPerGroup(dir: string): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const { group } of await logRecords(dir)) out.set(group, (out.get(group) ?? 0) + 1);
+  return out;
 }
 
 type Op =
@@ -180,12 +182,26 @@ describe("the node-wide log", () => {
           check();
           await store.settle();
           await store.close();
-          const onDisk = await recordsPerGroup(dir);
+          // Every live entry once; compacted records only after the oldest live one (they go in
+          // log order), and fewer than the live ones (or than one clean-up step).
+          const records = await logRecords(dir);
+          const isLive = (r: { group: number; index: number }): boolean =>
+            r.index >= models.get(r.group)!.firstIndex() && r.index <= models.get(r.group)!.lastIndex();
+          let liveCount = 0;
           for (const g of GROUPS) {
             const m = models.get(g)!;
             const live = m.lastIndex() - m.firstIndex() + 1;
-            assert.equal(onDisk.get(g) ?? 0, live, `group ${g}: records in the file vs live entries`);
+            liveCount += live;
+            const found = records.filter((r) => r.group === g && isLive(r)).length;
+            assert.equal(found, live, `group ${g}: live records in the file vs live entries`);
           }
+          const firstLive = records.findIndex(isLive);
+          const garbage = records.length - liveCount;
+          assert.ok(
+            records.slice(0, firstLive === -1 ? records.length : firstLive).length === 0,
+            `${firstLive} compacted records before the oldest live one`,
+          );
+          assert.ok(garbage <= Math.max(3, liveCount), `${garbage} compacted records, ${liveCount} live`);
           store = await openStore();
           check();
         } finally {
@@ -195,6 +211,58 @@ describe("the node-wide log", () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it("deletes compacted records in log order: behind the oldest live record at once, the rest once they outgrow the live log", async () => {
+    const dir = await tempDir();
+    let store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
+    const append = (group: number, from: number, n: number): Promise<void> =>
+      store.saveBatch([
+        {
+          group,
+          hardState: null,
+          entries: Array.from({ length: n }, (_, i) => entry(from + i, 1)),
+          snapshot: null,
+        },
+      ]);
+    const applied = new Map<number, number>();
+    const compact = async (group: number, through: number): Promise<void> => {
+      const from = (applied.get(group) ?? 0) + 1;
+      applied.set(group, through);
+      await store.applyEntries(
+        group,
+        store.group(group).entries(from, through + 1, Infinity),
+        () => undefined,
+      );
+      await store.compact(group, through);
+      await store.settle();
+    };
+    const fileOrder = async (): Promise<string[]> => {
+      await store.close();
+      const records = (await logRecords(dir)).map((r) => `${r.group}:${r.index}`);
+      store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
+      return records;
+    };
+    const run = (group: number, from: number, to: number): string[] =>
+      Array.from({ length: to - from + 1 }, (_, i) => `${group}:${from + i}`);
+    try {
+      await append(1, 1, 1); // group 1 writes once, then idles: its record is the oldest live one
+      await append(2, 1, 20);
+      // Group 2's ten compacted records sit behind group 1's live one, and are fewer than the
+      // eleven live records: they stay.
+      await compact(2, 10);
+      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 1, 20)]);
+      // Fifteen compacted against six live: the oldest go until three (half of six) are left.
+      await compact(2, 15);
+      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 13, 20)]);
+      // Group 1 moves on: everything behind group 2's oldest live record goes.
+      await append(1, 2, 1);
+      await compact(1, 1);
+      assert.deepEqual(await fileOrder(), [...run(2, 16, 20), "1:2"]);
+    } finally {
+      await store.close();
+      await removeDir(dir);
+    }
   });
 
   it("a read while a batch commits sees the state before it, never a record the batch removed", async () => {
