@@ -138,6 +138,9 @@ interface GroupSlot {
   readonly cache: TailCache;
 }
 
+/** Compacted log records deleted per step of the sweep (its batch is shared with live writes). */
+const LOG_SWEEP_STEP = 1024;
+
 export class NodeStore implements GroupBackend {
   private readonly slots = new Map<GroupId, GroupSlot>();
   private readonly writer: WriteBatcher;
@@ -152,8 +155,6 @@ export class NodeStore implements GroupBackend {
   /** The background deletion of compacted log records, while it runs (see `sweepLog`). */
   private logSweep: Promise<void> | null = null;
   private logSweepAgain = false;
-  /** Whether the log's garbage passed its bound and the oldest is being deleted regardless. */
-  private logOverflow = false;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly maxEntryBytes: number;
@@ -1015,8 +1016,10 @@ export class NodeStore implements GroupBackend {
    *
    * So records are deleted in log order instead: those older than every group's oldest live record
    * as soon as there are any (that is a run of whole pages), and when the garbage above that point
-   * outgrows the live log (an idle group's old records hold the point back), the oldest garbage
-   * until it is half that again. The log on disk stays under about twice its live size.
+   * outgrows the live log (an idle group's old records hold the point back), the oldest garbage,
+   * as much as is over: a little after each compaction, by then mostly whole pages as well, rather
+   * than a burst now and then that would hold up the writes sharing its batches. The log on disk
+   * stays under about twice its live size.
    */
   private sweepLog(): void {
     if (this.logSweep) {
@@ -1062,14 +1065,13 @@ export class NodeStore implements GroupBackend {
       garbage += slot.logGarbage.length;
       queues.push(slot.logGarbage);
     }
-    const bound = Math.max(this.gcBatchRecords, live);
-    if (garbage > bound) this.logOverflow = true;
-    else if (garbage <= bound / 2) this.logOverflow = false;
-    const limit = this.logOverflow ? Number.POSITIVE_INFINITY : oldestLive;
-    const max = this.logOverflow
-      ? Math.min(this.gcBatchRecords, garbage - Math.floor(bound / 2))
-      : this.gcBatchRecords;
-    return max > 0 ? takeOldestGarbage(queues, limit, max) : [];
+    const step = Math.min(this.gcBatchRecords, LOG_SWEEP_STEP);
+    const behind = takeOldestGarbage(queues, oldestLive, step);
+    if (behind.length > 0) return behind;
+    const bound = Math.max(step, live);
+    return garbage > bound
+      ? takeOldestGarbage(queues, Number.POSITIVE_INFINITY, Math.min(step, garbage - bound))
+      : [];
   }
 
   private startKvGc(start: Buffer, end: Buffer): void {

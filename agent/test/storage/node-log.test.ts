@@ -252,9 +252,9 @@ describe("the node-wide log", () => {
       // eleven live records: they stay.
       await compact(2, 10);
       assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 1, 20)]);
-      // Fifteen compacted against six live: the oldest go until three (half of six) are left.
+      // Fifteen compacted against six live: the oldest nine go.
       await compact(2, 15);
-      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 13, 20)]);
+      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 10, 20)]);
       // Group 1 moves on: everything behind group 2's oldest live record goes.
       await append(1, 2, 1);
       await compact(1, 1);
