@@ -127,18 +127,20 @@ export interface PlannedEdit {
  * records scattered through it (see `NodeStore.sweepLog`).
  */
 export function takeOldestGarbage(queues: readonly number[][], limit: number, max: number): number[] {
-  const candidates: number[] = [];
-  for (const q of queues) {
-    for (let i = 0; i < q.length && i < max && q[i]! < limit; i++) candidates.push(q[i]!);
+  // A merge of the queues' heads: `max` steps over a few dozen queues, no sort.
+  const heads = queues.map(() => 0);
+  const taken: number[] = [];
+  while (taken.length < max) {
+    let best = -1;
+    for (let q = 0; q < queues.length; q++) {
+      const seq = queues[q]![heads[q]!];
+      if (seq !== undefined && seq < limit && (best === -1 || seq < queues[best]![heads[best]!]!)) best = q;
+    }
+    if (best === -1) break;
+    taken.push(queues[best]![heads[best]!++]!);
   }
-  if (candidates.length === 0) return [];
-  candidates.sort((a, b) => a - b);
-  const taken = candidates.length > max ? candidates.slice(0, max) : candidates;
-  const cutoff = taken[taken.length - 1]!;
-  for (const q of queues) {
-    let n = 0;
-    while (n < q.length && q[n]! <= cutoff) n++;
-    if (n > 0) q.splice(0, n);
-  }
+  queues.forEach((q, i) => {
+    if (heads[i]! > 0) q.splice(0, heads[i]);
+  });
   return taken;
 }

@@ -1034,9 +1034,14 @@ export class NodeStore implements GroupBackend {
           if (this.closing) return;
           const seqs = this.logSweepStep();
           if (seqs.length === 0) break;
-          await this.writer.submit((tx) => {
-            for (const seq of seqs) tx.remove(this.dbs.log, seqKey(seq));
-          }, false);
+          await this.writer.submit(
+            (tx) => {
+              for (const seq of seqs) tx.remove(this.dbs.log, seqKey(seq));
+              // Lazy: it rides on the next save's commit rather than making one of its own.
+            },
+            false,
+            true,
+          );
         }
       } while (this.logSweepAgain);
     })();
