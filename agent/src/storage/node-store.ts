@@ -1002,7 +1002,7 @@ export class NodeStore implements GroupBackend {
   }
 
   // --------------------------------------------------------------------------------------------
-  // Background clean-up: bounded steps, each its own small batch, stopped by close().
+  // Background clean-up: bounded steps, each in a batch of its own or the next one, stopped by close().
 
   /**
    * Deletes compacted log records, oldest first, in bounded steps. Which ones, and when:
@@ -1010,9 +1010,8 @@ export class NodeStore implements GroupBackend {
    * The 64 partitions' entries are interleaved in the one node-wide log, ~25 to a 4 KiB page. A
    * partition's compaction (every `snapshotEntries` of its entries) used to delete its records at
    * once: one or two per page across the whole live log, so every page was rewritten by each of
-   * the ~25 partitions it holds records of before it was finally empty. `put-cost.sh` (c=64, 64
-   * partitions) measured that at ~100 us of CPU per put over the three agents, a quarter of all,
-   * and ~7 KB of disk writes per put.
+   * the ~25 partitions it holds records of before it was finally empty: ~10 KB of the cluster's
+   * ~30 KB of disk writes per put at c=64 (`WARMUP=60 DURATION=30 test/bench/put-cost.sh`).
    *
    * So records are deleted in log order instead: those older than every group's oldest live record
    * as soon as there are any (that is a run of whole pages), and when the garbage above that point
@@ -1034,10 +1033,10 @@ export class NodeStore implements GroupBackend {
           if (this.closing) return;
           const seqs = this.logSweepStep();
           if (seqs.length === 0) break;
+          // Lazy: a step rides on the next save's commit rather than making one of its own.
           await this.writer.submit(
             (tx) => {
               for (const seq of seqs) tx.remove(this.dbs.log, seqKey(seq));
-              // Lazy: it rides on the next save's commit rather than making one of its own.
             },
             false,
             true,
