@@ -35,8 +35,7 @@ import { emptyImage, removeDir, tempDir } from "./lmdb-subject.js";
 const BINARY = { keyEncoding: "binary", encoding: "binary" } as const;
 const GROUPS = [1, 2, 3];
 
-/** How many records each group has in the file's node-wide log (read with the store closed). */
-/** Where each record of the node-wide log belongs, in the file's (write) order. */
+/** Where each record of the node-wide log belongs, in the file's (write) order (store closed). */
 async function logRecords(dir: string): Promise<{ group: number; index: number }[]> {
   const root = open({ path: dir, maxDbs: 8 });
   try {
@@ -47,6 +46,7 @@ async function logRecords(dir: string): Promise<{ group: number; index: number }
   }
 }
 
+/** How many records each group has in the file's node-wide log. */
 async function recordsPerGroup(dir: string): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   for (const { group } of await logRecords(dir)) out.set(group, (out.get(group) ?? 0) + 1);
@@ -197,10 +197,8 @@ describe("the node-wide log", () => {
           }
           const firstLive = records.findIndex(isLive);
           const garbage = records.length - liveCount;
-          assert.ok(
-            records.slice(0, firstLive === -1 ? records.length : firstLive).length === 0,
-            `${firstLive} compacted records before the oldest live one`,
-          );
+          const beforeFirstLive = firstLive === -1 ? records.length : firstLive;
+          assert.equal(beforeFirstLive, 0, `${beforeFirstLive} compacted records before the oldest live one`);
           assert.ok(garbage <= Math.max(3, liveCount), `${garbage} compacted records, ${liveCount} live`);
           store = await openStore();
           check();

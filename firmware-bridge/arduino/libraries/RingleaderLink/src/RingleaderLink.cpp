@@ -126,7 +126,7 @@ bool RingleaderLink::due(uint8_t readings) {
   // One round per millisecond at most: a CONFIG handled in the millisecond of a round restarts
   // the schedule, and a second round then would give each sensor two readings with one uptime,
   // that is one key, and the bridge could not promise they stay in order (seen in the e2e test).
-  if (stamped_ && now == lastStampMs_) return false;
+  if (nextSeq_ > 0 && now == lastStampMs_) return false;
   if (sampled_ && (uint32_t)(now - lastDue_) < intervalMs_) return false;
   // Keep a steady period, but do not race to catch up after a long pause.
   if (!sampled_ || (uint32_t)(now - lastDue_) >= 2 * intervalMs_)
@@ -171,7 +171,6 @@ bool RingleaderLink::enqueue(const char* sensor, uint8_t kind, double f, long i)
   }
   uint64_t up = uptimeMs();
   lastStampMs_ = (uint32_t)up;
-  stamped_ = true;
   slot->sensor = (uint8_t)index;
   slot->seq = nextSeq_++;
   slot->uptimeLo = (uint32_t)up;

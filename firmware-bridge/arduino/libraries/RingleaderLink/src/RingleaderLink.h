@@ -148,9 +148,8 @@ class RingleaderLink {
   uint32_t intervalMs_ = 1000;
   uint32_t lastDue_ = 0;
   bool sampled_ = false;
-  /** The uptime (low 32 bits) of the newest reading; `due` starts no round in that millisecond. */
+  /** The uptime (low 32 bits) of the newest reading, if any (`nextSeq_ > 0`); `due` starts no round in that millisecond. */
   uint32_t lastStampMs_ = 0;
-  bool stamped_ = false;
   bool linked_ = false;
   uint32_t lastHelloAt_ = 0;
   uint32_t lastStatsAt_ = 0;
