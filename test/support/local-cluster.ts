@@ -188,6 +188,31 @@ export class LocalCluster {
     }
   }
 
+  /**
+   * For failure messages: each node's partitions that have no leader or a leader other nodes do
+   * not agree on, with role and term, from `/v1/status`.
+   */
+  async leaderless(): Promise<string> {
+    const lines: string[] = [];
+    for (const id of this.nodes.keys()) {
+      const s = (await this.status(id, 2000)) as
+        | (StatusBody & {
+            partitions?: { partition: number; role: string; leader: string | null; term: number }[];
+          })
+        | null;
+      if (!s) {
+        lines.push(`${id}: no status`);
+        continue;
+      }
+      const odd = (s.partitions ?? []).filter((p) => !p.leader);
+      lines.push(
+        `${id}: meta leader ${s.leader ?? "none"}; partitions without a leader: ` +
+          (odd.map((p) => `${p.partition} (${p.role}, term ${p.term})`).join(", ") || "none"),
+      );
+    }
+    return lines.join("\n");
+  }
+
   /** Polls until `pred` holds, up to `timeoutMs`; throws with `what` otherwise. */
   waitFor<T>(
     what: string,

@@ -193,6 +193,7 @@ export class Agent {
         onLeaderChange: (group) => this.metrics.onLeaderChange(group),
         onProposal: (group, outcome) => this.metrics.proposals.inc({ group: String(group), outcome }),
         onDeclinedHandOver: () => this.metrics.declinedHandOvers.inc(),
+        onReadRetry: () => this.metrics.readRetries.inc(),
       },
     });
     const electionMs = opts.tickMs * (opts.electionTicks ?? 10);

@@ -77,6 +77,8 @@ export interface HostObserver {
   onProposal?(group: GroupId, outcome: "ok" | "dropped" | "refused"): void;
   /** A leader handed this node a group (`timeoutNow`) while it declines leadership. */
   onDeclinedHandOver?(group: GroupId): void;
+  /** A read's read index was asked for again (the first request got no answer). */
+  onReadRetry?(group: GroupId): void;
 }
 
 export interface HostOptions {
@@ -110,9 +112,17 @@ interface Waiter<T> {
   reject(err: Error): void;
 }
 
+/** A read waiting for its read index: asked again when unanswered (see `askReadsAgain`). */
+interface PendingRead extends Waiter<number> {
+  readonly context: Uint8Array;
+  readonly quorum: boolean;
+  /** The host tick at which it was last asked. */
+  askedAt: number;
+}
+
 class Replica {
   readonly pendingWrites = new Map<string, Waiter<KvResult>>();
-  readonly pendingReads = new Map<string, Waiter<number>>();
+  readonly pendingReads = new Map<string, PendingRead>();
   /** Readers waiting for the state machine to reach an index, in no particular order. */
   appliedWaiters: { index: number; waiter: Waiter<void> }[] = [];
   applied: number;
@@ -189,6 +199,8 @@ export class RaftHost {
   private readonly snapshotEntries: number;
   /** How often a request waiting for a leader looks again (about one heartbeat). */
   private readonly leaderWaitMs: number;
+  /** An unanswered read is asked again after this many ticks (half an election timeout). */
+  private readonly readRetryTicks: number;
   private readonly snapshotRetain: number;
   /** See `HostOptions.eagerApplyGroups`. */
   private readonly eagerApply: ReadonlySet<GroupId>;
@@ -198,6 +210,7 @@ export class RaftHost {
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
     this.snapshotEntries = opts.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES;
     this.leaderWaitMs = opts.leaderWaitMs ?? 250;
+    this.readRetryTicks = Math.max(1, Math.floor((opts.electionTicks ?? 10) / 2));
     this.snapshotRetain = opts.snapshotRetainEntries ?? Math.floor(this.snapshotEntries / 2);
     const transfer = {
       nodeId: opts.nodeId,
@@ -329,8 +342,32 @@ export class RaftHost {
 
   tick(): void {
     this.ticks++;
-    for (const r of this.replicas.values()) r.raw.tick();
+    for (const r of this.replicas.values()) {
+      r.raw.tick();
+      if (r.pendingReads.size > 0) this.askReadsAgain(r, this.ticks - this.readRetryTicks);
+    }
     this.kick();
+  }
+
+  /**
+   * Asks again for the read index of every read last asked at or before tick `before`. A request
+   * can vanish without an answer: a node that no longer leads drops one forwarded to it, and a
+   * leader that steps down (a hand-over, an election) forgets those it was confirming. Unasked,
+   * such a read would wait for its deadline (the API's 5 s) and fail. Every answer confirms a
+   * leadership after the read arrived, so whichever comes first is a correct read index.
+   */
+  private askReadsAgain(r: Replica, before: number): void {
+    for (const read of r.pendingReads.values()) {
+      if (read.askedAt > before) continue;
+      try {
+        r.raw.readIndex(read.context, { quorum: read.quorum });
+        read.askedAt = this.ticks;
+        this.opts.observer?.onReadRetry?.(r.group);
+      } catch (err) {
+        if (!(err instanceof NoLeaderError)) throw err;
+        return; // No leader to ask yet: the next tick or the next leader tries again.
+      }
+    }
   }
 
   /** Delivers messages from a peer. Messages for groups not hosted here are dropped. */
@@ -477,6 +514,8 @@ export class RaftHost {
     await this.waitForStableLeader(r, signal);
     this.checkUsable(r); // As in proposeOnce.
     const ctx = this.nextRequestId();
+    const context = new TextEncoder().encode(ctx);
+    const quorum = level === "strong";
     const index = await new Promise<number>((resolve, reject) => {
       const cleanup = onAbort(signal, () => {
         r.pendingReads.delete(ctx);
@@ -485,9 +524,12 @@ export class RaftHost {
       r.pendingReads.set(ctx, {
         resolve: (v) => (cleanup(), resolve(v)),
         reject: (e) => (cleanup(), reject(e)),
+        context,
+        quorum,
+        askedAt: this.ticks,
       });
       try {
-        r.raw.readIndex(new TextEncoder().encode(ctx), { quorum: level === "strong" });
+        r.raw.readIndex(context, { quorum });
       } catch (err) {
         r.pendingReads.delete(ctx);
         cleanup();
@@ -626,6 +668,7 @@ export class RaftHost {
     // 4. Apply in the background, in order: the next Ready's write can share the apply's
     //    transaction instead of waiting for it. Readers wait for `applied`, not for this loop.
     const installed: { r: Replica; index: number }[] = [];
+    const newLeader: Replica[] = [];
     for (const { r, rd } of batch) {
       if (rd.softState && rd.softState.leader !== r.leader) {
         r.leader = rd.softState.leader;
@@ -633,6 +676,7 @@ export class RaftHost {
         const waiters = r.leaderWaiters;
         r.leaderWaiters = [];
         for (const w of waiters) w();
+        if (r.leader !== "") newLeader.push(r);
       }
       if (rd.snapshot) {
         const index = rd.snapshot.metadata.index;
@@ -651,6 +695,9 @@ export class RaftHost {
       }
       r.raw.advance(rd);
     }
+    // Reads asked of the previous leader (which dropped or forgot them) go to the new one at once.
+    for (const r of newLeader) if (r.pendingReads.size > 0) this.askReadsAgain(r, Infinity);
+    if (newLeader.length > 0) this.kick();
     if (applies.length > 0 || installed.length > 0) this.enqueueApply(applies, installed);
   }
 

@@ -14,6 +14,7 @@ export class AgentMetrics {
   readonly leaderChanges: Counter<"group">;
   readonly proposals: Counter<"group" | "outcome">;
   readonly declinedHandOvers: Counter;
+  readonly readRetries: Counter;
   readonly fsyncMs: Histogram;
   readonly applyMs: Histogram;
   readonly apiRequests: Counter<"route" | "status">;
@@ -69,6 +70,11 @@ export class AgentMetrics {
     this.declinedHandOvers = new Counter({
       name: "ringleader_raft_declined_hand_overs_total",
       help: "Leadership hand-overs this node refused because it stepped down (members step-down)",
+      registers: r,
+    });
+    this.readRetries = new Counter({
+      name: "ringleader_raft_read_index_retries_total",
+      help: "Strong and weak reads whose read index was asked for again (no answer from the leader asked first)",
       registers: r,
     });
     this.fsyncMs = new Histogram({

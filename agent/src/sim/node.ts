@@ -132,6 +132,8 @@ interface PendingRead {
   readonly key: string;
   /** Highest index known committed anywhere when the read was asked for. */
   readonly committedAtStart: number;
+  /** This node's tick count when the read index was last asked for (asked again if unanswered). */
+  askedAt: number;
 }
 
 interface ReadyRead extends PendingRead {
@@ -160,6 +162,8 @@ export class SimNode {
   private inflight: Ready | null = null;
   private readonly pendingWrites = new Map<number, PendingWrite>();
   private readonly pendingReads = new Map<string, PendingRead>();
+  /** Ticks this node has taken (it reads them against `PendingRead.askedAt`). */
+  private ticks = 0;
   private readyReads: ReadyRead[] = [];
   /** Observed state for the checkers, refreshed whenever a Ready shows a change. */
   private seenRole: Role = "follower";
@@ -262,8 +266,22 @@ export class SimNode {
   }
 
   tick(): void {
-    if (this.raw === null) return;
-    this.raw.tick();
+    const raw = this.raw;
+    if (raw === null) return;
+    raw.tick();
+    this.ticks++;
+    // As the agent's host does: a read whose request got no answer in half an election timeout
+    // (dropped by a node that no longer leads, forgotten by a leader that stepped down) asks again.
+    for (const [ctx, read] of this.pendingReads) {
+      if (this.ticks - read.askedAt < Math.max(1, Math.floor(this.tuning.electionTicks / 2))) continue;
+      try {
+        raw.readIndex(encoder.encode(ctx));
+      } catch (err) {
+        if (err instanceof NoLeaderError) break;
+        throw err;
+      }
+      read.askedAt = this.ticks;
+    }
     this.afterEvent();
   }
 
@@ -426,6 +444,7 @@ export class SimNode {
       clientId: req.clientId,
       key: req.input.key,
       committedAtStart: this.env.checker.maxCommitted,
+      askedAt: this.ticks,
     });
   }
 

@@ -17,6 +17,8 @@ function cluster(
     observer?: HostObserver;
     /** Sees every message sent, before the network delivers or drops it. */
     tap?: (m: Message) => void;
+    /** Messages for which this returns true are lost. */
+    drop?: (m: Message) => boolean;
     /** Makes each node's store (default: a `MemoryDurableStore`). */
     store?: () => MemoryDurableStore;
   } = {},
@@ -31,7 +33,7 @@ function cluster(
     stores.set(id, store);
     const s = seed++;
     let x = s * 7919;
-    const { tap, store: _store, ...options } = extra;
+    const { tap, drop, store: _store, ...options } = extra;
     const host = new RaftHost({
       nodeId: id,
       store,
@@ -41,7 +43,7 @@ function cluster(
       send: (msgs: readonly Message[]) => {
         for (const m of msgs) {
           tap?.(m);
-          if (cut.has(m.from) || cut.has(m.to)) continue;
+          if (cut.has(m.from) || cut.has(m.to) || drop?.(m)) continue;
           setImmediate(() => hosts.get(m.to)?.receive([m]));
         }
       },
@@ -193,6 +195,64 @@ describe("RaftHost: the ready loop over a durable store", () => {
     leader.transferLeadership(1, targetId);
     await until(() => target.status(1).role === "leader", `${targetId} to lead`, tickAll);
     assert.equal(declined.length, 1);
+  });
+
+  it("a strong read whose request was lost is asked again after half an election timeout", async () => {
+    let asked = 0;
+    let lose = false;
+    const c = cluster(["a", "b", "c"], {
+      tap: (m) => void (m.type === "readIndex" && asked++),
+      drop: (m) => lose && m.type === "readIndex",
+    });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const leaderId = [...c.hosts.values()].find((h) => h.status(1).role === "leader")!.status(1).leader;
+    const follower = [...c.hosts.values()].find((h) => h.status(1).role === "follower")!;
+    await until(() => follower.status(1).leader === leaderId, "the follower to learn the leader", tickAll);
+    lose = true;
+    let done = false;
+    const read = follower.readBarrier(1, "strong").then(() => (done = true));
+    await until(
+      () => asked === 1,
+      "the read index request",
+      () => {},
+    );
+    lose = false;
+    // Four ticks (under half of the default ten-tick election timeout): not asked again yet.
+    for (let i = 0; i < 4; i++) {
+      follower.tick();
+      for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(asked, 1);
+    assert.equal(done, false, "a lost request is not answered");
+    await until(() => done, "the read to be answered", tickAll, 20);
+    await read;
+    assert.equal(asked, 2, "asked once more");
+  });
+
+  it("a read the old leader dropped during a hand-over is asked of the new leader at once", async () => {
+    let lose = false;
+    const c = cluster(["a", "b", "c"], { drop: (m) => lose && m.type === "readIndex" });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const [leaderId, leader] = [...c.hosts.entries()].find(([, h]) => h.status(1).role === "leader")!;
+    const [readerId, targetId] = [...c.hosts.keys()].filter((id) => id !== leaderId) as [string, string];
+    const reader = c.hosts.get(readerId)!;
+    await until(() => reader.status(1).leader === leaderId, "the reader to learn the leader", tickAll);
+    lose = true; // The old leader never sees the request (as when it arrives just after it stepped down).
+    let done = false;
+    const read = reader.readBarrier(1, "strong").then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    lose = false;
+    leader.transferLeadership(1, targetId);
+    // No ticks: the hand-over, the new leader's first entry and the read need only messages.
+    await until(
+      () => done,
+      "the read to be answered by the new leader",
+      () => {},
+    );
+    await read;
+    assert.equal(reader.status(1).leader, targetId);
   });
 
   it("a strong read on an isolated node does not complete, and gives up when aborted", async () => {
