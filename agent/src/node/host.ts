@@ -560,7 +560,6 @@ export class RaftHost {
 
   private waitApplied(r: Replica, index: number, signal?: AbortSignal): Promise<void> {
     if (r.applied >= index) return Promise.resolve();
-    this.opts.store.hurry?.();
     return new Promise<void>((resolve, reject) => {
       const entry = {
         index,
@@ -784,9 +783,9 @@ export class RaftHost {
   private async apply(applies: readonly PendingApply[]): Promise<void> {
     const t0 = performance.now();
     let count = 0;
-    // The writers have their answers (decideCommitted): unless a reader waits, this may ride
-    // on the next save's commit (one commit per write under a trickle, not two).
-    const lazy = applies.every(({ r }) => r.appliedWaiters.length === 0 && !this.eagerApply.has(r.group));
+    // The writers have their answers (decideCommitted), and readers see a lazy apply at once
+    // (the store buffers it in memory and writes it to disk later, with others).
+    const lazy = applies.every(({ r }) => !this.eagerApply.has(r.group));
     await this.opts.store.apply(
       applies.map(({ r, entries, writes }) => {
         count += entries.length;

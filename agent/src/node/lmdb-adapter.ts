@@ -76,10 +76,6 @@ export class LmdbDurableStore implements DurableStore {
     );
   }
 
-  hurry(): void {
-    this.node.hurry();
-  }
-
   async createSnapshot(
     group: GroupId,
     index: number,

@@ -68,13 +68,11 @@ export interface DurableStore {
   /**
    * Applies committed entries of one or more groups: `decide` sees each entry and the current
    * record of the key it touches and returns the write. All writes and the groups' new applied
-   * indexes land in one transaction (one write job, however many groups took part). `lazy`: no
-   * reader waits for it, so the store may hold it back for a moment to commit it with the next
-   * save (see `hurry`).
+   * indexes land in one transaction (one write job, however many groups took part). `lazy`: the
+   * store may apply in memory only (readable at once through `get` and `scan`) and write to disk
+   * later, with other applies; a crash then loses only applies the log can replay.
    */
   apply(batch: readonly GroupApply[], opts?: { lazy?: boolean }): Promise<void>;
-  /** Commits held-back applies now: a reader waits for the applied state. */
-  hurry?(): void;
   get(group: GroupId, key: string): KvRecord | null;
   scan(
     group: GroupId,

@@ -20,6 +20,8 @@ export interface GroupUpdateOf {
 /** What the group storage needs from the node store (kept narrow to avoid an import cycle). */
 export interface GroupBackend {
   metaOf(group: GroupId): GroupMeta;
+  /** The applied index, including applies not flushed to LMDB yet. */
+  appliedIndex(group: GroupId): number;
   readEntries(group: GroupId, lo: number, hi: number, maxBytes: number): Entry[];
   readTerm(group: GroupId, index: number): number;
   save(update: GroupUpdateOf & { readonly group: GroupId }): Promise<void>;
@@ -70,7 +72,7 @@ export class LmdbGroupStorage implements Storage {
 
   /** The applied index of this group's state machine. */
   appliedIndex(): number {
-    return this.backend.metaOf(this.group).applied.index;
+    return this.backend.appliedIndex(this.group);
   }
 
   /** Persists one Ready of this group; resolves when it is durable (see `NodeStore.saveBatch`). */

@@ -26,7 +26,9 @@
  * their transaction is flushed to disk. `applyEntries`, `compact` and `createSnapshot` resolve
  * when committed (visible): after a crash LMDB comes back at some committed transaction, so the
  * applied index and the KV table always agree, and whatever the log lost to a crash is re-sent
- * by the leader, while anything the log had acknowledged was durable before it was.
+ * by the leader, while anything the log had acknowledged was durable before it was. Lazy applies
+ * (`applyGroups(…, { lazy: true })`) wait in a write-back buffer in memory, readable, and reach
+ * the table with a later flush (kv-overlay.ts); the log keeps their entries until then.
  */
 import { randomUUID } from "node:crypto";
 import { open, type DatabaseOptions, type RootDatabase, type Transaction } from "lmdb";
@@ -92,7 +94,7 @@ import {
 import { LogSeqs, PlannedLog, takeOldestGarbage, type PlannedEdit } from "./log-seqs.js";
 import { LmdbGroupStorage, type GroupBackend } from "./group-storage.js";
 import { SnapshotReader } from "./snapshot-format.js";
-import { ApplyTx, type KvAccess } from "./apply-tx.js";
+import { KvOverlay, OverlayApply, type OverlayAccess, type OverlayWrite } from "./kv-overlay.js";
 import { streamGroupImage } from "./snapshot-stream.js";
 import { TailCache } from "./tail-cache.js";
 import {
@@ -118,6 +120,14 @@ const EMPTY_KEY = new Uint8Array(0);
 const MAX_METADATA_NAME = 128;
 const MAX_METADATA_BYTES = 64 * 1024;
 
+/** One group's part of an `applyInMemory` call, until every entry of the call has applied. */
+interface ApplyPlan {
+  readonly staged: Map<string, OverlayWrite>;
+  applied: AppliedState;
+  confState: ConfState;
+  confChanged: boolean;
+}
+
 interface StagedImage {
   readonly metadata: SnapshotMetadata;
   readonly generation: number;
@@ -136,6 +146,8 @@ interface GroupSlot {
   /** Set while `deleteGroup` removes the group's data; the group cannot be created meanwhile. */
   deleting: Promise<void> | null;
   readonly cache: TailCache;
+  /** Applied writes not in LMDB yet (see kv-overlay.ts); null when the table is up to date. */
+  overlay: KvOverlay | null;
 }
 
 /** Compacted log records deleted per step of the sweep (its batch is shared with live writes). */
@@ -160,7 +172,12 @@ export class NodeStore implements GroupBackend {
   readonly maxEntryBytes: number;
   private readonly gcBatchRecords: number;
   private readonly onBackgroundError: (err: unknown) => void;
-  private readonly kvAccess: KvAccess;
+  private readonly applyFlushMs: number;
+  private readonly applyFlushRecords: number;
+  /** Buffered writes over all groups, and the timer that flushes them (see `scheduleFlush`). */
+  private overlayRecords = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing = false;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -185,12 +202,8 @@ export class NodeStore implements GroupBackend {
       () => this.renewView(),
       () => void this.view,
     );
-    this.kvAccess = {
-      kv: dbs.kv,
-      maxValueBytes: this.maxValueBytes,
-      keyBytes: (key) => this.keyBytes(key),
-      read: (key, userKey) => this.readKv(key, userKey),
-    };
+    this.applyFlushMs = opts.applyFlushMs ?? 1000;
+    this.applyFlushRecords = opts.applyFlushRecords ?? 8192;
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
@@ -410,6 +423,7 @@ export class NodeStore implements GroupBackend {
     assertGroupId(group);
     assertIndex("compact index", index);
     return this.writer.submit((tx) => {
+      this.planFlush(tx, group); // Buffered applies count as applied.
       const meta = this.metaIn(tx, group);
       if (index <= meta.head.index) throw new CompactedError(index);
       if (index > meta.lastIndex) throw new UnavailableError(index);
@@ -436,6 +450,9 @@ export class NodeStore implements GroupBackend {
     assertIndex("retainEntries", retain);
     const cs: ConfState = { voters: [...confState.voters], learners: [...confState.learners] };
     return this.writer.submit((tx) => {
+      // The log keeps every entry above the table's applied index (a crash replays them), so the
+      // buffer goes to the table first.
+      this.planFlush(tx, group);
       let meta = this.metaIn(tx, group);
       if (index <= meta.snapshot.index) throw new SnapshotOutOfDateError(index);
       if (index > meta.lastIndex) throw new UnavailableError(index);
@@ -453,40 +470,52 @@ export class NodeStore implements GroupBackend {
   // --------------------------------------------------------------------------------------------
   // State machine
 
+  /** The applied index, including applies still buffered in memory (see kv-overlay.ts). */
   appliedIndex(group: GroupId): number {
-    return this.metaOf(group).applied.index;
+    return this.appliedOf(group).index;
   }
 
   appliedState(group: GroupId): AppliedInfo {
-    const m = this.metaOf(group);
-    return { index: m.applied.index, term: m.applied.term, confState: m.confState };
+    const overlay = this.slots.get(group)?.overlay;
+    const applied = this.appliedOf(group);
+    return {
+      index: applied.index,
+      term: applied.term,
+      confState: overlay?.confState ?? this.metaOf(group).confState,
+    };
   }
 
   /**
    * Applies committed entries to the group's KV table and records the applied index in the same
    * transaction, so a crash never applies an entry twice or skips one. Entries at or below the
    * applied index are skipped (a replay after restart); a hole is an `ApplyOrderError`. `apply`
-   * runs when the batch is planned (not during this call) and must be synchronous and
-   * deterministic; if it throws, nothing of this call is written. Resolves when committed.
+   * runs during this call and must be synchronous and deterministic; if it throws, nothing of
+   * this call is applied. Resolves when committed.
    */
   applyEntries<R>(
     group: GroupId,
     entries: readonly Entry[],
     apply: (entry: Entry, ctx: ApplyContext) => R,
   ): Promise<AppliedEntry<R>[]> {
-    this.checkOpen();
-    assertGroupId(group);
-    return this.writer.submit((tx) => this.planApply(tx, group, entries, apply), false);
+    try {
+      this.checkOpen();
+      assertGroupId(group);
+      const [results] = this.applyInMemory([{ group, entries, apply }]);
+      return this.flushGroups([group], false).then(() => results!);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /**
-   * `applyEntries` for many groups as ONE write job: one plan, one promise, one place in one
-   * transaction, however many groups had entries committed in the same turn. All or nothing: if
-   * any group's apply throws, no group's writes of this call are made.
+   * `applyEntries` for many groups in one call: all or nothing (if any group's apply throws, no
+   * group's writes of this call are applied), one commit.
    *
-   * `lazy`: the apply waits up to `applyDelayMs` to share the commit of the next write (the next
-   * Raft save, usually) instead of committing on its own; `hurry()` ends the wait. For a caller
-   * that answered the writers already and has nobody waiting on the applied state.
+   * `lazy`: the writes are applied in memory only, readable at once (`kvGet`, `kvScan`,
+   * `appliedIndex`), and go to LMDB with the next flush of the write-back buffer: after
+   * `applyFlushMs`, or once the buffers hold `applyFlushRecords`, or before a snapshot. Resolves
+   * at once. For a caller that answered the writers already: a crash loses only what the log
+   * still holds and the node applies again after its restart.
    */
   applyGroups(
     items: readonly {
@@ -496,56 +525,168 @@ export class NodeStore implements GroupBackend {
     }[],
     opts: { lazy?: boolean } = {},
   ): Promise<void> {
-    this.checkOpen();
-    for (const it of items) assertGroupId(it.group);
-    return this.writer.submit(
-      (tx) => {
-        for (const it of items) this.planApply(tx, it.group, it.entries, it.apply);
-      },
-      false,
-      opts.lazy ?? false,
-    );
+    try {
+      this.checkOpen();
+      for (const it of items) assertGroupId(it.group);
+      this.applyInMemory(items);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (!opts.lazy)
+      return this.flushGroups(
+        items.map((it) => it.group),
+        false,
+      );
+    this.scheduleFlush();
+    return Promise.resolve();
   }
 
-  /** Commits lazy applies now (a reader waits for them). */
-  hurry(): void {
-    this.writer.hurry();
+  /** Applies to the groups' write-back buffers; nothing changes unless every entry applies. */
+  private applyInMemory<R>(
+    items: readonly {
+      group: GroupId;
+      entries: readonly Entry[];
+      apply: (entry: Entry, ctx: ApplyContext) => R;
+    }[],
+  ): AppliedEntry<R>[][] {
+    const plans = new Map<GroupId, ApplyPlan>();
+    const results = items.map((it) => this.planApply(plans, it.group, it.entries, it.apply));
+    for (const [group, plan] of plans) {
+      if (plan.staged.size === 0 && plan.applied.index === this.appliedOf(group).index) continue;
+      const slot = this.slot(group);
+      const overlay = (slot.overlay ??= new KvOverlay(plan.applied, plan.confState));
+      const before = overlay.writes.size;
+      for (const w of plan.staged.values()) overlay.set(w);
+      this.overlayRecords += overlay.writes.size - before;
+      overlay.applied = plan.applied;
+      overlay.confState = plan.confState;
+      overlay.confChanged ||= plan.confChanged;
+    }
+    return results;
   }
 
   private planApply<R>(
-    tx: JobTx,
+    plans: Map<GroupId, ApplyPlan>,
     group: GroupId,
     entries: readonly Entry[],
     apply: (entry: Entry, ctx: ApplyContext) => R,
   ): AppliedEntry<R>[] {
-    const meta = this.metaIn(tx, group);
-    let applied = meta.applied;
-    let confState = meta.confState;
-    let confChanged = false;
+    let plan = plans.get(group);
+    if (!plan) {
+      const slot = this.slot(group);
+      plan = {
+        staged: new Map(),
+        applied: this.appliedOf(group),
+        confState: slot.overlay?.confState ?? slot.meta.confState,
+        confChanged: false,
+      };
+      plans.set(group, plan);
+    }
+    const p = plan;
+    const access: OverlayAccess = {
+      maxValueBytes: this.maxValueBytes,
+      keyBytes: (key) => this.keyBytes(key),
+      kvKey: (userKey) => kvKey(group, p.applied.generation, userKey),
+      read: (key, userKey) => this.readKvOf(group, key, userKey),
+    };
     const results: AppliedEntry<R>[] = [];
     for (const entry of entries) {
-      if (entry.index <= applied.index) continue;
-      if (entry.index !== applied.index + 1) throw new ApplyOrderError(applied.index, entry.index);
-      const ctx = new ApplyTx(this.kvAccess, tx, group, applied.generation, entry.index);
+      if (entry.index <= p.applied.index) continue;
+      if (entry.index !== p.applied.index + 1) throw new ApplyOrderError(p.applied.index, entry.index);
+      const ctx = new OverlayApply(access, p.staged, entry.index);
       results.push({ index: entry.index, result: apply(entry, ctx) });
-      applied = { index: entry.index, term: entry.term, generation: applied.generation };
+      p.applied = { index: entry.index, term: entry.term, generation: p.applied.generation };
       if (ctx.confState) {
-        confState = ctx.confState;
-        confChanged = true;
+        p.confState = ctx.confState;
+        p.confChanged = true;
       }
     }
-    if (results.length === 0) return results;
-    tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
-    if (confChanged) tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
-    this.setMetaIn(tx, group, { ...meta, applied, confState });
     return results;
+  }
+
+  /** Starts a flush when the buffers are full, else makes sure one comes within `applyFlushMs`. */
+  private scheduleFlush(): void {
+    if (this.overlayRecords >= this.applyFlushRecords) {
+      this.flushSoon();
+      return;
+    }
+    if (this.flushTimer !== null || this.closing) return;
+    this.flushTimer = setTimeout(() => this.flushSoon(), this.applyFlushMs);
+    this.flushTimer.unref();
+  }
+
+  /** One flush of every group's buffer at a time; a lazy job (it rides on the next save). */
+  private flushSoon(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.flushing || this.closing) return;
+    this.flushing = true;
+    this.runBackground(() =>
+      this.flushGroups(null, true).finally(() => {
+        this.flushing = false;
+        if (this.overlayRecords > 0) this.scheduleFlush();
+      }),
+    );
+  }
+
+  /** Writes the buffers of `groups` (null: all) to LMDB in one job; resolves when committed. */
+  private flushGroups(groups: readonly GroupId[] | null, lazy: boolean): Promise<void> {
+    return this.writer.submit(
+      (tx) => {
+        for (const g of groups ?? [...this.slots.keys()]) this.planFlush(tx, g);
+      },
+      false,
+      lazy,
+    );
+  }
+
+  /**
+   * Plans writing a group's buffer: its records and its applied index (and membership) in the
+   * same transaction. Once committed the table holds them, and the buffer forgets those not
+   * written again meanwhile.
+   */
+  private planFlush(tx: JobTx, group: GroupId): void {
+    const slot = this.slots.get(group);
+    const overlay = slot?.overlay;
+    if (!slot || !overlay || slot.deleting) return;
+    const meta = this.metaIn(tx, group);
+    // Planned already in this batch, or a snapshot swapped the table (the buffer goes with it).
+    if (meta.applied.generation !== overlay.applied.generation || overlay.applied.index <= meta.applied.index)
+      return;
+    const flushed = new Map(overlay.writes);
+    const { applied, confState } = overlay;
+    for (const w of flushed.values()) {
+      if (w.record) tx.put(this.dbs.kv, w.key, encodeKvValue(w.record.version, w.record.value));
+      else tx.remove(this.dbs.kv, w.key);
+    }
+    tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
+    if (overlay.confChanged) {
+      tx.put(this.dbs.group, groupKey(group, GroupTag.ConfState), confStateRecord(confState));
+    }
+    this.setMetaIn(tx, group, { ...meta, applied, confState });
+    tx.afterCommit(() => {
+      const before = overlay.writes.size;
+      overlay.forget(flushed);
+      this.overlayRecords -= before - overlay.writes.size;
+      if (overlay.confState === confState) overlay.confChanged = false;
+      if (slot.overlay === overlay && overlay.writes.size === 0 && overlay.applied.index === applied.index) {
+        slot.overlay = null;
+      }
+    });
+  }
+
+  /** Drops a group's buffer (its table was replaced or deleted). */
+  private dropOverlay(slot: GroupSlot): void {
+    if (!slot.overlay) return;
+    this.overlayRecords -= slot.overlay.writes.size;
+    slot.overlay = null;
   }
 
   kvGet(group: GroupId, key: KeyInput): KvRecord | undefined {
     this.checkOpen();
     assertGroupId(group);
     const userKey = this.keyBytes(key);
-    return this.readKv(kvKey(group, this.metaOf(group).applied.generation, userKey), userKey);
+    return this.readKvOf(group, kvKey(group, this.metaOf(group).applied.generation, userKey), userKey);
   }
 
   /** Records in key order, at most `limit` (<= MAX_SCAN_LIMIT). */
@@ -568,14 +709,28 @@ export class NodeStore implements GroupBackend {
     const end = next === null ? generationEndKey(group, gen) : kvKey(group, gen, next);
     const out: KvRecord[] = [];
     if (Buffer.compare(start, end) >= 0) return out;
+    // The table's records, with the buffered writes of the range merged in (they win).
+    const pending = this.slots.get(group)?.overlay?.range(start, end) ?? [];
+    let i = 0;
+    const takePending = (): void => {
+      const record = pending[i++]!.record;
+      if (record) out.push(record);
+    };
     for (const { key, value } of this.dbs.kv.getRange({
       start,
       end,
-      limit: opts.limit,
+      ...(pending.length === 0 ? { limit: opts.limit } : {}),
       transaction: this.view,
     })) {
-      out.push(decodeKvValue(new Uint8Array(kvUserKey(key)), value));
+      while (i < pending.length && out.length < opts.limit && Buffer.compare(pending[i]!.key, key) < 0) {
+        takePending();
+      }
+      if (out.length >= opts.limit) break;
+      if (i < pending.length && Buffer.compare(pending[i]!.key, key) === 0) takePending();
+      else out.push(decodeKvValue(new Uint8Array(kvUserKey(key)), value));
+      if (out.length >= opts.limit) break;
     }
+    while (i < pending.length && out.length < opts.limit) takePending();
     return out;
   }
 
@@ -660,6 +815,7 @@ export class NodeStore implements GroupBackend {
     await this.stageSnapshot(group, metadata, chunks, opts);
     try {
       await this.writer.submit((tx) => {
+        this.planFlush(tx, group); // As in planSave.
         let meta = this.metaIn(tx, group);
         this.checkInstallable(group, meta, metadata, tx);
         meta = this.planSnapshotReset(tx, group, meta, metadata);
@@ -694,6 +850,7 @@ export class NodeStore implements GroupBackend {
     const slot = this.slot(group);
     if (slot.deleting) return slot.deleting;
     if (slot.staging) return Promise.reject(new SnapshotInProgressError(group));
+    this.dropOverlay(slot); // The group no longer runs: nothing is applied to it any more.
     const first = this.writer.submit((tx) => {
       for (const tag of Object.values(GroupTag)) {
         if (tag !== GroupTag.Deleted) tx.remove(recordDb(this.dbs, tag), groupKey(group, tag));
@@ -762,6 +919,7 @@ export class NodeStore implements GroupBackend {
 
   /** Resolves once queued writes and background clean-up (log compaction, old KV tables) are done. */
   async settle(): Promise<void> {
+    await this.flushGroups(null, false);
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     await this.writer.idle();
   }
@@ -770,7 +928,12 @@ export class NodeStore implements GroupBackend {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    // Buffered applies go to disk (a restart would apply them again from the log otherwise).
+    if (!this.writer.failed)
+      await this.flushGroups(null, false).catch((err: unknown) => this.onBackgroundError(err));
     await this.writer.close();
     this.viewTxn?.done();
     this.viewTxn = null;
@@ -822,6 +985,8 @@ export class NodeStore implements GroupBackend {
 
   private planSave(tx: JobTx, u: GroupUpdate): void {
     if (this.slots.get(u.group)?.deleting) throw new GroupDeletingError(u.group);
+    // A snapshot point resets the log: buffered applies must not need it any more.
+    if (u.snapshot) this.planFlush(tx, u.group);
     let meta = this.metaIn(tx, u.group);
     if (u.snapshot) {
       const s = u.snapshot.metadata;
@@ -930,12 +1095,15 @@ export class NodeStore implements GroupBackend {
       staged &&
       staged.metadata.index === s.index &&
       staged.metadata.term === s.term &&
-      s.index > meta.applied.index
+      s.index > Math.max(meta.applied.index, this.appliedOf(group).index)
     ) {
       const old = meta.applied.generation;
       applied = { index: s.index, term: s.term, generation: staged.generation };
       tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
       tx.afterCommit(() => {
+        // Buffered writes were of entries below the image (at most the commit index, which the
+        // image is past) and of the old table.
+        this.dropOverlay(slot);
         if (slot.staged === staged) slot.staged = null;
         this.startKvGc(kvKey(group, old, EMPTY_KEY), generationEndKey(group, old));
       });
@@ -952,7 +1120,8 @@ export class NodeStore implements GroupBackend {
   }
 
   private checkInstallable(group: GroupId, meta: GroupMeta, m: SnapshotMetadata, tx: JobTx | null): void {
-    if (m.index <= meta.hardState.commit || m.index <= meta.applied.index || m.index <= meta.head.index) {
+    const applied = Math.max(meta.applied.index, this.appliedOf(group).index);
+    if (m.index <= meta.hardState.commit || m.index <= applied || m.index <= meta.head.index) {
       throw new SnapshotOutOfDateError(m.index);
     }
     if (m.index <= meta.lastIndex) {
@@ -1131,6 +1300,7 @@ export class NodeStore implements GroupBackend {
         log: new LogSeqs(),
         logGarbage: [],
         deleting: null,
+        overlay: null,
         cache: new TailCache(this.opts.tailCacheEntries ?? 256, this.opts.tailCacheBytes ?? 1024 * 1024),
       };
       this.slots.set(group, s);
@@ -1155,6 +1325,19 @@ export class NodeStore implements GroupBackend {
     if (index < meta.head.index) throw new CompactedError(index);
     if (index > meta.lastIndex) throw new UnavailableError(index);
     return tx.read(termSlot(group, index), () => this.readTerm(group, index));
+  }
+
+  /** The group's applied state, buffered applies included. */
+  private appliedOf(group: GroupId): AppliedState {
+    const slot = this.slots.get(group);
+    return slot?.overlay?.applied ?? slot?.meta.applied ?? EMPTY_GROUP_META.applied;
+  }
+
+  /** A record as the group's state machine sees it: the buffer first, then the table. */
+  private readKvOf(group: GroupId, key: Buffer, userKey: Uint8Array): KvRecord | undefined {
+    const w = this.slots.get(group)?.overlay?.get(key);
+    if (w) return w.record ?? undefined;
+    return this.readKv(key, userKey);
   }
 
   private readKv(key: Buffer, userKey: Uint8Array): KvRecord | undefined {

@@ -19,10 +19,18 @@ export interface NodeStoreOptions {
   /** Payload bytes the tail cache of one group may hold. Default 1 MiB. */
   readonly tailCacheBytes?: number;
   /**
-   * How long `applyGroups(…, { lazy: true })` may wait to share the commit of a later write (ms,
-   * default 100). Readers that need the applied state call `hurry()`.
+   * How long a lazy write job (a flush of the applies' write-back buffer, a step of the log's
+   * clean-up) may wait to share the commit of a later write (ms, default 100).
    */
   readonly applyDelayMs?: number;
+  /**
+   * Lazy applies (`applyGroups(…, { lazy: true })`) wait in memory, readable, and go to LMDB at
+   * most this long after the first of them (ms, default 1000): the write-back buffer of
+   * kv-overlay.ts.
+   */
+  readonly applyFlushMs?: number;
+  /** ... or as soon as the buffers of all groups hold this many records (default 8192). */
+  readonly applyFlushRecords?: number;
   /** Records deleted per background step when compacting the log or dropping an old KV table. */
   readonly gcBatchRecords?: number;
   /**
@@ -105,6 +113,8 @@ export function checkOptions(o: NodeStoreOptions): void {
   within("maxBatchBytes", o.maxBatchBytes, 1, 1024 * 1024 * 1024);
   within("gcBatchRecords", o.gcBatchRecords, 1, 1_000_000);
   within("applyDelayMs", o.applyDelayMs, 0, 60_000);
+  within("applyFlushMs", o.applyFlushMs, 0, 60_000);
+  within("applyFlushRecords", o.applyFlushRecords, 1, 10_000_000);
   within("tailCacheEntries", o.tailCacheEntries, 0, 1_000_000);
   within("tailCacheBytes", o.tailCacheBytes, 0, 1024 * 1024 * 1024);
 }

@@ -1,7 +1,9 @@
 /**
  * Child process of the crash test: opens the store, then forever saves entries for several
  * groups at once (one group commit per round), printing `durable <group> <index>` as soon as a
- * save resolved, then applies them. The parent kills it with SIGKILL at some point.
+ * save resolved, then applies them: odd groups committing each apply, even groups lazily through the
+ * write-back buffer (a small one, flushed often, so a kill finds it both empty and full). The
+ * parent kills it with SIGKILL at some point.
  */
 import { NodeStore } from "../../src/storage/index.js";
 import { applyCrashEntry, CRASH_GROUPS, crashBatchSize, crashEntry } from "./crash-workload.js";
@@ -9,7 +11,7 @@ import { applyCrashEntry, CRASH_GROUPS, crashBatchSize, crashEntry } from "./cra
 async function main(): Promise<void> {
   const dir = process.argv[2];
   if (!dir) throw new Error("usage: crash-child <dir>");
-  const store = await NodeStore.open({ path: dir });
+  const store = await NodeStore.open({ path: dir, applyFlushRecords: 24, applyFlushMs: 3 });
   process.stdout.write(`ready ${store.nodeId}\n`);
   for (;;) {
     await Promise.all(
@@ -29,7 +31,10 @@ async function main(): Promise<void> {
         // Apply from the applied index, as the agent does: after a crash the log may hold saved
         // entries that were never applied.
         const applied = store.appliedIndex(g);
-        await store.applyEntries(g, storage.entries(applied + 1, last + 1, Infinity), applyCrashEntry);
+        const pending = storage.entries(applied + 1, last + 1, Infinity);
+        if (g % 2 === 1) await store.applyEntries(g, pending, applyCrashEntry);
+        else
+          await store.applyGroups([{ group: g, entries: pending, apply: applyCrashEntry }], { lazy: true });
       }),
     );
   }
