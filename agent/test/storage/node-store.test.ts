@@ -15,6 +15,7 @@ import {
   StoreClosedError,
   StoreLimitError,
   type ApplyContext,
+  type NodeStoreOptions,
 } from "../../src/storage/index.js";
 import { entriesOf, entry } from "./conformance.js";
 import { removeDir, tempDir } from "./lmdb-subject.js";
@@ -22,11 +23,13 @@ import { removeDir, tempDir } from "./lmdb-subject.js";
 const te = new TextEncoder();
 const td = new TextDecoder();
 
+/** Runs `body` on a store in a fresh directory (opened with `opts`; `reopen` uses the defaults). */
 async function withStore(
   body: (store: NodeStore, dir: string, reopen: () => Promise<NodeStore>) => Promise<void>,
+  opts: Omit<NodeStoreOptions, "path" | "newNodeId"> = {},
 ): Promise<void> {
   const dir = await tempDir();
-  let store = await NodeStore.open({ path: dir, newNodeId: () => "node-a" });
+  let store = await NodeStore.open({ path: dir, newNodeId: () => "node-a", ...opts });
   const reopen = async (): Promise<NodeStore> => {
     await store.close();
     store = await NodeStore.open({ path: dir, newNodeId: () => "must-not-be-used" });
@@ -83,11 +86,6 @@ function kvCommand(e: Entry, ctx: ApplyContext): string {
 }
 
 const cmd = (index: number, text: string): Entry => entry(index, 1, text);
-
-async function reopenAt(store: NodeStore, dir: string): Promise<NodeStore> {
-  await store.close();
-  return NodeStore.open({ path: dir });
-}
 
 describe("node identity", () => {
   it("creates the node id once and keeps it; the cluster id is set once", async () => {
@@ -176,150 +174,142 @@ describe("group commit", () => {
   });
 
   it("a lazy apply is readable at once, writes nothing, and a full buffer rides on the next save's commit", async () => {
-    const dir = await tempDir();
-    let store = await NodeStore.open({ path: dir, applyFlushRecords: 3, applyFlushMs: 60_000 });
-    try {
-      const ents = [cmd(1, "put a 1"), cmd(2, "put b 2"), cmd(3, "del a"), cmd(4, "put c 4")];
-      await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
-      const before = store.stats();
-      await store.applyGroups([{ group: 1, entries: ents.slice(0, 3), apply: kvCommand }], { lazy: true });
-      assert.equal(store.appliedIndex(1), 3);
-      assert.equal(store.kvGet(1, "a"), undefined, "the buffered delete hides the buffered put");
-      assert.equal(td.decode(store.kvGet(1, "b")!.value), "2");
-      assert.deepEqual(
-        store.kvScan(1, { limit: 10 }).map((r) => td.decode(r.key)),
-        ["b"],
-      );
-      assert.equal(store.stats().jobs, before.jobs, "two buffered records: nothing written yet");
-      // The third record fills the buffer: its flush waits for the next save and shares its commit.
-      await store.applyGroups([{ group: 1, entries: [ents[3]!], apply: kvCommand }], { lazy: true });
-      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(5, "put d 5")], snapshot: null }]);
-      await store.settle();
-      const after = store.stats();
-      assert.equal(after.batches - before.batches, 1, "the flush rode on the save's commit");
-      assert.equal(after.jobs - before.jobs, 3, "the save, the flush, and settle's (empty) flush");
-      store = await reopenAt(store, dir);
-      assert.equal(store.appliedIndex(1), 4);
-      assert.deepEqual(
-        store.kvScan(1, { limit: 10 }).map((r) => [td.decode(r.key), r.version]),
-        [
-          ["b", 2],
-          ["c", 4],
-        ],
-      );
-    } finally {
-      await store.close();
-      await removeDir(dir);
-    }
+    await withStore(
+      async (store, _dir, reopen) => {
+        const ents = [cmd(1, "put a 1"), cmd(2, "put b 2"), cmd(3, "del a"), cmd(4, "put c 4")];
+        await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+        const before = store.stats();
+        await store.applyGroups([{ group: 1, entries: ents.slice(0, 3), apply: kvCommand }], { lazy: true });
+        assert.equal(store.appliedIndex(1), 3);
+        assert.equal(store.kvGet(1, "a"), undefined, "the buffered delete hides the buffered put");
+        assert.equal(td.decode(store.kvGet(1, "b")!.value), "2");
+        assert.deepEqual(
+          store.kvScan(1, { limit: 10 }).map((r) => td.decode(r.key)),
+          ["b"],
+        );
+        assert.equal(store.stats().jobs, before.jobs, "two buffered records: nothing written yet");
+        // The third record fills the buffer: its flush waits for the next save and shares its commit.
+        await store.applyGroups([{ group: 1, entries: [ents[3]!], apply: kvCommand }], { lazy: true });
+        await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(5, "put d 5")], snapshot: null }]);
+        await store.settle();
+        const after = store.stats();
+        assert.equal(after.batches - before.batches, 1, "the flush rode on the save's commit");
+        assert.equal(after.jobs - before.jobs, 3, "the save, the flush, and settle's (empty) flush");
+        store = await reopen();
+        assert.equal(store.appliedIndex(1), 4);
+        assert.deepEqual(
+          store.kvScan(1, { limit: 10 }).map((r) => [td.decode(r.key), r.version]),
+          [
+            ["b", 2],
+            ["c", 4],
+          ],
+        );
+      },
+      { applyFlushRecords: 3, applyFlushMs: 60_000 },
+    );
   });
 
   it("a lazy apply alone reaches LMDB after applyFlushMs", async () => {
-    const dir = await tempDir();
-    const store = await NodeStore.open({ path: dir, applyFlushMs: 30, applyDelayMs: 0 });
-    try {
-      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
-      const before = store.stats().batches;
-      const t0 = performance.now();
-      await store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], { lazy: true });
-      assert.equal(store.stats().batches, before);
-      // Polls the store's own counter: the flush is what moves it.
-      while (store.stats().batches === before) await new Promise((r) => setTimeout(r, 2));
-      assert.ok(performance.now() - t0 >= 25, "it waited for applyFlushMs");
-    } finally {
-      await store.close();
-      await removeDir(dir);
-    }
+    await withStore(
+      async (store) => {
+        await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
+        const before = store.stats().batches;
+        const t0 = performance.now();
+        await store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], {
+          lazy: true,
+        });
+        assert.equal(store.stats().batches, before);
+        // Polls the store's own counter: the flush is what moves it.
+        while (store.stats().batches === before) await new Promise((r) => setTimeout(r, 2));
+        assert.ok(performance.now() - t0 >= 25, "it waited for applyFlushMs");
+      },
+      { applyFlushMs: 30, applyDelayMs: 0 },
+    );
   });
 
   it("close() writes the buffered applies", async () => {
-    const dir = await tempDir();
-    let store = await NodeStore.open({ path: dir, applyFlushMs: 60_000 });
-    try {
-      await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
-      await store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], {
-        lazy: true,
-      });
-      store = await reopenAt(store, dir);
-      assert.equal(store.appliedIndex(1), 1);
-      assert.equal(td.decode(store.kvGet(1, "a")!.value), "1");
-    } finally {
-      await store.close();
-      await removeDir(dir);
-    }
+    await withStore(
+      async (store, _dir, reopen) => {
+        await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(1, "put a 1")], snapshot: null }]);
+        await store.applyGroups([{ group: 1, entries: [cmd(1, "put a 1")], apply: kvCommand }], {
+          lazy: true,
+        });
+        store = await reopen();
+        assert.equal(store.appliedIndex(1), 1);
+        assert.equal(td.decode(store.kvGet(1, "a")!.value), "1");
+      },
+      { applyFlushMs: 60_000 },
+    );
   });
 
   it("createSnapshot and compact write the buffer first: the log is never compacted past the table", async () => {
-    const dir = await tempDir();
-    let store = await NodeStore.open({ path: dir, applyFlushMs: 60_000 });
-    try {
-      const ents = Array.from({ length: 6 }, (_, i) => cmd(i + 1, `put k${i % 2} ${i + 1}`));
-      await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
-      await store.applyGroups([{ group: 1, entries: ents.slice(0, 4), apply: kvCommand }], { lazy: true });
-      await store.createSnapshot(1, 3, { voters: ["a"], learners: [] });
-      await store.applyGroups([{ group: 1, entries: ents.slice(4), apply: kvCommand }], { lazy: true });
-      await store.compact(1, 6);
-      store = await reopenAt(store, dir);
-      assert.equal(store.appliedIndex(1), 6);
-      assert.equal(store.group(1).firstIndex(), 7);
-      assert.deepEqual(
-        store.kvScan(1, { limit: 10 }).map((r) => [td.decode(r.key), r.version]),
-        [
-          ["k0", 5],
-          ["k1", 6],
-        ],
-      );
-    } finally {
-      await store.close();
-      await removeDir(dir);
-    }
+    await withStore(
+      async (store, _dir, reopen) => {
+        const ents = Array.from({ length: 6 }, (_, i) => cmd(i + 1, `put k${i % 2} ${i + 1}`));
+        await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+        await store.applyGroups([{ group: 1, entries: ents.slice(0, 4), apply: kvCommand }], { lazy: true });
+        await store.createSnapshot(1, 3, { voters: ["a"], learners: [] });
+        await store.applyGroups([{ group: 1, entries: ents.slice(4), apply: kvCommand }], { lazy: true });
+        await store.compact(1, 6);
+        store = await reopen();
+        assert.equal(store.appliedIndex(1), 6);
+        assert.equal(store.group(1).firstIndex(), 7);
+        assert.deepEqual(
+          store.kvScan(1, { limit: 10 }).map((r) => [td.decode(r.key), r.version]),
+          [
+            ["k0", 5],
+            ["k1", 6],
+          ],
+        );
+      },
+      { applyFlushMs: 60_000 },
+    );
   });
 
   it("scans merge buffered writes with the table's records: prefix, after and limit (random)", async () => {
-    const dir = await tempDir();
-    const store = await NodeStore.open({ path: dir, applyFlushMs: 60_000 });
-    try {
-      let seed = 11;
-      const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
-      const model = new Map<string, { value: string; version: number }>();
-      const keys = Array.from({ length: 40 }, (_, i) => `${"abc"[i % 3]}/${String(i).padStart(2, "0")}`);
-      let index = 0;
-      for (let round = 0; round < 30; round++) {
-        const ents: Entry[] = [];
-        for (let i = 0; i < 1 + rand(8); i++) {
-          const key = keys[rand(keys.length)]!;
-          index++;
-          if (rand(4) === 0) {
-            ents.push(cmd(index, `del ${key}`));
-            model.delete(key);
-          } else {
-            ents.push(cmd(index, `put ${key} v${index}`));
-            model.set(key, { value: `v${index}`, version: index });
+    await withStore(
+      async (store) => {
+        let seed = 11;
+        const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+        const model = new Map<string, { value: string; version: number }>();
+        const keys = Array.from({ length: 40 }, (_, i) => `${"abc"[i % 3]}/${String(i).padStart(2, "0")}`);
+        let index = 0;
+        for (let round = 0; round < 30; round++) {
+          const ents: Entry[] = [];
+          for (let i = 0; i < 1 + rand(8); i++) {
+            const key = keys[rand(keys.length)]!;
+            index++;
+            if (rand(4) === 0) {
+              ents.push(cmd(index, `del ${key}`));
+              model.delete(key);
+            } else {
+              ents.push(cmd(index, `put ${key} v${index}`));
+              model.set(key, { value: `v${index}`, version: index });
+            }
           }
+          await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+          await store.applyGroups([{ group: 1, entries: ents, apply: kvCommand }], { lazy: true });
+          // Now and then the buffer goes to the table, so scans meet both, in every mix.
+          if (rand(3) === 0) await store.settle();
+          for (let q = 0; q < 5; q++) {
+            const prefix = ["", "a", "b/", "c/1", "z"][rand(5)]!;
+            const after = rand(2) === 0 ? keys[rand(keys.length)] : undefined;
+            const limit = 1 + rand(12);
+            const want = [...model.keys()]
+              .filter((k) => k.startsWith(prefix) && (after === undefined || k > after))
+              .sort()
+              .slice(0, limit)
+              .map((k) => [k, model.get(k)!.value, model.get(k)!.version]);
+            const got = store
+              .kvScan(1, { prefix, limit, ...(after !== undefined ? { after } : {}) })
+              .map((r) => [td.decode(r.key), td.decode(r.value), r.version]);
+            assert.deepEqual(got, want, `round ${round}: prefix ${prefix} after ${after} limit ${limit}`);
+          }
+          for (const key of keys) assert.equal(store.kvGet(1, key)?.version, model.get(key)?.version, key);
         }
-        await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
-        await store.applyGroups([{ group: 1, entries: ents, apply: kvCommand }], { lazy: true });
-        // Now and then the buffer goes to the table, so scans meet both, in every mix.
-        if (rand(3) === 0) await store.settle();
-        for (let q = 0; q < 5; q++) {
-          const prefix = ["", "a", "b/", "c/1", "z"][rand(5)]!;
-          const after = rand(2) === 0 ? keys[rand(keys.length)] : undefined;
-          const limit = 1 + rand(12);
-          const want = [...model.keys()]
-            .filter((k) => k.startsWith(prefix) && (after === undefined || k > after))
-            .sort()
-            .slice(0, limit)
-            .map((k) => [k, model.get(k)!.value, model.get(k)!.version]);
-          const got = store
-            .kvScan(1, { prefix, limit, ...(after !== undefined ? { after } : {}) })
-            .map((r) => [td.decode(r.key), td.decode(r.value), r.version]);
-          assert.deepEqual(got, want, `round ${round}: prefix ${prefix} after ${after} limit ${limit}`);
-        }
-        for (const key of keys) assert.equal(store.kvGet(1, key)?.version, model.get(key)?.version, key);
-      }
-    } finally {
-      await store.close();
-      await removeDir(dir);
-    }
+      },
+      { applyFlushMs: 60_000 },
+    );
   });
 
   it("bootstrap refuses a group that already has state", async () => {
