@@ -19,12 +19,12 @@
  * nothing: the LMDB write thread does one commit and fsync at a time anyway, and writes that
  * arrive meanwhile simply join the next batch.
  *
- * A job that nobody waits for at once (applying committed entries: their writers were answered
- * already) may be submitted `lazy`: it starts no batch of its own but joins the next one, or goes
- * after `lazyDelayMs`, or at once when someone calls `hurry()`. Under a trickle of writes this
- * cuts the commits by a third (1.5 per write per node to 1): every LMDB commit rewrites whole
- * pages (the B-tree path, the free list, the meta page), so on an SD card two small commits cost
- * nearly twice one.
+ * A job that nobody waits for at once (writing applied entries to the KV table, deleting
+ * compacted log records) may be submitted `lazy`: it starts no batch of its own but joins the
+ * next one, or goes after `lazyDelayMs`, or at once when someone calls `hurry()`. Under a trickle
+ * of writes this cuts the commits by a third (1.5 per write per node to 1): every LMDB commit
+ * rewrites whole pages (the B-tree path, the free list, the meta page), so on an SD card two
+ * small commits cost nearly twice one.
  *
  * A job resolves once its batch is committed (visible to readers), a durable one only once the
  * batch is also flushed to disk.
