@@ -168,6 +168,15 @@ export class AgentMetrics {
         },
       });
     }
+    new Gauge({
+      name: "ringleader_storage_buffered_applies",
+      help: "Applied KV writes held in memory, written to the table within a second",
+      registers: r,
+      collect() {
+        const n = storeWrites()?.bufferedApplies;
+        if (n !== undefined) this.set(n);
+      },
+    });
   }
 
   onLeaderChange(group: GroupId): void {

@@ -41,6 +41,8 @@ export interface StoreWriteStats {
   readonly jobs: number;
   /** Puts and removes issued to LMDB. */
   readonly ops: number;
+  /** Applied KV writes held in memory, not in the table yet (the store's write-back buffer). */
+  readonly bufferedApplies?: number;
 }
 
 /** One group's share of an `apply` batch. */

@@ -3,7 +3,8 @@
  *
  * Applying an entry only changes memory here; `NodeStore` writes a group's buffered records,
  * with its applied index, in one transaction later (a flush: every `applyFlushMs`, when the
- * buffers hold `applyFlushRecords`, before a snapshot or compaction, and on close). Readers see
+ * buffers hold `applyFlushRecords` records or `applyFlushBytes` bytes, before a snapshot or
+ * compaction, and on close). Readers see
  * the buffer over the table, so the applied state is readable at once.
  *
  * Why: the KV table is a B-tree keyed by key, and a put of a random key dirties its own leaf

@@ -174,8 +174,10 @@ export class NodeStore implements GroupBackend {
   private readonly onBackgroundError: (err: unknown) => void;
   private readonly applyFlushMs: number;
   private readonly applyFlushRecords: number;
-  /** Buffered writes over all groups, and the timer that flushes them (see `scheduleFlush`). */
+  private readonly applyFlushBytes: number;
+  /** Buffered writes over all groups, their bytes, and the timer that flushes them (see `scheduleFlush`). */
   private overlayRecords = 0;
+  private overlayBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing = false;
 
@@ -204,6 +206,7 @@ export class NodeStore implements GroupBackend {
     );
     this.applyFlushMs = opts.applyFlushMs ?? 1000;
     this.applyFlushRecords = opts.applyFlushRecords ?? 8192;
+    this.applyFlushBytes = opts.applyFlushBytes ?? 16 * 1024 * 1024;
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
@@ -555,9 +558,10 @@ export class NodeStore implements GroupBackend {
       if (plan.staged.size === 0 && plan.applied.index === this.appliedOf(group).index) continue;
       const slot = this.slot(group);
       const overlay = (slot.overlay ??= new KvOverlay(plan.applied, plan.confState));
-      const before = overlay.writes.size;
+      const [records, bytes] = [overlay.writes.size, overlay.bytes];
       for (const w of plan.staged.values()) overlay.set(w);
-      this.overlayRecords += overlay.writes.size - before;
+      this.overlayRecords += overlay.writes.size - records;
+      this.overlayBytes += overlay.bytes - bytes;
       overlay.applied = plan.applied;
       overlay.confState = plan.confState;
       overlay.confChanged ||= plan.confChanged;
@@ -606,7 +610,7 @@ export class NodeStore implements GroupBackend {
 
   /** Starts a flush when the buffers are full, else makes sure one comes within `applyFlushMs`. */
   private scheduleFlush(): void {
-    if (this.overlayRecords >= this.applyFlushRecords) {
+    if (this.overlayRecords >= this.applyFlushRecords || this.overlayBytes >= this.applyFlushBytes) {
       this.flushSoon();
       return;
     }
@@ -665,9 +669,10 @@ export class NodeStore implements GroupBackend {
     }
     this.setMetaIn(tx, group, { ...meta, applied, confState });
     tx.afterCommit(() => {
-      const before = overlay.writes.size;
+      const [records, bytes] = [overlay.writes.size, overlay.bytes];
       overlay.forget(flushed);
-      this.overlayRecords -= before - overlay.writes.size;
+      this.overlayRecords -= records - overlay.writes.size;
+      this.overlayBytes -= bytes - overlay.bytes;
       if (overlay.confState === confState) overlay.confChanged = false;
       if (slot.overlay === overlay && overlay.writes.size === 0 && overlay.applied.index === applied.index) {
         slot.overlay = null;
@@ -679,6 +684,7 @@ export class NodeStore implements GroupBackend {
   private dropOverlay(slot: GroupSlot): void {
     if (!slot.overlay) return;
     this.overlayRecords -= slot.overlay.writes.size;
+    this.overlayBytes -= slot.overlay.bytes;
     slot.overlay = null;
   }
 
@@ -913,8 +919,8 @@ export class NodeStore implements GroupBackend {
   // --------------------------------------------------------------------------------------------
   // Lifecycle
 
-  stats(): Readonly<WriteBatcherStats> {
-    return { ...this.writer.stats };
+  stats(): Readonly<WriteBatcherStats & { bufferedApplies: number }> {
+    return { ...this.writer.stats, bufferedApplies: this.overlayRecords };
   }
 
   /** Resolves once queued writes and background clean-up (log compaction, old KV tables) are done. */

@@ -29,8 +29,10 @@ export interface NodeStoreOptions {
    * kv-overlay.ts.
    */
   readonly applyFlushMs?: number;
-  /** ... or as soon as the buffers of all groups hold this many records (default 8192). */
+  /** ... or as soon as the buffers of all groups hold this many records (default 8192) ... */
   readonly applyFlushRecords?: number;
+  /** ... or this many bytes of keys and values (default 16 MiB: values may be up to 1 MiB). */
+  readonly applyFlushBytes?: number;
   /** Records deleted per background step when compacting the log or dropping an old KV table. */
   readonly gcBatchRecords?: number;
   /**
@@ -115,6 +117,7 @@ export function checkOptions(o: NodeStoreOptions): void {
   within("applyDelayMs", o.applyDelayMs, 0, 60_000);
   within("applyFlushMs", o.applyFlushMs, 0, 60_000);
   within("applyFlushRecords", o.applyFlushRecords, 1, 10_000_000);
+  within("applyFlushBytes", o.applyFlushBytes, 1, 1024 * 1024 * 1024);
   within("tailCacheEntries", o.tailCacheEntries, 0, 1_000_000);
   within("tailCacheBytes", o.tailCacheBytes, 0, 1024 * 1024 * 1024);
 }

@@ -188,6 +188,7 @@ describe("group commit", () => {
           ["b"],
         );
         assert.equal(store.stats().jobs, before.jobs, "two buffered records: nothing written yet");
+        assert.equal(store.stats().bufferedApplies, 2);
         // The third record fills the buffer: its flush waits for the next save and shares its commit.
         await store.applyGroups([{ group: 1, entries: [ents[3]!], apply: kvCommand }], { lazy: true });
         await store.saveBatch([{ group: 1, hardState: null, entries: [cmd(5, "put d 5")], snapshot: null }]);
@@ -195,6 +196,7 @@ describe("group commit", () => {
         const after = store.stats();
         assert.equal(after.batches - before.batches, 1, "the flush rode on the save's commit");
         assert.equal(after.jobs - before.jobs, 3, "the save, the flush, and settle's (empty) flush");
+        assert.equal(after.bufferedApplies, 0);
         store = await reopen();
         assert.equal(store.appliedIndex(1), 4);
         assert.deepEqual(
@@ -224,6 +226,22 @@ describe("group commit", () => {
         assert.ok(performance.now() - t0 >= 25, "it waited for applyFlushMs");
       },
       { applyFlushMs: 30, applyDelayMs: 0 },
+    );
+  });
+
+  it("a buffer holding applyFlushBytes is flushed without waiting for applyFlushMs", async () => {
+    await withStore(
+      async (store) => {
+        const big = cmd(1, `put a ${"x".repeat(3000)}`);
+        await store.saveBatch([{ group: 1, hardState: null, entries: [big], snapshot: null }]);
+        await store.applyGroups([{ group: 1, entries: [big], apply: kvCommand }], { lazy: true });
+        const deadline = Date.now() + 10_000;
+        while (store.stats().bufferedApplies > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        assert.equal(store.stats().bufferedApplies, 0, "flushed for its bytes, not after a minute");
+      },
+      { applyFlushBytes: 2000, applyFlushMs: 60_000 },
     );
   });
 
