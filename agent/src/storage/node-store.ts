@@ -494,6 +494,10 @@ export class NodeStore implements GroupBackend {
    * applied index are skipped (a replay after restart); a hole is an `ApplyOrderError`. `apply`
    * runs during this call and must be synchronous and deterministic; if it throws, nothing of
    * this call is applied. Resolves when committed.
+   *
+   * An apply starts from the applied state as committed, plus earlier applies: not from a write
+   * still queued. After a save that carries a snapshot point, apply once that save resolved (as
+   * the host does: it applies a Ready's entries after the Ready's save).
    */
   applyEntries<R>(
     group: GroupId,

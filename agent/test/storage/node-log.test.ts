@@ -107,9 +107,13 @@ describe("the node-wide log", () => {
         // Writes of one "turn" are submitted without waiting, so they are planned into one batch:
         // a later write must see an earlier one's appends (and remove them when it overwrites them).
         let turn: Promise<unknown>[] = [];
+        // Groups whose snapshot save is in this turn: an apply reads the committed state (plus
+        // earlier applies), so it waits for that save, as the host's apply waits for its Ready's.
+        const snapshotIn = new Set<number>();
         const endTurn = async (): Promise<void> => {
           await Promise.all(turn);
           turn = [];
+          snapshotIn.clear();
         };
         const check = (): void => {
           for (const g of GROUPS) {
@@ -156,6 +160,7 @@ describe("the node-wide log", () => {
                 // The store compacts only what is applied; apply up to there first (same batch).
                 const from = applied.get(g)! + 1;
                 if (at >= from) {
+                  if (snapshotIn.has(g)) await endTurn();
                   turn.push(store.applyEntries(g, model.entries(from, at + 1, Infinity), () => undefined));
                   applied.set(g, at);
                 }
@@ -174,6 +179,7 @@ describe("the node-wide log", () => {
                 await endTurn();
                 await store.stageSnapshot(g, snap.metadata, emptyImage(snap.metadata));
                 turn.push(store.saveBatch([{ group: g, hardState: null, entries: [], snapshot: snap }]));
+                snapshotIn.add(g);
                 applied.set(g, index);
               }
             }
