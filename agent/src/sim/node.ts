@@ -272,8 +272,9 @@ export class SimNode {
     this.ticks++;
     // As the agent's host does: a read whose request got no answer in half an election timeout
     // (dropped by a node that no longer leads, forgotten by a leader that stepped down) asks again.
+    const retryTicks = Math.max(1, Math.floor(this.tuning.electionTicks / 2));
     for (const [ctx, read] of this.pendingReads) {
-      if (this.ticks - read.askedAt < Math.max(1, Math.floor(this.tuning.electionTicks / 2))) continue;
+      if (this.ticks - read.askedAt < retryTicks) continue;
       try {
         raw.readIndex(encoder.encode(ctx));
       } catch (err) {

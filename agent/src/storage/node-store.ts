@@ -175,9 +175,7 @@ export class NodeStore implements GroupBackend {
   private readonly applyFlushMs: number;
   private readonly applyFlushRecords: number;
   private readonly applyFlushBytes: number;
-  /** Buffered writes over all groups, their bytes, and the timer that flushes them (see `scheduleFlush`). */
-  private overlayRecords = 0;
-  private overlayBytes = 0;
+  /** The timer that flushes the write-back buffers (see `scheduleFlush`). */
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing = false;
 
@@ -479,13 +477,8 @@ export class NodeStore implements GroupBackend {
   }
 
   appliedState(group: GroupId): AppliedInfo {
-    const overlay = this.slots.get(group)?.overlay;
-    const applied = this.appliedOf(group);
-    return {
-      index: applied.index,
-      term: applied.term,
-      confState: overlay?.confState ?? this.metaOf(group).confState,
-    };
+    const { applied, confState } = this.appliedView(group);
+    return { index: applied.index, term: applied.term, confState };
   }
 
   /**
@@ -562,10 +555,7 @@ export class NodeStore implements GroupBackend {
       if (plan.staged.size === 0 && plan.applied.index === this.appliedOf(group).index) continue;
       const slot = this.slot(group);
       const overlay = (slot.overlay ??= new KvOverlay(plan.applied, plan.confState));
-      const [records, bytes] = [overlay.writes.size, overlay.bytes];
       for (const w of plan.staged.values()) overlay.set(w);
-      this.overlayRecords += overlay.writes.size - records;
-      this.overlayBytes += overlay.bytes - bytes;
       overlay.applied = plan.applied;
       overlay.confState = plan.confState;
       overlay.confChanged ||= plan.confChanged;
@@ -581,13 +571,7 @@ export class NodeStore implements GroupBackend {
   ): AppliedEntry<R>[] {
     let plan = plans.get(group);
     if (!plan) {
-      const slot = this.slot(group);
-      plan = {
-        staged: new Map(),
-        applied: this.appliedOf(group),
-        confState: slot.overlay?.confState ?? slot.meta.confState,
-        confChanged: false,
-      };
+      plan = { staged: new Map(), ...this.appliedView(group), confChanged: false };
       plans.set(group, plan);
     }
     const p = plan;
@@ -614,7 +598,8 @@ export class NodeStore implements GroupBackend {
 
   /** Starts a flush when the buffers are full, else makes sure one comes within `applyFlushMs`. */
   private scheduleFlush(): void {
-    if (this.overlayRecords >= this.applyFlushRecords || this.overlayBytes >= this.applyFlushBytes) {
+    const { records, bytes } = this.buffered();
+    if (records >= this.applyFlushRecords || bytes >= this.applyFlushBytes) {
       this.flushSoon();
       return;
     }
@@ -632,7 +617,7 @@ export class NodeStore implements GroupBackend {
     this.runBackground(() =>
       this.flushGroups(null, true).finally(() => {
         this.flushing = false;
-        if (this.overlayRecords > 0) this.scheduleFlush();
+        if (this.buffered().records > 0) this.scheduleFlush();
       }),
     );
   }
@@ -673,10 +658,7 @@ export class NodeStore implements GroupBackend {
     }
     this.setMetaIn(tx, group, { ...meta, applied, confState });
     tx.afterCommit(() => {
-      const [records, bytes] = [overlay.writes.size, overlay.bytes];
       overlay.forget(flushed);
-      this.overlayRecords -= records - overlay.writes.size;
-      this.overlayBytes -= bytes - overlay.bytes;
       if (overlay.confState === confState) overlay.confChanged = false;
       if (slot.overlay === overlay && overlay.writes.size === 0 && overlay.applied.index === applied.index) {
         slot.overlay = null;
@@ -684,12 +666,15 @@ export class NodeStore implements GroupBackend {
     });
   }
 
-  /** Drops a group's buffer (its table was replaced or deleted). */
-  private dropOverlay(slot: GroupSlot): void {
-    if (!slot.overlay) return;
-    this.overlayRecords -= slot.overlay.writes.size;
-    this.overlayBytes -= slot.overlay.bytes;
-    slot.overlay = null;
+  /** What the write-back buffers of all groups hold (a sum over some 65 groups: cheap). */
+  private buffered(): { records: number; bytes: number } {
+    let records = 0;
+    let bytes = 0;
+    for (const slot of this.slots.values()) {
+      records += slot.overlay?.writes.size ?? 0;
+      bytes += slot.overlay?.bytes ?? 0;
+    }
+    return { records, bytes };
   }
 
   kvGet(group: GroupId, key: KeyInput): KvRecord | undefined {
@@ -860,7 +845,7 @@ export class NodeStore implements GroupBackend {
     const slot = this.slot(group);
     if (slot.deleting) return slot.deleting;
     if (slot.staging) return Promise.reject(new SnapshotInProgressError(group));
-    this.dropOverlay(slot); // The group no longer runs: nothing is applied to it any more.
+    slot.overlay = null; // The group no longer runs: nothing is applied to it any more.
     const first = this.writer.submit((tx) => {
       for (const tag of Object.values(GroupTag)) {
         if (tag !== GroupTag.Deleted) tx.remove(recordDb(this.dbs, tag), groupKey(group, tag));
@@ -924,7 +909,7 @@ export class NodeStore implements GroupBackend {
   // Lifecycle
 
   stats(): Readonly<WriteBatcherStats & { bufferedApplies: number }> {
-    return { ...this.writer.stats, bufferedApplies: this.overlayRecords };
+    return { ...this.writer.stats, bufferedApplies: this.buffered().records };
   }
 
   /** Resolves once queued writes and background clean-up (log compaction, old KV tables) are done. */
@@ -1105,7 +1090,7 @@ export class NodeStore implements GroupBackend {
       staged &&
       staged.metadata.index === s.index &&
       staged.metadata.term === s.term &&
-      s.index > Math.max(meta.applied.index, this.appliedOf(group).index)
+      s.index > this.appliedIndexIn(meta, group)
     ) {
       const old = meta.applied.generation;
       applied = { index: s.index, term: s.term, generation: staged.generation };
@@ -1113,7 +1098,7 @@ export class NodeStore implements GroupBackend {
       tx.afterCommit(() => {
         // Buffered writes were of entries below the image (at most the commit index, which the
         // image is past) and of the old table.
-        this.dropOverlay(slot);
+        slot.overlay = null;
         if (slot.staged === staged) slot.staged = null;
         this.startKvGc(kvKey(group, old, EMPTY_KEY), generationEndKey(group, old));
       });
@@ -1130,8 +1115,11 @@ export class NodeStore implements GroupBackend {
   }
 
   private checkInstallable(group: GroupId, meta: GroupMeta, m: SnapshotMetadata, tx: JobTx | null): void {
-    const applied = Math.max(meta.applied.index, this.appliedOf(group).index);
-    if (m.index <= meta.hardState.commit || m.index <= applied || m.index <= meta.head.index) {
+    if (
+      m.index <= meta.hardState.commit ||
+      m.index <= this.appliedIndexIn(meta, group) ||
+      m.index <= meta.head.index
+    ) {
       throw new SnapshotOutOfDateError(m.index);
     }
     if (m.index <= meta.lastIndex) {
@@ -1339,8 +1327,20 @@ export class NodeStore implements GroupBackend {
 
   /** The group's applied state, buffered applies included. */
   private appliedOf(group: GroupId): AppliedState {
+    return this.appliedView(group).applied;
+  }
+
+  /** The applied state and membership, buffered applies included. */
+  private appliedView(group: GroupId): { applied: AppliedState; confState: ConfState } {
     const slot = this.slots.get(group);
-    return slot?.overlay?.applied ?? slot?.meta.applied ?? EMPTY_GROUP_META.applied;
+    if (slot?.overlay) return { applied: slot.overlay.applied, confState: slot.overlay.confState };
+    const meta = slot?.meta ?? EMPTY_GROUP_META;
+    return { applied: meta.applied, confState: meta.confState };
+  }
+
+  /** The applied index as planned in a batch (`meta`) or buffered, whichever is further. */
+  private appliedIndexIn(meta: GroupMeta, group: GroupId): number {
+    return Math.max(meta.applied.index, this.appliedOf(group).index);
   }
 
   /** A record as the group's state machine sees it: the buffer first, then the table. */
