@@ -41,7 +41,10 @@ export interface NodeStoreOptions {
    * page once instead of twice (fewer bytes per save; see test/bench/storage-bench.ts).
    */
   readonly overlappingSync?: boolean;
-  /** LMDB map size in bytes (address space reserved for the file; lmdb-js grows it if needed). */
+  /**
+   * LMDB map size in bytes (address space reserved for the file; lmdb-js grows it if needed).
+   * Default `DEFAULT_MAP_SIZE_BYTES` (4 GiB; 512 MiB on 32-bit boards).
+   */
   readonly mapSizeBytes?: number;
   /** Background clean-up failures (they never lose data; the clean-up retries on next open). */
   readonly onBackgroundError?: (err: unknown) => void;

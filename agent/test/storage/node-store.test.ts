@@ -3,6 +3,7 @@
  * state machine table (atomic apply, versions, scans), compaction in the background, restarts.
  */
 import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
 import { describe, it } from "node:test";
 import { open } from "lmdb";
 import { SnapshotOutOfDateError, UnavailableError, type Entry } from "../../src/raft/index.js";
@@ -243,6 +244,22 @@ describe("group commit", () => {
       },
       { applyFlushBytes: 2000, applyFlushMs: 60_000 },
     );
+  });
+
+  it("maps its file once while the file grows to megabytes (no earlier maps left in RSS)", async () => {
+    await withStore(async (store, dir) => {
+      const value = "v".repeat(32 * 1024);
+      for (let batch = 0; batch < 8; batch++) {
+        const ents = Array.from({ length: 32 }, (_, i) => cmd(batch * 32 + i + 1, `put k${i} ${value}`));
+        await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+      }
+      const file = `${dir}/data.mdb`;
+      assert.ok(statSync(file).size > 8 * 1024 * 1024, "the file grew past several doublings of a small map");
+      const maps = readFileSync("/proc/self/maps", "utf8")
+        .split("\n")
+        .filter((line) => line.endsWith(` ${file}`));
+      assert.equal(maps.length, 1, `one map of the file, not one per growth: ${maps.join("; ")}`);
+    });
   });
 
   it("close() writes the buffered applies", async () => {
