@@ -180,6 +180,11 @@ export class RaftHost {
   private loopIdle: (() => void)[] = [];
   private stopped = false;
   private requestSeq = 0;
+  /**
+   * Request ids are this prefix and a sequence number: the start time tells this run's ids from
+   * an earlier run's (the sequence starts over), without formatting the clock for every request.
+   */
+  private readonly requestPrefix: string;
   /** Host ticks so far: a group added later starts its count here (see `RaftConfig.startTick`). */
   private ticks = 0;
   /**
@@ -206,6 +211,7 @@ export class RaftHost {
   private readonly eagerApply: ReadonlySet<GroupId>;
 
   constructor(private readonly opts: HostOptions) {
+    this.requestPrefix = `${opts.nodeId}:${Date.now().toString(36)}:`;
     this.eagerApply = new Set(opts.eagerApplyGroups ?? []);
     this.maxPending = opts.maxPendingPerGroup ?? 10_000;
     this.snapshotEntries = opts.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES;
@@ -449,7 +455,7 @@ export class RaftHost {
   }
 
   nextRequestId(): string {
-    return `${this.opts.nodeId}:${Date.now().toString(36)}:${(this.requestSeq++).toString(36)}`;
+    return this.requestPrefix + (this.requestSeq++).toString(36);
   }
 
   /**

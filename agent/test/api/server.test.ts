@@ -3,6 +3,7 @@ import { once } from "node:events";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { ServiceUnavailableError } from "../../src/api/errors.js";
 import { KEEP_ALIVE_TIMEOUT_MS } from "../../src/api/server.js";
 import { eventWithin, startTestServer, TEST_TOKEN, type TestServer } from "./fake-service.js";
@@ -322,6 +323,26 @@ describe("api server: unavailability and timeouts", () => {
       assert.ok(Number(res.headers.get("retry-after")) >= 1);
       assert.ok(performance.now() - started < 4000, "answered near the 300 ms timeout, not later");
       assert.ok((await aborted) instanceof ServiceUnavailableError, "the service's signal fired");
+    } finally {
+      t.service.hang = false;
+    }
+  });
+
+  it("times each request out at its own deadline: a later one waits its full timeout", async () => {
+    t.service.hang = true;
+    try {
+      const first = putValue(t, "slow-1", "x");
+      // The second arrives 100 ms into the first: timed out with the first, it would be answered
+      // after ~200 ms.
+      await eventWithin<string>(t.service.events, "called", 5000);
+      await delay(100);
+      const started = performance.now();
+      const second = putValue(t, "slow-2", "x");
+      assert.equal((await first).status, 503);
+      const res = await second;
+      assert.equal(res.status, 503);
+      assert.equal(await errorCode(res), "unavailable");
+      assert.ok(performance.now() - started >= 280, "not timed out with the first request");
     } finally {
       t.service.hang = false;
     }
