@@ -245,6 +245,7 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
       /^ringleader_health_sample_cpu_seconds\{node="n1"\} /m,
       /^ringleader_transport_bytes_sent\{node="n1"\} [1-9]/m,
       /^ringleader_storage_buffered_applies\{node="n1"\} \d+$/m,
+      /^ringleader_storage_log_reads_total\{node="n1"\} \d+$/m,
       /^ringleader_raft_read_index_retries_total\{node="n1"\} \d+$/m,
     ]) {
       assert.match(text, pattern);

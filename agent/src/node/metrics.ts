@@ -168,6 +168,17 @@ export class AgentMetrics {
         },
       });
     }
+    new Counter({
+      name: "ringleader_storage_log_reads_total",
+      help: "Raft log entries and terms read from LMDB, not from the group's tail cache (followers far behind)",
+      registers: r,
+      collect() {
+        const n = storeWrites()?.logReads;
+        if (n === undefined) return;
+        this.reset();
+        this.inc(n);
+      },
+    });
     new Gauge({
       name: "ringleader_storage_buffered_applies",
       help: "Applied KV writes held in memory, written to the table within a second",

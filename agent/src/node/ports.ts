@@ -43,6 +43,8 @@ export interface StoreWriteStats {
   readonly ops: number;
   /** Applied KV writes held in memory, not in the table yet (the store's write-back buffer). */
   readonly bufferedApplies?: number;
+  /** Log entries and terms read from LMDB because their group's tail cache no longer held them. */
+  readonly logReads?: number;
 }
 
 /** One group's share of an `apply` batch. */

@@ -1,5 +1,5 @@
 /**
- * The last few hundred committed entries of one group's log, kept decoded in memory. A leader
+ * The newest committed entries (64 by default, see node-store.ts) of one group's log, kept decoded in memory. A leader
  * reads exactly these (to send appends, to check terms when followers answer) many times per
  * entry; serving them from here skips an LMDB lookup and a decode each time (see the read
  * figures in test/bench/storage-bench.ts). It is bounded by entries and bytes, and is updated

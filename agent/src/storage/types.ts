@@ -14,9 +14,9 @@ export interface NodeStoreOptions {
   readonly maxEntryBytes?: number;
   readonly maxPendingWrites?: number;
   readonly maxBatchBytes?: number;
-  /** Newest entries of each group kept decoded in memory (0 turns the cache off). Default 256. */
+  /** Newest entries of each group kept decoded in memory (0 turns the cache off). Default 64. */
   readonly tailCacheEntries?: number;
-  /** Payload bytes the tail cache of one group may hold. Default 1 MiB. */
+  /** Payload bytes the tail cache of one group may hold. Default 256 KiB. */
   readonly tailCacheBytes?: number;
   /**
    * How long a lazy write job (a flush of the applies' write-back buffer, a step of the log's

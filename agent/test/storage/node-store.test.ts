@@ -246,6 +246,29 @@ describe("group commit", () => {
     );
   });
 
+  it("counts the log entries and terms it reads from LMDB because the tail cache no longer holds them", async () => {
+    await withStore(
+      async (store) => {
+        const ents = Array.from({ length: 5 }, (_, i) => cmd(i + 1, `put k ${i + 1}`));
+        await store.saveBatch([{ group: 1, hardState: null, entries: ents, snapshot: null }]);
+        const g = store.group(1);
+        assert.deepEqual(
+          g.entries(4, 6, Infinity).map((e) => e.index),
+          [4, 5],
+        );
+        assert.equal(g.term(5), 1);
+        assert.equal(store.stats().logReads, 0, "the newest two come from the cache");
+        assert.deepEqual(
+          g.entries(1, 4, Infinity).map((e) => e.index),
+          [1, 2, 3],
+        );
+        assert.equal(g.term(2), 1);
+        assert.equal(store.stats().logReads, 4);
+      },
+      { tailCacheEntries: 2 },
+    );
+  });
+
   it("maps its file once while the file grows to megabytes (no earlier maps left in RSS)", async () => {
     await withStore(async (store, dir) => {
       const value = "v".repeat(32 * 1024);
