@@ -118,8 +118,8 @@ const BINARY = { keyEncoding: "binary", encoding: "binary" } as const;
 const EMPTY_KEY = new Uint8Array(0);
 
 /**
- * The LMDB map reserved at open on a 64-bit machine (address space, not memory: pages count only
- * once read or written). lmdb-js otherwise maps 128 KiB and doubles the map as the file grows,
+ * The LMDB map reserved at open (address space, not memory: pages count only once read or
+ * written). lmdb-js otherwise maps 128 KiB and doubles the map as the file grows,
  * and it keeps every earlier map until the store closes (readers on other threads may still use
  * them), so the pages read through an old map stay in the process's RSS beside the same pages
  * in the new one: a leader's 30 MB file showed 63 MB of mapped RSS after a minute of c=64 puts.

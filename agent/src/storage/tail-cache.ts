@@ -1,9 +1,9 @@
 /**
- * The newest committed entries (64 by default, see node-store.ts) of one group's log, kept decoded in memory. A leader
- * reads exactly these (to send appends, to check terms when followers answer) many times per
- * entry; serving them from here skips an LMDB lookup and a decode each time (see the read
- * figures in test/bench/storage-bench.ts). It is bounded by entries and bytes, and is updated
- * only after a commit, in the same step as the rest of the group's in-memory state.
+ * The newest committed entries of one group's log (64 by default, see node-store.ts), kept
+ * decoded in memory. A leader reads exactly these (to send appends, to check terms when followers
+ * answer) many times per entry; serving them from here skips an LMDB lookup and a decode each
+ * time (see the read figures in test/bench/storage-bench.ts). It is bounded by entries and bytes,
+ * and is updated only after a commit, in the same step as the rest of the group's in-memory state.
  */
 import type { Entry } from "../raft/types.js";
 
