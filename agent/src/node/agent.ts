@@ -191,7 +191,7 @@ export class Agent {
         onFsync: (ms) => this.metrics.fsyncMs.observe(ms),
         onApply: (ms) => this.metrics.applyMs.observe(ms),
         onLeaderChange: (group) => this.metrics.onLeaderChange(group),
-        onProposal: (group, outcome) => this.metrics.proposals.inc({ group: String(group), outcome }),
+        onProposal: (group, outcome) => this.metrics.proposals.inc(group, outcome),
         onDeclinedHandOver: () => this.metrics.declinedHandOvers.inc(),
         onReadRetry: () => this.metrics.readRetries.inc(),
       },
@@ -265,7 +265,7 @@ export class Agent {
       logger,
       ...(opts.discovery ? { discovery: opts.discovery.respond.bind(opts.discovery) } : {}),
       onRequest: (route, status, ms) => {
-        this.metrics.apiRequests.inc({ route, status: String(status) });
+        this.metrics.apiRequests.inc(route, status);
         this.metrics.apiLatencyMs.observe({ route }, ms);
       },
     });
