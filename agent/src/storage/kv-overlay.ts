@@ -4,8 +4,8 @@
  * Applying an entry only changes memory here; `NodeStore` writes a group's buffered records,
  * with its applied index, in one transaction later (a flush: every `applyFlushMs`, when the
  * buffers hold `applyFlushRecords` records or `applyFlushBytes` bytes, before a snapshot or
- * compaction, and on close). Readers see
- * the buffer over the table, so the applied state is readable at once.
+ * compaction, and on close). Readers see the buffer over the table, so the applied state is
+ * readable at once.
  *
  * Why: the KV table is a B-tree keyed by key, and a put of a random key dirties its own leaf
  * page. Committed one turn at a time (a few puts each under load), nearly every put cost LMDB a
@@ -18,8 +18,8 @@
  * group's log is compacted only up to its flushed applied index), and the node applies them
  * again after its restart, as it does for any entry committed but not yet applied.
  */
-import type { ConfState } from "../raft/types.js";
-import type { AppliedState, KvRecord } from "./codec.js";
+import type { ConfState, GroupId } from "../raft/types.js";
+import { kvKey, type AppliedState, type KvRecord } from "./codec.js";
 import { StoreLimitError } from "./errors.js";
 import type { ApplyContext, KeyInput } from "./types.js";
 
@@ -48,8 +48,8 @@ export class KvOverlay {
     return this.writes.get(key.toString("latin1"));
   }
 
-  set(write: OverlayWrite): void {
-    const slot = write.key.toString("latin1");
+  /** `slot`: the write's key in latin1 (as `OverlayApply` stages it). */
+  set(slot: string, write: OverlayWrite): void {
     const old = this.writes.get(slot);
     if (old) this.bytes -= writeBytes(old);
     this.writes.set(slot, write);
@@ -80,15 +80,13 @@ function writeBytes(w: OverlayWrite): number {
   return w.key.byteLength + (w.record?.value.byteLength ?? 0);
 }
 
-/** What applying needs from the store. */
+/** What applying needs from the store (one object for all groups and applies). */
 export interface OverlayAccess {
   readonly maxValueBytes: number;
   /** Validates a key and returns its bytes. */
   keyBytes(key: KeyInput): Uint8Array;
-  /** The full LMDB key of a user key in the group's live table. */
-  kvKey(userKey: Uint8Array): Buffer;
   /** The record as it stands now: the group's buffer, else the table. */
-  read(key: Buffer, userKey: Uint8Array): KvRecord | undefined;
+  read(group: GroupId, key: Buffer, userKey: Uint8Array): KvRecord | undefined;
 }
 
 /**
@@ -102,36 +100,46 @@ export class OverlayApply implements ApplyContext {
   constructor(
     private readonly store: OverlayAccess,
     private readonly staged: Map<string, OverlayWrite>,
+    private readonly group: GroupId,
+    /** The generation of the group's live table. */
+    private readonly generation: number,
     readonly index: number,
   ) {}
 
   get(key: KeyInput): KvRecord | undefined {
-    const userKey = this.store.keyBytes(key);
-    const k = this.store.kvKey(userKey);
-    const w = this.staged.get(k.toString("latin1"));
-    if (w) return w.record ?? undefined;
-    return this.store.read(k, userKey);
+    return this.current(this.locate(key));
   }
 
   put(key: KeyInput, value: Uint8Array): void {
-    const userKey = this.store.keyBytes(key);
+    const { userKey, k, slot } = this.locate(key);
     if (value.byteLength > this.store.maxValueBytes) {
       throw new StoreLimitError("value length", value.byteLength, this.store.maxValueBytes);
     }
-    const k = this.store.kvKey(userKey);
-    this.staged.set(k.toString("latin1"), {
+    this.staged.set(slot, {
       key: k,
       record: { key: new Uint8Array(userKey), value: new Uint8Array(value), version: this.index },
     });
   }
 
   delete(key: KeyInput): boolean {
-    const existed = this.get(key) !== undefined;
-    if (existed) {
-      const k = this.store.kvKey(this.store.keyBytes(key));
-      this.staged.set(k.toString("latin1"), { key: k, record: null });
-    }
+    const at = this.locate(key);
+    const existed = this.current(at) !== undefined;
+    if (existed) this.staged.set(at.slot, { key: at.k, record: null });
     return existed;
+  }
+
+  /** A key's bytes, its LMDB key and that key in latin1 (the buffers' map key). */
+  private locate(key: KeyInput): { userKey: Uint8Array; k: Buffer; slot: string } {
+    const userKey = this.store.keyBytes(key);
+    const k = kvKey(this.group, this.generation, userKey);
+    return { userKey, k, slot: k.toString("latin1") };
+  }
+
+  /** The record at a located key: staged by this call, else buffered, else in the table. */
+  private current(at: { userKey: Uint8Array; k: Buffer; slot: string }): KvRecord | undefined {
+    const w = this.staged.get(at.slot);
+    if (w) return w.record ?? undefined;
+    return this.store.read(this.group, at.k, at.userKey);
   }
 
   setConfState(cs: ConfState): void {

@@ -206,6 +206,7 @@ export class NodeStore implements GroupBackend {
   /** The timer that flushes the write-back buffers (see `scheduleFlush`). */
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing = false;
+  private readonly overlayAccess: OverlayAccess;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -233,6 +234,11 @@ export class NodeStore implements GroupBackend {
     this.applyFlushMs = opts.applyFlushMs ?? 1000;
     this.applyFlushRecords = opts.applyFlushRecords ?? 8192;
     this.applyFlushBytes = opts.applyFlushBytes ?? 16 * 1024 * 1024;
+    this.overlayAccess = {
+      maxValueBytes: this.maxValueBytes,
+      keyBytes: (key) => this.keyBytes(key),
+      read: (group, key, userKey) => this.readKvOf(group, key, userKey),
+    };
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
@@ -583,7 +589,7 @@ export class NodeStore implements GroupBackend {
       if (plan.staged.size === 0 && plan.applied.index === this.appliedOf(group).index) continue;
       const slot = this.slot(group);
       const overlay = (slot.overlay ??= new KvOverlay(plan.applied, plan.confState));
-      for (const w of plan.staged.values()) overlay.set(w);
+      for (const [slot, w] of plan.staged) overlay.set(slot, w);
       overlay.applied = plan.applied;
       overlay.confState = plan.confState;
       overlay.confChanged ||= plan.confChanged;
@@ -603,17 +609,11 @@ export class NodeStore implements GroupBackend {
       plans.set(group, plan);
     }
     const p = plan;
-    const access: OverlayAccess = {
-      maxValueBytes: this.maxValueBytes,
-      keyBytes: (key) => this.keyBytes(key),
-      kvKey: (userKey) => kvKey(group, p.applied.generation, userKey),
-      read: (key, userKey) => this.readKvOf(group, key, userKey),
-    };
     const results: AppliedEntry<R>[] = [];
     for (const entry of entries) {
       if (entry.index <= p.applied.index) continue;
       if (entry.index !== p.applied.index + 1) throw new ApplyOrderError(p.applied.index, entry.index);
-      const ctx = new OverlayApply(access, p.staged, entry.index);
+      const ctx = new OverlayApply(this.overlayAccess, p.staged, group, p.applied.generation, entry.index);
       results.push({ index: entry.index, result: apply(entry, ctx) });
       p.applied = { index: entry.index, term: entry.term, generation: p.applied.generation };
       if (ctx.confState) {

@@ -21,10 +21,10 @@
  *
  * A job that nobody waits for at once (writing applied entries to the KV table, deleting
  * compacted log records) may be submitted `lazy`: it starts no batch of its own but joins the
- * next one, or goes after `lazyDelayMs`, or at once when someone calls `hurry()`. Under a trickle
- * of writes this cuts the commits by a third (1.5 per write per node to 1): every LMDB commit
- * rewrites whole pages (the B-tree path, the free list, the meta page), so on an SD card two
- * small commits cost nearly twice one.
+ * next one, or goes after `lazyDelayMs`, or at once when the store waits for `idle()`. Under a
+ * trickle of writes this cuts the commits by a third (1.5 per write per node to 1): every LMDB
+ * commit rewrites whole pages (the B-tree path, the free list, the meta page), so on an SD card
+ * two small commits cost nearly twice one.
  *
  * A job resolves once its batch is committed (visible to readers), a durable one only once the
  * batch is also flushed to disk.
@@ -175,7 +175,7 @@ export class WriteBatcher {
   }
 
   /** Commits the queued lazy jobs now instead of waiting for a batch to join. */
-  hurry(): void {
+  private hurry(): void {
     if (this.pending.length === 0) return;
     this.hurried = true;
     this.schedule();
