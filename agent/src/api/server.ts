@@ -22,6 +22,7 @@ import {
 } from "./errors.js";
 import type { ExtraRoute } from "./extra-routes.js";
 import { DEFAULT_API_LIMITS, type ApiLimits } from "./limits.js";
+import { RequestSignal } from "./request-signal.js";
 import { clientAddress } from "../balance/address.js";
 import {
   decodeKey,
@@ -165,7 +166,7 @@ function sameToken(presented: string, expected: Buffer): boolean {
  * at c=64 (the timers are one now, see `expire`).
  */
 class InFlight {
-  readonly controller = new AbortController();
+  readonly signal = new RequestSignal();
   /** Rejects the reply `respond` awaits; set while it awaits. */
   fail: ((reason: unknown) => void) | null = null;
 
@@ -173,14 +174,14 @@ class InFlight {
   constructor(readonly deadlineMs: number) {}
 
   abort(reason: unknown): void {
-    if (this.controller.signal.aborted) return;
-    this.controller.abort(reason);
+    if (this.signal.aborted) return;
+    this.signal.abort(reason);
     this.fail?.(reason);
   }
 
   /** `work`'s outcome, or the abort's reason as soon as the request is aborted. */
   until<T>(work: Promise<T>): Promise<T> {
-    const signal = this.controller.signal;
+    const signal = this.signal;
     if (signal.aborted) return Promise.reject(signal.reason as Error);
     return new Promise<T>((resolve, reject) => {
       this.fail = reject;
@@ -296,7 +297,7 @@ export class ApiServer {
       req,
       query: queryAt < 0 ? "" : url.slice(queryAt + 1),
       rawKey: "",
-      signal: request.controller.signal,
+      signal: request.signal,
       bodyConsumed: false,
     };
     const match = this.match(path);
