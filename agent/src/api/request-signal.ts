@@ -10,12 +10,12 @@
  * hidden class of its own (no two signals share one), allocated in the old generation however
  * briefly the signal lives: 20,000 signals made in a scratch loop grew it by ~10 MB, 20,000 of
  * this class (which share one) by 0.25 MB. Only full collections free the old generation, and
- * the faster it grows the more of them a capped heap needs. Measured with
- * `--trace-gc` on the leading agent of a 3-node `cluster up` (30 s of c=64 puts after a 20 s
- * prime): it grew by 11.7 MB/s against 16.2-17.2 with AbortControllers; with the old
- * generation capped at 512 MiB (as V8 caps it by itself on a small board) 14.2-14.5 MB/s
- * against 18.4-18.9, 75-76 full collections against 88-91, and 4,567-4,672 puts/s against
- * 4,161-4,361 (two interleaved pairs).
+ * the faster it grows the more of them a capped heap needs. Measured with `--trace-gc` on the
+ * leading agent of a 3-node `cluster up` (30 s of c=64 puts after a 20 s prime): it grew by
+ * 11.7 MB/s against 16.2 and 17.2 with AbortControllers (one run against two); with the old
+ * generation capped at 512 MiB (as V8 caps it by itself on a small board) 14.2-14.5 MB/s against
+ * 18.4-18.9, 75-76 full collections against 88-91, and 4,567-4,672 puts/s against 4,161-4,361
+ * (two interleaved pairs).
  */
 export class RequestSignal extends EventTarget implements AbortSignal {
   aborted = false;

@@ -181,8 +181,7 @@ class InFlight {
 
   /** `work`'s outcome, or the abort's reason as soon as the request is aborted. */
   until<T>(work: Promise<T>): Promise<T> {
-    const signal = this.signal;
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (this.signal.aborted) return Promise.reject(this.signal.reason as Error);
     return new Promise<T>((resolve, reject) => {
       this.fail = reject;
       work.then(resolve, reject);
