@@ -189,30 +189,24 @@ export class AgentMetrics {
       ["durableBatches", "durable_commits", "Of those, commits waited on until flushed to disk"],
       ["jobs", "jobs", "Write jobs (log saves, applies, snapshots) grouped into those commits"],
       ["ops", "ops", "Puts and removes issued to LMDB"],
+      [
+        "logReads",
+        "log_reads",
+        "Raft log entries and terms read from LMDB, not from the group's tail cache (followers far behind)",
+      ],
     ] as const) {
       new Counter({
         name: `ringleader_storage_${name}_total`,
         help,
         registers: r,
         collect() {
-          const s = storeWrites();
-          if (!s) return;
+          const n = storeWrites()?.[field];
+          if (n === undefined) return;
           this.reset();
-          this.inc(s[field]);
+          this.inc(n);
         },
       });
     }
-    new Counter({
-      name: "ringleader_storage_log_reads_total",
-      help: "Raft log entries and terms read from LMDB, not from the group's tail cache (followers far behind)",
-      registers: r,
-      collect() {
-        const n = storeWrites()?.logReads;
-        if (n === undefined) return;
-        this.reset();
-        this.inc(n);
-      },
-    });
     new Gauge({
       name: "ringleader_storage_buffered_applies",
       help: "Applied KV writes held in memory, written to the table within a second",

@@ -119,12 +119,12 @@ const EMPTY_KEY = new Uint8Array(0);
 
 /**
  * The LMDB map reserved at open (address space, not memory: pages count only once read or
- * written). lmdb-js otherwise maps 128 KiB and doubles the map as the file grows,
- * and it keeps every earlier map until the store closes (readers on other threads may still use
- * them), so the pages read through an old map stay in the process's RSS beside the same pages
- * in the new one: a leader's 30 MB file showed 63 MB of mapped RSS after a minute of c=64 puts.
- * A larger file still grows the map (then once per doubling). A 32-bit board (armhf) has 3 GiB
- * of address space for everything, so it reserves 512 MiB.
+ * written). lmdb-js otherwise maps 128 KiB and doubles the map as the file grows, and it keeps
+ * every earlier map until the store closes (readers on other threads may still use them), so the
+ * pages read through an old map stay in the process's RSS beside the same pages in the new one:
+ * a leader's 30 MB file showed 63 MB of mapped RSS after a minute of c=64 puts. A larger file
+ * still grows the map (then once per doubling). A 32-bit board (armhf) has 3 GiB of address
+ * space for everything, so it reserves 512 MiB.
  */
 export const DEFAULT_MAP_SIZE_BYTES =
   process.arch === "arm" || process.arch === "ia32" ? 512 * 1024 ** 2 : 4 * 1024 ** 3;
@@ -589,7 +589,7 @@ export class NodeStore implements GroupBackend {
       if (plan.staged.size === 0 && plan.applied.index === this.appliedOf(group).index) continue;
       const slot = this.slot(group);
       const overlay = (slot.overlay ??= new KvOverlay(plan.applied, plan.confState));
-      for (const [slot, w] of plan.staged) overlay.set(slot, w);
+      for (const [at, w] of plan.staged) overlay.set(at, w);
       overlay.applied = plan.applied;
       overlay.confState = plan.confState;
       overlay.confChanged ||= plan.confChanged;
