@@ -56,9 +56,13 @@ function fieldBytes(name: string, text: string): number {
   return n;
 }
 
-export function encodeCommand(cmd: KvCommand): Uint8Array {
+/**
+ * Encodes the client's `cmd` with the proposer's request `id`. The id comes beside the input, not
+ * in a copy made with `{ ...cmd, id }`: see `agent/src/raft/README.md`, "Hidden classes".
+ */
+export function encodeCommand(cmd: KvCommandInput, id: string): Uint8Array {
   const keyBytes = fieldBytes("key", cmd.key);
-  const idBytes = fieldBytes("id", cmd.id);
+  const idBytes = fieldBytes("id", id);
   const casBytes = cmd.cas === null ? -1 : fieldBytes("cas", cmd.cas);
   const value = cmd.op === "put" ? cmd.value : null;
   const size =
@@ -70,7 +74,7 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   let at = out.writeUInt16BE(keyBytes, 3);
   at += out.write(cmd.key, at, "utf8");
   at = out.writeUInt16BE(idBytes, at);
-  at += out.write(cmd.id, at, "utf8");
+  at += out.write(id, at, "utf8");
   if (cmd.cas !== null) {
     at = out.writeUInt16BE(casBytes, at);
     at += out.write(cmd.cas, at, "utf8");

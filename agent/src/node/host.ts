@@ -484,7 +484,6 @@ export class RaftHost {
     // now. Here, not inside the helper: it returns without yielding when the leader is settled.
     this.checkUsable(r);
     const id = this.nextRequestId();
-    const full: KvCommand = { ...cmd, id };
     return new Promise<KvResult>((resolve, reject) => {
       const cleanup = onAbort(signal, () => {
         r.pendingWrites.delete(id);
@@ -495,7 +494,7 @@ export class RaftHost {
         reject: (e) => (cleanup(), reject(e)),
       });
       try {
-        r.raw.propose(encodeCommand(full));
+        r.raw.propose(encodeCommand(cmd, id));
         this.opts.observer?.onProposal?.(group, "ok");
       } catch (err) {
         r.pendingWrites.delete(id);

@@ -217,7 +217,7 @@ export class RaftKvService implements KvService {
     const g = partitionGroup(partition);
     await mapUnavailable(() => this.deps.host.readBarrier(g, opts.consistency, opts.signal));
     const found = this.deps.store.get(g, key);
-    return found && { ...found, servedBy: this.deps.nodeId };
+    return found && withServedBy(found.value, found.version, this.deps.nodeId);
   }
 
   /**
@@ -279,7 +279,7 @@ export class RaftKvService implements KvService {
     const done = this.readLoad.begin(this.deps.nodeId);
     try {
       const found = this.deps.store.get(partitionGroup(partition), key);
-      return found && { ...found, servedBy: this.deps.nodeId };
+      return found && { value: found.value, version: found.version, servedBy: this.deps.nodeId };
     } finally {
       done();
     }

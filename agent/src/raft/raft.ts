@@ -504,7 +504,13 @@ export class Raft {
   appendEntries(ents: readonly Omit<Entry, "index">[], force = false): boolean {
     const last = this.log.lastIndex();
     if (!force && last - this.log.committed + ents.length > this.maxUncommittedEntries) return false;
-    const stamped: Entry[] = ents.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i }));
+    // A literal, not `{ ...e, index }`: see encodeCommand (agent/src/kv/commands.ts).
+    const stamped: Entry[] = ents.map((e, i) => ({
+      term: this.term,
+      index: last + 1 + i,
+      type: e.type,
+      data: e.data,
+    }));
     this.log.append(stamped);
     this.noteAppended(stamped);
     // The leader's own append counts toward the quorum. This is safe because the application
@@ -769,7 +775,7 @@ export class Raft {
   private proposeEntries(ents: Omit<Entry, "index">[]): void {
     if (this.role !== "leader") {
       if (this.forwardProposals && this.lead !== NO_NODE && ents.every((e) => e.type === "normal")) {
-        const stamped = ents.map((e) => ({ ...e, index: 0 }));
+        const stamped = ents.map((e): Entry => ({ term: e.term, index: 0, type: e.type, data: e.data }));
         this.send({ ...emptyMessage("prop", this.group, this.id, this.lead), entries: stamped });
         return;
       }

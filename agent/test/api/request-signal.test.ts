@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -33,6 +34,55 @@ describe("RequestSignal", () => {
       (err) => err === reason,
     );
     assert.deepEqual(calls, ["first:abort", "last", "onabort:true"]);
+  });
+
+  it("dispatches as EventTarget does: listener objects, changes during a dispatch, the signal option", () => {
+    const signal = new RequestSignal();
+    const calls: string[] = [];
+    const late = (): void => void calls.push("added during the dispatch");
+    const skipped = (): void => void calls.push("removed during the dispatch");
+    signal.addEventListener("abort", {
+      handleEvent: (ev: Event) => {
+        calls.push(`object:${ev.type}`);
+        signal.addEventListener("abort", late);
+        signal.removeEventListener("abort", skipped);
+      },
+    });
+    signal.addEventListener("abort", skipped);
+    const owner = new AbortController();
+    signal.addEventListener("abort", () => calls.push("owner gone"), { signal: owner.signal });
+    signal.addEventListener("other", () => calls.push("other type"));
+    owner.abort();
+    signal.abort();
+    assert.deepEqual(calls, ["object:abort"]);
+    // Not once: a second dispatch reaches the listener added during the first.
+    signal.dispatchEvent(new Event("abort"));
+    assert.deepEqual(calls, ["object:abort", "object:abort", "added during the dispatch"]);
+  });
+
+  it("a listener that throws does not stop the others; its error is reported as uncaught", () => {
+    const module = new URL("../../src/api/request-signal.js", import.meta.url).href;
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "--eval",
+        `import { RequestSignal } from ${JSON.stringify(module)};
+         process.on("uncaughtException", (err) => console.log("uncaught:" + err.message));
+         const signal = new RequestSignal();
+         signal.addEventListener("abort", () => { throw new Error("first listener failed"); });
+         signal.addEventListener("abort", () => console.log("second ran"));
+         signal.abort();
+         console.log("abort returned");`,
+      ],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(child.stdout.trim().split("\n"), [
+      "second ran",
+      "abort returned",
+      "uncaught:first listener failed",
+    ]);
   });
 
   it("defaults its reason to an AbortError, as AbortController does", () => {

@@ -40,7 +40,7 @@ describe("kv commands: the log entry layout", () => {
   it("decodes what it encodes: puts and deletes, any key, with and without cas", () => {
     fc.assert(
       fc.property(command, (cmd) => {
-        assert.deepEqual(plain(decodeCommand(encodeCommand(cmd))), cmd);
+        assert.deepEqual(plain(decodeCommand(encodeCommand(cmd, cmd.id))), cmd);
       }),
       { numRuns: 500 },
     );
@@ -57,7 +57,7 @@ describe("kv commands: the log entry layout", () => {
 
   it("hands out a copy of the value, not a view of the entry", () => {
     const cmd: KvCommand = { op: "put", key: "k", value: new Uint8Array([1, 2, 3]), cas: null, id: "n1:1" };
-    const data = encodeCommand(cmd);
+    const data = encodeCommand(cmd, cmd.id);
     const decoded = decodeCommand(data);
     data.fill(0);
     assert.deepEqual(plain(decoded), cmd);
@@ -66,7 +66,7 @@ describe("kv commands: the log entry layout", () => {
   it("refuses a cut-short or malformed entry with BadCommandError, never another error", () => {
     fc.assert(
       fc.property(command, fc.nat(), (cmd, cut) => {
-        const data = encodeCommand(cmd);
+        const data = encodeCommand(cmd, cmd.id);
         const prefix = data.subarray(0, cut % data.length);
         try {
           const got = decodeCommand(prefix);
@@ -88,6 +88,6 @@ describe("kv commands: the log entry layout", () => {
 
   it("refuses to encode a field its 16-bit length cannot carry", () => {
     const cmd: KvCommand = { op: "del", key: "k", cas: "9".repeat(70_000), id: "n1:1" };
-    assert.throws(() => encodeCommand(cmd), BadCommandError);
+    assert.throws(() => encodeCommand(cmd, cmd.id), BadCommandError);
   });
 });

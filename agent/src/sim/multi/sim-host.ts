@@ -311,7 +311,7 @@ export class SimHost implements ControllerHost {
         reject: (e) => (done(), reject(e)),
       });
       try {
-        r.proposeData(encodeCommand({ ...cmd, id }));
+        r.proposeData(encodeCommand(cmd, id));
       } catch (err) {
         this.pending.delete(id);
         done();
