@@ -19,15 +19,28 @@
  * again after its restart, as it does for any entry committed but not yet applied.
  */
 import type { ConfState, GroupId } from "../raft/types.js";
-import { kvKey, type AppliedState, type KvRecord } from "./codec.js";
+import { decodeKvValue, encodeKvValue, kvKey, kvUserKey, type AppliedState, type KvRecord } from "./codec.js";
 import { StoreLimitError } from "./errors.js";
 import type { ApplyContext, KeyInput } from "./types.js";
 
-/** A buffered write: the record, or null for a delete. */
+/**
+ * A buffered write: the LMDB key and value the flush will put, or a null value for a delete. The
+ * value is stored as the table stores it (version and bytes, `encodeKvValue`), made when the
+ * entry applies: a write is buffered for up to a second, long enough for V8 to move whatever it
+ * holds to the old generation, which only full collections free, so each write keeps two
+ * objects there instead of a record, its key and value copies and their buffers (on the leader
+ * at c=64 the buffer was the largest share of what the old generation took in, sampled with
+ * V8's heap profiler). Readers decode a record from it when they ask.
+ */
 export interface OverlayWrite {
   /** The full LMDB key (group, generation, user key). */
   readonly key: Buffer;
-  readonly record: KvRecord | null;
+  readonly value: Buffer | null;
+}
+
+/** The record a buffered write leaves, or undefined for a delete (its key a view of the LMDB key). */
+export function overlayRecord(w: OverlayWrite): KvRecord | undefined {
+  return w.value === null ? undefined : decodeKvValue(kvUserKey(w.key), w.value);
 }
 
 /** One group's buffer: writes keyed by their LMDB key in latin1, and the state they lead to. */
@@ -77,7 +90,7 @@ export class KvOverlay {
 }
 
 function writeBytes(w: OverlayWrite): number {
-  return w.key.byteLength + (w.record?.value.byteLength ?? 0);
+  return w.key.byteLength + (w.value?.byteLength ?? 0);
 }
 
 /** What applying needs from the store (one object for all groups and applies). */
@@ -111,20 +124,17 @@ export class OverlayApply implements ApplyContext {
   }
 
   put(key: KeyInput, value: Uint8Array): void {
-    const { userKey, k, slot } = this.locate(key);
+    const { k, slot } = this.locate(key);
     if (value.byteLength > this.store.maxValueBytes) {
       throw new StoreLimitError("value length", value.byteLength, this.store.maxValueBytes);
     }
-    this.staged.set(slot, {
-      key: k,
-      record: { key: new Uint8Array(userKey), value: new Uint8Array(value), version: this.index },
-    });
+    this.staged.set(slot, { key: k, value: encodeKvValue(this.index, value) });
   }
 
   delete(key: KeyInput): boolean {
     const at = this.locate(key);
     const existed = this.current(at) !== undefined;
-    if (existed) this.staged.set(at.slot, { key: at.k, record: null });
+    if (existed) this.staged.set(at.slot, { key: at.k, value: null });
     return existed;
   }
 
@@ -138,7 +148,7 @@ export class OverlayApply implements ApplyContext {
   /** The record at a located key: staged by this call, else buffered, else in the table. */
   private current(at: { userKey: Uint8Array; k: Buffer; slot: string }): KvRecord | undefined {
     const w = this.staged.get(at.slot);
-    if (w) return w.record ?? undefined;
+    if (w) return overlayRecord(w);
     return this.store.read(this.group, at.k, at.userKey);
   }
 

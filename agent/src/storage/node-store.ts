@@ -94,7 +94,13 @@ import {
 import { LogSeqs, PlannedLog, takeOldestGarbage, type PlannedEdit } from "./log-seqs.js";
 import { LmdbGroupStorage, type GroupBackend } from "./group-storage.js";
 import { SnapshotReader } from "./snapshot-format.js";
-import { KvOverlay, OverlayApply, type OverlayAccess, type OverlayWrite } from "./kv-overlay.js";
+import {
+  KvOverlay,
+  OverlayApply,
+  overlayRecord,
+  type OverlayAccess,
+  type OverlayWrite,
+} from "./kv-overlay.js";
 import { streamGroupImage } from "./snapshot-stream.js";
 import { TailCache } from "./tail-cache.js";
 import {
@@ -677,7 +683,7 @@ export class NodeStore implements GroupBackend {
     const flushed = new Map(overlay.writes);
     const { applied, confState } = overlay;
     for (const w of flushed.values()) {
-      if (w.record) tx.put(this.dbs.kv, w.key, encodeKvValue(w.record.version, w.record.value));
+      if (w.value) tx.put(this.dbs.kv, w.key, w.value);
       else tx.remove(this.dbs.kv, w.key);
     }
     tx.put(this.dbs.state, groupKey(group, GroupTag.Applied), appliedRecord(applied));
@@ -736,7 +742,7 @@ export class NodeStore implements GroupBackend {
     const pending = this.slots.get(group)?.overlay?.range(start, end) ?? [];
     let i = 0;
     const takePending = (): void => {
-      const record = pending[i++]!.record;
+      const record = overlayRecord(pending[i++]!);
       if (record) out.push(record);
     };
     for (const { key, value } of this.dbs.kv.getRange({
@@ -1379,7 +1385,7 @@ export class NodeStore implements GroupBackend {
   /** A record as the group's state machine sees it: the buffer first, then the table. */
   private readKvOf(group: GroupId, key: Buffer, userKey: Uint8Array): KvRecord | undefined {
     const w = this.slots.get(group)?.overlay?.get(key);
-    if (w) return w.record ?? undefined;
+    if (w) return overlayRecord(w);
     return this.readKv(key, userKey);
   }
 
