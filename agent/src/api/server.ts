@@ -22,7 +22,7 @@ import {
 } from "./errors.js";
 import type { ExtraRoute } from "./extra-routes.js";
 import { DEFAULT_API_LIMITS, type ApiLimits } from "./limits.js";
-import { RequestSignal } from "./request-signal.js";
+import { InFlight, InFlightList } from "./in-flight.js";
 import { clientAddress } from "../balance/address.js";
 import {
   decodeKey,
@@ -159,36 +159,6 @@ function sameToken(presented: string, expected: Buffer): boolean {
   return timingSafeEqual(Buffer.from(presented, "utf8"), expected);
 }
 
-/**
- * A request being served. Aborting it fires its signal (for the service call) and rejects the
- * reply `respond` waits for, directly rather than through a listener on the signal: that
- * listener, added and removed per request, and a timer per request were ~2 % of a leader's CPU
- * at c=64 (the timers are one now, see `expire`).
- */
-class InFlight {
-  readonly signal = new RequestSignal();
-  /** Rejects the reply `respond` awaits; set while it awaits. */
-  fail: ((reason: unknown) => void) | null = null;
-
-  /** `deadlineMs`: when it times out, on `performance.now()`'s clock. */
-  constructor(readonly deadlineMs: number) {}
-
-  abort(reason: unknown): void {
-    if (this.signal.aborted) return;
-    this.signal.abort(reason);
-    this.fail?.(reason);
-  }
-
-  /** `work`'s outcome, or the abort's reason as soon as the request is aborted. */
-  until<T>(work: Promise<T>): Promise<T> {
-    if (this.signal.aborted) return Promise.reject(this.signal.reason as Error);
-    return new Promise<T>((resolve, reject) => {
-      this.fail = reject;
-      work.then(resolve, reject);
-    });
-  }
-}
-
 export class ApiServer {
   private readonly service: KvService;
   private readonly token: Buffer;
@@ -207,7 +177,7 @@ export class ApiServer {
    * Requests being served, in arrival order, which is also their deadline order (one timeout for
    * all): one timer, for the oldest, times them out (see `expire`).
    */
-  private readonly inFlight = new Set<InFlight>();
+  private readonly inFlight = new InFlightList();
   private expiry: NodeJS.Timeout | null = null;
   /** Open connections and how many requests each is serving; `stop()` closes the quiet ones at once. */
   private readonly sockets = new Map<Socket, number>();
