@@ -12,6 +12,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ClusterHealth } from "../../agent/src/health/view.js";
+import { agentNodeFlags } from "../../agent/src/node/runtime-flags.js";
 import { CLI, LocalCluster } from "../support/local-cluster.js";
 
 async function health(c: LocalCluster, id: string): Promise<ClusterHealth | null> {
@@ -81,6 +82,15 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
     for (const id of ["n1", "n2", "n3"]) {
       const env = (await readFile(`/proc/${cluster.pid(id)}/environ`, "utf8")).split("\0");
       assert.ok(env.includes(want), `${id} runs without ${want}`);
+    }
+  });
+
+  it("agents start with Node's flags from runtime-flags.ts (the heap cap over 4 GiB of memory)", async () => {
+    const want = agentNodeFlags();
+    for (const id of ["n1", "n2", "n3"]) {
+      const argv = (await readFile(`/proc/${cluster.pid(id)}/cmdline`, "utf8")).split("\0");
+      for (const flag of want)
+        assert.ok(argv.includes(flag), `${id} runs without ${flag}: ${argv.join(" ")}`);
     }
   });
 

@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AGENT_NODE_FLAGS, agentEnv } from "../../agent/src/node/runtime-flags.js";
+import { agentEnv, agentNodeFlags } from "../../agent/src/node/runtime-flags.js";
 import { ownMachine } from "../../agent/src/node/machine.js";
 
 export const CLI = fileURLToPath(new URL("../../agent/src/cli/main.js", import.meta.url));
@@ -320,7 +320,7 @@ export class LocalCluster {
     const log = openSync(logPath, "a");
     const command = [
       process.execPath,
-      ...AGENT_NODE_FLAGS,
+      ...agentNodeFlags(),
       CLI,
       "agent",
       "--config",

@@ -13,8 +13,8 @@
  * puts after a 20 s prime): it grew by 11.7 MB/s against 16.2 and 17.2 with AbortControllers.
  *
  * Nor a subclass of Node's `EventTarget`, which this was at first: each one makes two `Map`s for
- * its listeners, and on the leader ~2 per put of them were still found dead in the old generation
- * at each full collection (`--trace-gc-object-stats`, ~18 MB of maps and their tables each time).
+ * its listeners, and on the leader ~2 per put of them were found dead in the old generation at
+ * each full collection (`--trace-gc-object-stats`: ~48,000 maps, ~10 MB with their tables).
  * Listeners here are one array, made when the first is added; most requests end without one.
  */
 type Listener = Parameters<EventTarget["addEventListener"]>[1];

@@ -1,3 +1,5 @@
+import { totalmem } from "node:os";
+
 /**
  * Node's flags and environment for an agent process. Every launcher uses them: `cluster up`, the
  * test cluster, and the systemd launchers of the image and the Ansible role (`ringleader-agent`,
@@ -11,9 +13,35 @@
  * the peak at 64 but raised it at 256 (more requests survive into the old generation), and a
  * cap on the old generation (`--max-old-space-size=256`) cut the peak at 256 to ~140 MB but cost
  * 5-12 % of throughput: on a Pi Zero 2 W where memory is scarcer than CPU, set it in
- * `NODE_OPTIONS` (see the role's README).
+ * `NODE_OPTIONS` (see the role's README). The default cap is below.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=8"];
+const AGENT_SEMI_SPACE_FLAG = "--max-semi-space-size=8";
+
+/**
+ * The old generation's cap on machines with more than 4 GiB of memory, where V8 would pick a
+ * quarter of the memory (up to 4 GiB). The cap also sets how far V8 lets the heap grow between
+ * full collections (up to four times what is live with a 4 GiB limit, ~1.6 times with 1 GiB).
+ * `ROUNDS=3 CONCURRENCY=64 test/bench/vs-etcd.sh` on this 24 GB machine, at the same commit:
+ * capped, peak RSS 140-147 MB per agent against etcd's 119-127, puts at 116-143 % of etcd's and
+ * p99 27.6-28.7 ms against 30.4-34.0; uncapped, 149-208 MB against 118-127, puts at 107-142 %,
+ * p99 24.8-33.1 ms against 31.1-35.1. Boards with 4 GiB or less keep V8's own choice (1 GiB on
+ * a 4 GB Pi 4, less on smaller ones). A cap in `NODE_OPTIONS` wins: Node's command-line flags
+ * would override it, so none is added then.
+ */
+export const AGENT_MAX_OLD_SPACE_MIB = 1024;
+
+/** The Node flags an agent starts with on a machine with `totalMemBytes` and `nodeOptions`. */
+export function agentNodeFlags(
+  totalMemBytes: number = totalmem(),
+  nodeOptions: string = process.env.NODE_OPTIONS ?? "",
+): string[] {
+  const flags = [AGENT_SEMI_SPACE_FLAG];
+  const capBytes = AGENT_MAX_OLD_SPACE_MIB * 1024 * 1024;
+  if (totalMemBytes / 4 > capBytes && !nodeOptions.includes("--max-old-space-size")) {
+    flags.push(`--max-old-space-size=${AGENT_MAX_OLD_SPACE_MIB}`);
+  }
+  return flags;
+}
 
 /**
  * The environment an agent process starts with: the caller's, plus `MALLOC_ARENA_MAX=2` unless

@@ -30,7 +30,9 @@ import type { ApplyContext, KeyInput } from "./types.js";
  * holds to the old generation, which only full collections free, so each write keeps two
  * objects there instead of a record, its key and value copies and their buffers (on the leader
  * at c=64 the buffer was the largest share of what the old generation took in, sampled with
- * V8's heap profiler). Readers decode a record from it when they ask.
+ * V8's heap profiler). Measured with the heap capped at 1 GiB (30 s of c=64 puts, two
+ * interleaved pairs), a follower's old generation took in 0.88-0.97 KB per put against
+ * 1.15-1.27, the leader's 1.81-1.86 against 2.03-2.13. Readers decode a record when they ask.
  */
 export interface OverlayWrite {
   /** The full LMDB key (group, generation, user key). */

@@ -14,7 +14,7 @@ import {
 } from "../../node/cluster-config.js";
 import { EXIT_ADDRESS_IN_USE, UsageError } from "../errors.js";
 import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
-import { AGENT_NODE_FLAGS, agentEnv } from "../../node/runtime-flags.js";
+import { agentEnv, agentNodeFlags } from "../../node/runtime-flags.js";
 import { ownMachine } from "../../node/machine.js";
 import { deadline } from "../../node/deadline.js";
 
@@ -191,7 +191,7 @@ function nodeCommand(
   // whole local cluster.
   return [
     process.execPath,
-    ...AGENT_NODE_FLAGS,
+    ...agentNodeFlags(),
     ...process.execArgv,
     MAIN,
     "agent",
