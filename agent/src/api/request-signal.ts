@@ -51,7 +51,7 @@ export class RequestSignal implements AbortSignal {
   addEventListener(type: string, listener: Listener | null, options?: ListenerOptions): void {
     if (listener === null) return;
     if (this.listeners?.some((r) => r.type === type && r.listener === listener)) return;
-    const opts = typeof options === "object" ? options : {};
+    const opts = typeof options === "object" && options !== null ? options : {};
     if (opts.signal?.aborted) return;
     (this.listeners ??= []).push({ type, listener, once: opts.once === true, removed: false });
     opts.signal?.addEventListener("abort", () => this.removeEventListener(type, listener), { once: true });
