@@ -3,7 +3,7 @@ import { totalmem } from "node:os";
 /**
  * Node's flags and environment for an agent process. Every launcher uses them: `cluster up`, the
  * test cluster, and the systemd launchers of the image and the Ansible role (`ringleader-agent`,
- * which spell the same flag and variable out).
+ * which spell the same flags, the heap cap's rule and the variable out in shell).
  *
  * `--max-semi-space-size=8`: V8 lets the young generation grow to 2 × 16 MiB under load. An
  * agent's requests live milliseconds, and 8 MiB semi-spaces collect them as well: measured with
