@@ -98,6 +98,14 @@ else
 fi
 bash "$WORK/snapshot.sh" "$WORK" >"$WORK/after.json"
 node dist/test/bench/put-cost.js report "$WORK/bench.json" "$WORK/before.json" "$WORK/after.json"
+# What each agent holds at the end: its peak RSS, and its LMDB file, whose pages count in that RSS
+# once read (LMDB maps the file, and never shrinks it).
+node -e 'for (const n of require(process.argv[1]).nodes) console.log(n.id, n.pid)' "$WORK/c/cluster.json" |
+  while read -r id pid; do
+    printf "%s: peak RSS %d MB, LMDB file %d MB\n" "$id" \
+      "$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")" \
+      "$(($(stat -c %s "$WORK/c/$id/data.mdb") / 1048576))"
+  done
 if [ "${PERF:-0}" = 1 ]; then
   perf inject --jit -i "$WORK/perf.data" -o "$WORK/perf.jit.data"
   perf script -i "$WORK/perf.jit.data" -F pid,tid,ip,sym 2>/dev/null |

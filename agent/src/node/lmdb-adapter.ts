@@ -38,6 +38,10 @@ export class LmdbDurableStore implements DurableStore {
     return this.node.stats();
   }
 
+  get compactsOwnLog(): boolean {
+    return this.node.compactsOwnLog;
+  }
+
   saveBatch(updates: readonly GroupUpdate[]): Promise<void> {
     return this.node.saveBatch(updates);
   }
@@ -134,12 +138,21 @@ export class LmdbDurableStore implements DurableStore {
   }
 }
 
-/** Opens (creating if needed) the store in `dataDir`; `nodeId` fixes the id on first open only. */
+/**
+ * Opens (creating if needed) the store in `dataDir`; `nodeId` fixes the id on first open only.
+ * `logRetainEntries`: the store bounds the groups' logs itself, keeping this many entries per
+ * group (`NodeStoreOptions.logRetainEntries`); without it the host's snapshots do.
+ */
 export async function openDurableStore(
   dataDir: string,
   nodeId?: string,
+  opts: { logRetainEntries?: number } = {},
 ): Promise<{ nodeId: string; store: LmdbDurableStore; close: () => Promise<void> }> {
-  const node = await NodeStore.open({ path: dataDir, ...(nodeId ? { newNodeId: () => nodeId } : {}) });
+  const node = await NodeStore.open({
+    path: dataDir,
+    ...(nodeId ? { newNodeId: () => nodeId } : {}),
+    ...(opts.logRetainEntries !== undefined ? { logRetainEntries: opts.logRetainEntries } : {}),
+  });
   if (nodeId && node.nodeId !== nodeId) {
     await node.close();
     throw new Error(`${dataDir} belongs to node ${node.nodeId}, not ${nodeId}; a node id never changes`);

@@ -57,6 +57,11 @@ export interface GroupApply {
 export interface DurableStore {
   /** Group-commit counters, for metrics; a store without a batcher may leave it out. */
   writeStats?(): StoreWriteStats;
+  /**
+   * True when the store snapshots and compacts the groups' logs itself (the LMDB store does, at
+   * each flush of its write-back buffer); the host then takes no snapshots (`createSnapshot`).
+   */
+  readonly compactsOwnLog?: boolean;
   /** Every group that has state on this node. */
   groupIds(): GroupId[];
   /** Whether the group has any state here (a membership, a log or a vote). */

@@ -51,6 +51,19 @@ export class LogSeqs {
     for (const s of edit.seqs) this.seqs.push(s);
   }
 
+  /** The highest live index whose record comes before sequence `seq`; `first - 1` if none. */
+  lastIndexBefore(seq: number): number {
+    let lo = 0;
+    let hi = this.seqs.length;
+    // Sequences increase with the index: find the first at or after `seq`.
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid]! < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.firstIndex + lo - 1;
+  }
+
   /** The sequence of the oldest live record, if any. */
   get firstSeq(): number | undefined {
     return this.seqs[0];

@@ -36,6 +36,14 @@ export interface NodeStoreOptions {
   /** Records deleted per background step when compacting the log or dropping an old KV table. */
   readonly gcBatchRecords?: number;
   /**
+   * When set, the store bounds the groups' logs itself (and the caller takes no snapshots): at
+   * every flush of the write-back buffer, each group keeps the last `logRetainEntries` entries
+   * below its applied index, none of them older than the node's last `logRetainEntries` x (groups
+   * on the node) log records, records a snapshot at its applied index and compacts the rest.
+   * Unset (the default): the log is compacted only by `compact` and `createSnapshot`.
+   */
+  readonly logRetainEntries?: number;
+  /**
    * lmdb-js's overlapping sync (commit visible before the fsync, flush on the write thread).
    * Off by default: we wait for the flush anyway, and without it each commit writes the meta
    * page once instead of twice (fewer bytes per save; see test/bench/storage-bench.ts).
@@ -117,6 +125,7 @@ export function checkOptions(o: NodeStoreOptions): void {
   within("maxPendingWrites", o.maxPendingWrites, 1, 10_000_000);
   within("maxBatchBytes", o.maxBatchBytes, 1, 1024 * 1024 * 1024);
   within("gcBatchRecords", o.gcBatchRecords, 1, 1_000_000);
+  within("logRetainEntries", o.logRetainEntries, 0, 100_000_000);
   within("applyDelayMs", o.applyDelayMs, 0, 60_000);
   within("applyFlushMs", o.applyFlushMs, 0, 60_000);
   within("applyFlushRecords", o.applyFlushRecords, 1, 10_000_000);

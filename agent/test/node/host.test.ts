@@ -433,4 +433,30 @@ describe("RaftHost: snapshots", () => {
     );
     for (let i = 0; i < 100; i++) assert.deepEqual([...lagStore.get(1, `k${i}`)!.value], [i]);
   });
+
+  it("takes no snapshots when the store bounds its log itself", async () => {
+    let snapshots = 0;
+    class SelfCompactingStore extends MemoryDurableStore {
+      readonly compactsOwnLog = true;
+      override createSnapshot(...args: Parameters<MemoryDurableStore["createSnapshot"]>): Promise<void> {
+        snapshots++;
+        return super.createSnapshot(...args);
+      }
+    }
+    const c = cluster(["a", "b", "c"], { snapshotEntries: 20, store: () => new SelfCompactingStore() });
+    const tickAll = () => c.hosts.forEach((h) => h.tick());
+    await until(() => [...c.hosts.values()].some((h) => h.status(1).role === "leader"), "a leader", tickAll);
+    const leader = [...c.hosts.values()].find((h) => h.status(1).role === "leader")!;
+    for (let i = 0; i < 60; i++) {
+      const res = await leader.propose(1, { op: "put", key: `k${i}`, value: new Uint8Array([i]), cas: null });
+      assert.equal(res.ok, true);
+    }
+    await until(
+      () => [...c.stores.values()].every((s) => s.get(1, "k59") !== null),
+      "every node to apply",
+      tickAll,
+    );
+    assert.equal(snapshots, 0);
+    for (const s of c.stores.values()) assert.equal(s.storage(1).firstIndex(), 1);
+  });
 });

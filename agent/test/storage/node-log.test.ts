@@ -269,6 +269,79 @@ describe("the node-wide log", () => {
     }
   });
 
+  it("with logRetainEntries, each flush keeps a group's last entries within the node's window, snapshots and compacts the rest", async () => {
+    const dir = await tempDir();
+    const opts = { path: dir, gcBatchRecords: 4, logRetainEntries: 3 };
+    let store = await NodeStore.open(opts);
+    const append = (group: number, from: number, n: number): Promise<void> =>
+      store.saveBatch([
+        {
+          group,
+          hardState: null,
+          entries: Array.from({ length: n }, (_, i) => entry(from + i, 1)),
+          snapshot: null,
+        },
+      ]);
+    // Lazily, as the agent applies: the flush (here `settle`'s) writes the table and compacts.
+    const apply = async (group: number, from: number, through: number): Promise<void> => {
+      const entries = store.group(group).entries(from, through + 1, Infinity);
+      await store.applyGroups([{ group, entries, apply: () => undefined }], { lazy: true });
+      await store.settle();
+    };
+    const fileOrder = async (): Promise<string[]> => {
+      await store.close();
+      const records = (await logRecords(dir)).map((r) => `${r.group}:${r.index}`);
+      store = await NodeStore.open(opts);
+      return records;
+    };
+    const run = (group: number, from: number, to: number): string[] =>
+      Array.from({ length: to - from + 1 }, (_, i) => `${group}:${from + i}`);
+    try {
+      assert.equal(store.compactsOwnLog, true);
+      await append(1, 1, 1);
+      await append(2, 1, 1);
+      await apply(1, 1, 1);
+      await apply(2, 1, 1);
+      // Two groups, three entries each: a window of six records, and neither group has more.
+      assert.deepEqual(await fileOrder(), ["1:1", "2:1"]);
+      assert.equal(store.group(1).firstIndex(), 1);
+      // Group 2 writes nine more: it keeps its last three, and group 1's one record (sequence 1
+      // of 12) is out of the window, so that group compacts all it applied though it is idle.
+      await append(2, 2, 10);
+      await apply(2, 2, 11);
+      assert.deepEqual(await fileOrder(), run(2, 9, 11));
+      assert.equal(store.group(2).firstIndex(), 9);
+      assert.equal(store.group(2).snapshot().metadata.index, 11);
+      assert.equal(store.group(1).firstIndex(), 2);
+      assert.equal(store.group(1).lastIndex(), 1);
+      assert.equal(store.group(1).snapshot().metadata.index, 1);
+      // Entries not applied yet stay whatever their age; of the applied ones, the window keeps
+      // fewer than three here (sequences 10 and 11 of 17 are out of it).
+      await append(2, 12, 5);
+      await store.settle();
+      assert.deepEqual(await fileOrder(), run(2, 11, 16));
+      assert.equal(store.group(2).firstIndex(), 11);
+      assert.equal(store.group(2).snapshot().metadata.index, 11);
+      assert.deepEqual(
+        store
+          .group(2)
+          .entries(11, 17, Infinity)
+          .map((e) => e.index),
+        [11, 12, 13, 14, 15, 16],
+      );
+      // Without the option the store leaves its log to `compact` and `createSnapshot`.
+      await store.close();
+      store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
+      assert.equal(store.compactsOwnLog, false);
+      await apply(2, 12, 16);
+      assert.equal(store.group(2).firstIndex(), 11);
+      assert.equal(store.appliedIndex(2), 16);
+    } finally {
+      await store.close();
+      await removeDir(dir);
+    }
+  });
+
   it("a read while a batch commits sees the state before it, never a record the batch removed", async () => {
     // A follower overwrites a suffix again and again (a conflict), and the log is read at varying
     // moments while each overwrite commits. A read snapshot taken once LMDB's thread had

@@ -141,7 +141,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option("snapshot-entries", {
         type: "number",
         default: DEFAULT_SNAPSHOT_ENTRIES,
-        describe: "Snapshot and compact the log every this many applied entries",
+        describe:
+          "Bounds each partition's log: about half this many of its latest entries stay for followers that fall behind (one further behind gets a snapshot); older ones are compacted at each flush, about every second",
       })
       .option("sysfs", {
         type: "string",
@@ -208,7 +209,13 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const expect = args["bootstrap-expect"];
     if (!Number.isInteger(expect) || expect < 1 || expect > 64)
       throw new UsageError(`--bootstrap-expect must be an integer from 1 to 64, got ${expect}`);
-    let opened = await openDurableStore(dataDir, args.id);
+    const snapshotEntries = args["snapshot-entries"];
+    if (!Number.isInteger(snapshotEntries) || snapshotEntries < 2 || snapshotEntries > 100_000_000)
+      throw new UsageError(
+        `--snapshot-entries must be an integer from 2 to 100000000, got ${snapshotEntries}`,
+      );
+    const storeOpts = { logRetainEntries: Math.floor(snapshotEntries / 2) };
+    let opened = await openDurableStore(dataDir, args.id, storeOpts);
     const fold = args["fold-into"]?.toLowerCase();
     if (fold !== undefined) {
       if (!/^[0-9a-f]{4,32}$/.test(fold))
@@ -221,7 +228,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         await rename(dataDir, aside);
         await mkdir(dataDir, { recursive: true });
         logger.warn("folding into another cluster: moved this node's data aside", { aside, into: fold });
-        opened = await openDurableStore(dataDir, nodeId);
+        opened = await openDurableStore(dataDir, nodeId, storeOpts);
       }
     }
     const fresh = !opened.store.hasGroup(0);
@@ -294,7 +301,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       peer: parseHostPort(args.peer, "--peer"),
       tickMs: args["tick-ms"],
       electionTicks: args["election-ticks"],
-      snapshotEntries: args["snapshot-entries"],
+      snapshotEntries,
       weight: args.weight,
       ...(args.machine !== undefined ? { machine: args.machine } : {}),
       replaceAfterMs: args["replace-after"] * 1000,

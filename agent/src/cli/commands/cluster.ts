@@ -401,7 +401,8 @@ export const clusterCommand: CommandModule<object, object> = {
             .option("snapshot-entries", {
               type: "number",
               default: DEFAULT_SNAPSHOT_ENTRIES,
-              describe: "Each agent snapshots and compacts its log every this many entries",
+              describe:
+                "Each agent keeps about half this many of each partition's latest log entries for followers that fall behind, and compacts older ones",
             })
             .option("spread-leaders", {
               type: "boolean",
