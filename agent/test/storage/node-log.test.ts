@@ -13,7 +13,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { open } from "lmdb";
 import { MemoryStorage, type Entry, type Snapshot } from "../../src/raft/index.js";
-import { NodeStore } from "../../src/storage/index.js";
+import { NodeStore, type NodeStoreOptions } from "../../src/storage/index.js";
 import {
   appliedRecord,
   GroupTag,
@@ -52,6 +52,44 @@ async function recordsPerGroup(dir: string): Promise<Map<number, number>> {
   for (const { group } of await logRecords(dir)) out.set(group, (out.get(group) ?? 0) + 1);
   return out;
 }
+
+/**
+ * A store in a fresh directory, with what the compaction tests do to it: append entries to a
+ * group, and read the file's log records in order (closing the store and opening it again).
+ */
+class LogFixture {
+  private constructor(
+    readonly opts: NodeStoreOptions,
+    public store: NodeStore,
+  ) {}
+
+  static async open(opts: Omit<NodeStoreOptions, "path">): Promise<LogFixture> {
+    const full = { ...opts, path: await tempDir() };
+    return new LogFixture(full, await NodeStore.open(full));
+  }
+
+  append(group: number, from: number, n: number): Promise<void> {
+    const entries = Array.from({ length: n }, (_, i) => entry(from + i, 1));
+    return this.store.saveBatch([{ group, hardState: null, entries, snapshot: null }]);
+  }
+
+  /** `group:index` of every log record in the file, in its order. */
+  async fileOrder(): Promise<string[]> {
+    await this.store.close();
+    const records = (await logRecords(this.opts.path)).map((r) => `${r.group}:${r.index}`);
+    this.store = await NodeStore.open(this.opts);
+    return records;
+  }
+
+  async remove(): Promise<void> {
+    await this.store.close();
+    await removeDir(this.opts.path);
+  }
+}
+
+/** `group:from` .. `group:to`. */
+const run = (group: number, from: number, to: number): string[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${group}:${from + i}`);
 
 type Op =
   | { kind: "append"; group: number; back: number; terms: number[] }
@@ -218,127 +256,86 @@ describe("the node-wide log", () => {
   });
 
   it("deletes compacted records in log order: behind the oldest live record at once, the rest once they outgrow the live log", async () => {
-    const dir = await tempDir();
-    let store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
-    const append = (group: number, from: number, n: number): Promise<void> =>
-      store.saveBatch([
-        {
-          group,
-          hardState: null,
-          entries: Array.from({ length: n }, (_, i) => entry(from + i, 1)),
-          snapshot: null,
-        },
-      ]);
+    const f = await LogFixture.open({ gcBatchRecords: 4 });
     const applied = new Map<number, number>();
     const compact = async (group: number, through: number): Promise<void> => {
       const from = (applied.get(group) ?? 0) + 1;
       applied.set(group, through);
-      await store.applyEntries(
+      await f.store.applyEntries(
         group,
-        store.group(group).entries(from, through + 1, Infinity),
+        f.store.group(group).entries(from, through + 1, Infinity),
         () => undefined,
       );
-      await store.compact(group, through);
-      await store.settle();
+      await f.store.compact(group, through);
+      await f.store.settle();
     };
-    const fileOrder = async (): Promise<string[]> => {
-      await store.close();
-      const records = (await logRecords(dir)).map((r) => `${r.group}:${r.index}`);
-      store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
-      return records;
-    };
-    const run = (group: number, from: number, to: number): string[] =>
-      Array.from({ length: to - from + 1 }, (_, i) => `${group}:${from + i}`);
     try {
-      await append(1, 1, 1); // group 1 writes once, then idles: its record is the oldest live one
-      await append(2, 1, 20);
+      await f.append(1, 1, 1); // group 1 writes once, then idles: its record is the oldest live one
+      await f.append(2, 1, 20);
       // Group 2's ten compacted records sit behind group 1's live one, and are fewer than the
       // eleven live records: they stay.
       await compact(2, 10);
-      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 1, 20)]);
+      assert.deepEqual(await f.fileOrder(), ["1:1", ...run(2, 1, 20)]);
       // Fifteen compacted against six live: the oldest nine go.
       await compact(2, 15);
-      assert.deepEqual(await fileOrder(), ["1:1", ...run(2, 10, 20)]);
+      assert.deepEqual(await f.fileOrder(), ["1:1", ...run(2, 10, 20)]);
       // Group 1 moves on: everything behind group 2's oldest live record goes.
-      await append(1, 2, 1);
+      await f.append(1, 2, 1);
       await compact(1, 1);
-      assert.deepEqual(await fileOrder(), [...run(2, 16, 20), "1:2"]);
+      assert.deepEqual(await f.fileOrder(), [...run(2, 16, 20), "1:2"]);
     } finally {
-      await store.close();
-      await removeDir(dir);
+      await f.remove();
     }
   });
 
   it("with logRetainEntries, each flush keeps a group's last entries within the node's window, snapshots and compacts the rest", async () => {
-    const dir = await tempDir();
-    const opts = { path: dir, gcBatchRecords: 4, logRetainEntries: 3 };
-    let store = await NodeStore.open(opts);
-    const append = (group: number, from: number, n: number): Promise<void> =>
-      store.saveBatch([
-        {
-          group,
-          hardState: null,
-          entries: Array.from({ length: n }, (_, i) => entry(from + i, 1)),
-          snapshot: null,
-        },
-      ]);
+    const f = await LogFixture.open({ gcBatchRecords: 4, logRetainEntries: 3 });
     // Lazily, as the agent applies: the flush (here `settle`'s) writes the table and compacts.
     const apply = async (group: number, from: number, through: number): Promise<void> => {
-      const entries = store.group(group).entries(from, through + 1, Infinity);
-      await store.applyGroups([{ group, entries, apply: () => undefined }], { lazy: true });
-      await store.settle();
+      const entries = f.store.group(group).entries(from, through + 1, Infinity);
+      await f.store.applyGroups([{ group, entries, apply: () => undefined }], { lazy: true });
+      await f.store.settle();
     };
-    const fileOrder = async (): Promise<string[]> => {
-      await store.close();
-      const records = (await logRecords(dir)).map((r) => `${r.group}:${r.index}`);
-      store = await NodeStore.open(opts);
-      return records;
-    };
-    const run = (group: number, from: number, to: number): string[] =>
-      Array.from({ length: to - from + 1 }, (_, i) => `${group}:${from + i}`);
     try {
-      assert.equal(store.compactsOwnLog, true);
-      await append(1, 1, 1);
-      await append(2, 1, 1);
+      assert.equal(f.store.compactsOwnLog, true);
+      await f.append(1, 1, 1);
+      await f.append(2, 1, 1);
       await apply(1, 1, 1);
       await apply(2, 1, 1);
       // Two groups, three entries each: a window of six records, and neither group has more.
-      assert.deepEqual(await fileOrder(), ["1:1", "2:1"]);
-      assert.equal(store.group(1).firstIndex(), 1);
-      // Group 2 writes nine more: it keeps its last three, and group 1's one record (sequence 1
+      assert.deepEqual(await f.fileOrder(), ["1:1", "2:1"]);
+      assert.equal(f.store.group(1).firstIndex(), 1);
+      // Group 2 writes ten more: it keeps its last three, and group 1's one record (sequence 1
       // of 12) is out of the window, so that group compacts all it applied though it is idle.
-      await append(2, 2, 10);
+      await f.append(2, 2, 10);
       await apply(2, 2, 11);
-      assert.deepEqual(await fileOrder(), run(2, 9, 11));
-      assert.equal(store.group(2).firstIndex(), 9);
-      assert.equal(store.group(2).snapshot().metadata.index, 11);
-      assert.equal(store.group(1).firstIndex(), 2);
-      assert.equal(store.group(1).lastIndex(), 1);
-      assert.equal(store.group(1).snapshot().metadata.index, 1);
+      assert.deepEqual(await f.fileOrder(), run(2, 9, 11));
+      assert.equal(f.store.group(2).firstIndex(), 9);
+      assert.equal(f.store.group(2).snapshot().metadata.index, 11);
+      assert.equal(f.store.group(1).firstIndex(), 2);
+      assert.equal(f.store.group(1).lastIndex(), 1);
+      assert.equal(f.store.group(1).snapshot().metadata.index, 1);
       // Entries not applied yet stay whatever their age; of the applied ones, the window keeps
       // fewer than three here (sequences 10 and 11 of 17 are out of it).
-      await append(2, 12, 5);
-      await store.settle();
-      assert.deepEqual(await fileOrder(), run(2, 11, 16));
-      assert.equal(store.group(2).firstIndex(), 11);
-      assert.equal(store.group(2).snapshot().metadata.index, 11);
+      await f.append(2, 12, 5);
+      await f.store.settle();
+      assert.deepEqual(await f.fileOrder(), run(2, 11, 16));
+      assert.equal(f.store.group(2).firstIndex(), 11);
+      assert.equal(f.store.group(2).snapshot().metadata.index, 11);
+      const kept = f.store.group(2).entries(11, 17, Infinity);
       assert.deepEqual(
-        store
-          .group(2)
-          .entries(11, 17, Infinity)
-          .map((e) => e.index),
+        kept.map((e) => e.index),
         [11, 12, 13, 14, 15, 16],
       );
       // Without the option the store leaves its log to `compact` and `createSnapshot`.
-      await store.close();
-      store = await NodeStore.open({ path: dir, gcBatchRecords: 4 });
-      assert.equal(store.compactsOwnLog, false);
+      await f.store.close();
+      f.store = await NodeStore.open({ path: f.opts.path, gcBatchRecords: 4 });
+      assert.equal(f.store.compactsOwnLog, false);
       await apply(2, 12, 16);
-      assert.equal(store.group(2).firstIndex(), 11);
-      assert.equal(store.appliedIndex(2), 16);
+      assert.equal(f.store.group(2).firstIndex(), 11);
+      assert.equal(f.store.appliedIndex(2), 16);
     } finally {
-      await store.close();
-      await removeDir(dir);
+      await f.remove();
     }
   });
 
