@@ -13,7 +13,12 @@ import { totalmem } from "node:os";
  * the peak at 64 but raised it at 256 (more requests survive into the old generation), and a
  * cap on the old generation (`--max-old-space-size=256`) cut the peak at 256 to ~140 MB but cost
  * 5-12 % of throughput: on a Pi Zero 2 W where memory is scarcer than CPU, set it in
- * `NODE_OPTIONS` (see the role's README). The default cap is below.
+ * `NODE_OPTIONS` (see the role's README). The default cap is below. Measured again once the old
+ * generation took in half as much per put (`CONCURRENCY=64 WARMUP=40 DURATION=30
+ * NODE_FLAGS=--max-semi-space-size=4 test/bench/put-cost.sh`, two interleaved pairs against 8):
+ * 4 lowered the peaks by 6-10 MB per agent at concurrency 64 and 5-11 MB at 256, but at 64 cost
+ * 10-11 % of puts/s (4,931 and 5,180 against 5,524 and 5,780), 10-16 % more CPU per put and a
+ * higher p99 (34.0 and 32.9 ms against 29.8 and 30.2); at 256 the pairs disagreed.
  */
 const AGENT_SEMI_SPACE_FLAG = "--max-semi-space-size=8";
 
