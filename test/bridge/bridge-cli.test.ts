@@ -13,8 +13,8 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { RingleaderClient } from "../../agent/src/client/client.js";
 import type { LocalCluster } from "../support/local-cluster.js";
-import { waitFor as pollFor } from "../support/wait.js";
-import { buildFirmware, SimBoard, startCluster, waitFor } from "./sim-board.js";
+import { waitFor } from "../support/wait.js";
+import { buildFirmware, SimBoard, startCluster } from "./sim-board.js";
 
 const RUNNER = fileURLToPath(new URL("./bridge-cli-main.js", import.meta.url));
 
@@ -86,14 +86,18 @@ describe("ringleader bridge (the CLI process)", { timeout: 180_000 }, () => {
       const ready = JSON.parse(line.toString().split("\n")[0]!) as { bridge: string; metrics: string };
       assert.equal(ready.bridge, "running");
       // The bridge asks WHO when it opens the port, so a board that booted earlier links up too.
+      let seen = new Map<number, number>();
+      // What a wait that timed out saw: the readings stored per boot, and the bridge's own words.
+      const context = (): string =>
+        `readings stored per boot: ${JSON.stringify([...seen])}\nthe bridge's log:\n${stderr}`;
       const first = await waitFor(
         "readings of the first boot",
         30_000,
         async () => {
-          const boots = await bootsStored(client, device);
-          return boots.size === 1 && [...boots.values()][0]! >= 30 ? boots : null;
+          seen = await bootsStored(client, device);
+          return seen.size === 1 && [...seen.values()][0]! >= 30 ? seen : null;
         },
-        250,
+        { everyMs: 250, context },
       );
       const firstBoot = [...first.keys()][0]!;
 
@@ -102,26 +106,21 @@ describe("ringleader bridge (the CLI process)", { timeout: 180_000 }, () => {
       board = await SimBoard.start({ id: device, eeprom });
       await unlink(port);
       await symlink(board.pty, port);
-      let seen = first;
-      const boots = await pollFor(
-        "readings of the next boot",
+      const boots = await waitFor(
+        `readings of the next boot (the first was ${firstBoot})`,
         30_000,
         async () => {
           seen = await bootsStored(client, device);
           return (seen.get(firstBoot + 1) ?? 0) >= 30 ? seen : null;
         },
-        {
-          everyMs: 250,
-          context: () =>
-            `readings stored per boot: ${JSON.stringify([...seen])} (first boot ${firstBoot})\nthe bridge's log:\n${stderr}`,
-        },
+        { everyMs: 250, context },
       );
       assert.ok(boots.get(firstBoot)! >= 30);
 
       // Unplugged for good: whatever a slow cluster left in the outbox drains (on a loaded machine
       // direct writes may time out into it), and nothing new comes in meanwhile.
       await board.stop();
-      const text = await pollFor(
+      const text = await waitFor(
         "the outbox to drain",
         30_000,
         async () => {
