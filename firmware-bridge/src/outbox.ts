@@ -132,6 +132,9 @@ export class Outbox {
   static open(opts: { dir: string; limits: OutboxLimits }): Outbox {
     const root = open({
       path: opts.dir,
+      // A directory whatever its name: lmdb-js takes a path with an extension (`ringleader.d`)
+      // for a file of its own, and then fails on the directory our caller made ("Is a directory").
+      noSubdir: false,
       maxDbs: 4,
       encoding: "binary",
       overlappingSync: false,

@@ -3,7 +3,7 @@
  * it in order, exactly-once writes, and the time mapping that keeps keys stable.
  */
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import fc from "fast-check";
@@ -188,6 +188,22 @@ describe("outbox and sink", () => {
     );
     assert.deepEqual(second.anchors("shed", 1), [{ uptimeMs: 10, epochMs: 1000 }]);
     assert.deepEqual(second.anchors("shed", 2), []);
+  });
+
+  it("keeps its files inside --state-dir when the directory's name has a dot (bridge.d)", async () => {
+    const tmp = tempDir("rl-outbox-dot-");
+    cleanups.push(() => tmp.remove());
+    const dir = join(tmp.dir, "bridge.d");
+    // The bridge makes its state directory before it opens the outbox.
+    mkdirSync(dir);
+    const limits = { maxEntries: 100, maxBytes: 1 << 20 };
+    const first = Outbox.open({ dir, limits });
+    await first.append(entry(1));
+    await first.close();
+    assert.ok(statSync(join(dir, "data.mdb")).isFile());
+    const second = Outbox.open({ dir, limits });
+    cleanups.push(() => second.close());
+    assert.equal(second.depth, 1);
   });
 
   it("keeps anchors only for each device's newest boot and boots with readings in the outbox", async () => {

@@ -8,12 +8,16 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ClusterHealth } from "../../agent/src/health/view.js";
 import { agentNodeFlags } from "../../agent/src/node/runtime-flags.js";
 import { CLI, LocalCluster } from "../support/local-cluster.js";
+import type { ModuleRecord } from "../support/fixtures/module-watch.js";
+
+const MODULE_WATCH = new URL("../support/fixtures/module-watch.js", import.meta.url).href;
 
 async function health(c: LocalCluster, id: string): Promise<ClusterHealth | null> {
   try {
@@ -50,8 +54,18 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
   let cluster: LocalCluster;
   let clusterFile = "";
   const membersAtStart = new Map<string, string[]>();
+  /** Where the cluster's processes report the undici modules they loaded (module-watch.ts). */
+  let moduleDir = "";
   before(async () => {
-    cluster = await LocalCluster.start({ nodes: 3, tickMs: 50 });
+    moduleDir = await mkdtemp(join(tmpdir(), "ringleader-modules-"));
+    cluster = await LocalCluster.start({
+      nodes: 3,
+      tickMs: 50,
+      env: {
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${MODULE_WATCH}`,
+        RINGLEADER_TEST_MODULE_DIR: moduleDir,
+      },
+    });
     // What each node's member table holds the moment `cluster up` says the cluster is up.
     for (const [id, n] of cluster.nodes) {
       const res = await fetch(`${n.api}/v1/members`, {
@@ -66,6 +80,7 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
   });
   after(async () => {
     await cluster?.stop();
+    if (moduleDir) await rm(moduleDir, { recursive: true, force: true });
   });
 
   it("cluster up answers once every node's member table lists every node", () => {
@@ -121,6 +136,35 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
       64,
       "each partition is led by exactly one node",
     );
+  });
+
+  it("agents and cluster up make their HTTP requests without loading undici (the global fetch)", async () => {
+    // Each agent pulls its peers' health records, scrapes its board's bridge for /metrics and
+    // forwards writes; `cluster up` polls the agents it started. Through undici each process
+    // would carry ~20 MB more (agent/src/net/http-fetch.ts).
+    const auth = { authorization: `Bearer ${cluster.token}` };
+    for (const [id, n] of cluster.nodes) {
+      await cluster.waitFor(`${id} to have pulled every peer's health record`, 60_000, async () => {
+        const h = await health(cluster, id);
+        return h !== null && h.nodes.length === 3 && h.nodes.every((x) => x.reachable && x.board !== null);
+      });
+      assert.equal((await fetch(`${n.api}/metrics`)).status, 200);
+      const put = await fetch(`${n.api}/v1/kv/undici-${id}`, { method: "PUT", headers: auth, body: "x" });
+      assert.equal(put.status, 200, await put.text());
+    }
+    const since = Date.now();
+    const records = await cluster.waitFor("every process to report its modules again", 10_000, async () => {
+      const all: (ModuleRecord & { pid: number })[] = [];
+      for (const f of (await readdir(moduleDir)).filter((x) => x.endsWith(".json"))) {
+        const r = JSON.parse(await readFile(join(moduleDir, f), "utf8")) as ModuleRecord;
+        all.push({ ...r, pid: Number(f.slice(0, -5)) });
+      }
+      const agents = [...cluster.nodes.keys()].map((id) => all.find((r) => r.pid === cluster.pid(id)));
+      const up = all.filter((r) => r.command === "cluster");
+      const fresh = [...agents, ...up].every((r) => r !== undefined && r.at > since);
+      return fresh && up.length === 1 ? [...(agents as ModuleRecord[]), ...up] : null;
+    });
+    for (const r of records) assert.deepEqual([r.command, r.undici], [r.command, []]);
   });
 
   it("status prints the overview, and the health document with --json", async () => {

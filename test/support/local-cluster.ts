@@ -49,6 +49,8 @@ export interface StartOptions {
    * of them leads every partition.
    */
   spreadLeaders?: boolean;
+  /** Added to the environment of `cluster up`, which hands it on to its agents. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** Clusters started and not yet stopped, in this process. */
@@ -125,7 +127,7 @@ export class LocalCluster {
         String(opts.replaceAfterSec ?? 300),
         ...(opts.spreadLeaders === false ? [] : ["--spread-leaders"]),
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
     );
     const cluster = new LocalCluster(dir, up, opts.spreadLeaders !== false);
     live.add(cluster);

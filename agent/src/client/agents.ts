@@ -13,6 +13,7 @@
 import type { LoadSource } from "../balance/index.js";
 import { MAX_ENDPOINTS, normalizeEndpoint } from "./endpoints.js";
 import { BadResponseError, describeFailure } from "./errors.js";
+import { httpFetch, type HttpFetch } from "../net/http-fetch.js";
 
 /** One member as the health view reports it. */
 export interface AgentView {
@@ -33,7 +34,7 @@ export interface ClusterAgentsOptions {
   readonly timeoutMs?: number;
   /** Agents asked, in turn, before a read counts as failed. */
   readonly triesPerRefresh?: number;
-  readonly fetch?: typeof fetch;
+  readonly fetch?: HttpFetch;
   /** Milliseconds from an arbitrary origin. */
   readonly now?: () => number;
 }
@@ -80,7 +81,7 @@ export class ClusterAgents implements LoadSource {
   private readonly staleAfterMs: number;
   private readonly timeoutMs: number;
   private readonly triesPerRefresh: number;
-  private readonly fetch: typeof fetch;
+  private readonly fetch: HttpFetch;
   private readonly now: () => number;
   private view: readonly AgentView[] = [];
   private viewAt: number | null = null;
@@ -99,7 +100,7 @@ export class ClusterAgents implements LoadSource {
     this.staleAfterMs = opts.staleAfterMs ?? 3 * this.refreshMs;
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.triesPerRefresh = Math.max(1, opts.triesPerRefresh ?? 3);
-    this.fetch = opts.fetch ?? globalThis.fetch;
+    this.fetch = opts.fetch ?? httpFetch;
     this.now = opts.now ?? (() => performance.now());
     if (!(this.refreshMs > 0 && this.staleAfterMs > 0 && this.timeoutMs > 0)) {
       throw new RangeError("ClusterAgents: refreshMs, staleAfterMs and timeoutMs must be positive");
@@ -167,6 +168,7 @@ export class ClusterAgents implements LoadSource {
     const res = await this.fetch(`${endpoint}/v1/health`, {
       headers: { authorization: `Bearer ${this.token}` },
       signal: AbortSignal.timeout(this.timeoutMs),
+      maxBytes: MAX_VIEW_BYTES,
     });
     const declared = Number(res.headers.get("content-length") ?? NaN);
     if (!res.ok || declared > MAX_VIEW_BYTES) {

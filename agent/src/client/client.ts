@@ -29,6 +29,7 @@ import { ClusterAgents } from "./agents.js";
 import { EndpointSelector, normalizeEndpoint, type Strategy } from "./endpoints.js";
 import { BadResponseError, ClientConfigError, EndpointsUnreachableError } from "./errors.js";
 import { deadline } from "../node/deadline.js";
+import { HttpAnswerTooLargeError, httpFetch, type HttpAnswer, type HttpFetch } from "../net/http-fetch.js";
 
 export {
   ApiError,
@@ -56,8 +57,8 @@ export interface RingleaderClientOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted (a scan page of big values can be large). */
   maxResponseBytes?: number;
-  /** Injected for tests; the global `fetch` otherwise. */
-  fetch?: typeof fetch;
+  /** Injected for tests (the global `fetch` fits); `httpFetch` otherwise. */
+  fetch?: HttpFetch;
   random?: () => number;
   /** What `ip-hash` hashes to pick the entry agent (default: this machine's first non-internal address). */
   clientAddress?: string;
@@ -94,7 +95,7 @@ export interface ScanOptions {
 
 interface RawResponse {
   status: number;
-  headers: Headers;
+  headers: HttpAnswer["headers"];
   body: Uint8Array;
 }
 
@@ -156,28 +157,16 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array> {
+/** The answer's body, refused past `maxBytes` (`httpFetch` stops reading there; a `fetch` does not). */
+async function readLimited(res: HttpAnswer, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > maxBytes || !res.body) {
+  if (declared > maxBytes) {
     await res.body?.cancel();
-    if (declared > maxBytes) throw new BadResponseError(`response of ${declared} bytes exceeds ${maxBytes}`);
-    return new Uint8Array(0);
+    throw new BadResponseError(`response of ${declared} bytes exceeds ${maxBytes}`);
   }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw new BadResponseError(`response exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const body = Buffer.concat(chunks, total);
-  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  const body = new Uint8Array(await res.arrayBuffer());
+  if (body.byteLength > maxBytes) throw new BadResponseError(`response exceeds ${maxBytes} bytes`);
+  return body;
 }
 
 function parseJson(res: RawResponse, what: string): Record<string, unknown> {
@@ -222,7 +211,7 @@ export class RingleaderClient {
   private readonly maxAttempts: number;
   private readonly maxRetryAfterMs: number;
   private readonly maxResponseBytes: number;
-  private readonly fetch: typeof fetch;
+  private readonly fetch: HttpFetch;
   private readonly router: RingleaderClientOptions["router"];
   private readonly agents: ClusterAgents | undefined;
   private readonly strategy: Strategy;
@@ -231,7 +220,7 @@ export class RingleaderClient {
     if (options.token.length === 0) throw new ClientConfigError("the client needs a token");
     this.strategy = options.strategy ?? "round-robin";
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.fetch = options.fetch ?? globalThis.fetch;
+    this.fetch = options.fetch ?? httpFetch;
     this.agents =
       (options.learnAgents ?? true) && options.endpoints.length > 0
         ? new ClusterAgents([...new Set(options.endpoints.map(normalizeEndpoint))], {
@@ -448,12 +437,20 @@ export class RingleaderClient {
     const signal = init.signal ? deadline(this.timeoutMs, init.signal) : deadline(this.timeoutMs);
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (init.body) headers["content-type"] = "application/octet-stream";
-    const res = await this.fetch(endpoint + path, {
-      method,
-      headers,
-      signal,
-      ...(init.body ? { body: init.body } : {}),
-    });
+    let res: HttpAnswer;
+    try {
+      res = await this.fetch(endpoint + path, {
+        method,
+        headers,
+        signal,
+        maxBytes: this.maxResponseBytes,
+        ...(init.body ? { body: init.body } : {}),
+      });
+    } catch (err) {
+      if (err instanceof HttpAnswerTooLargeError)
+        throw new BadResponseError(`response exceeds ${err.maxBytes} bytes`);
+      throw err;
+    }
     const body = await readLimited(res, this.maxResponseBytes);
     return { status: res.status, headers: res.headers, body };
   }

@@ -33,8 +33,9 @@ export class BadResponseError extends Error {
 }
 
 /**
- * A short reason for a failed attempt. `fetch` reports every network failure as "fetch failed" and
- * keeps the useful part (ECONNREFUSED, a timeout) in its `cause`.
+ * A short reason for a failed attempt. `httpFetch` rejects with the socket's own error
+ * ("connect ECONNREFUSED ..."); the global `fetch` (which tests may inject) reports every network
+ * failure as "fetch failed" and keeps the useful part in its `cause`.
  */
 export function describeFailure(err: unknown): string {
   if (!(err instanceof Error)) return String(err);

@@ -12,6 +12,7 @@
 import type { NodeId } from "../raft/index.js";
 import type { LeaderQuestions } from "./controller.js";
 import type { MetaView } from "./meta.js";
+import { httpFetch } from "../net/http-fetch.js";
 
 interface StatusPartition {
   readonly partition?: unknown;
@@ -27,7 +28,7 @@ function idList(v: unknown): readonly unknown[] | null {
 }
 
 async function ledPartitions(api: string, token: string, timeoutMs: number): Promise<StatusPartition[]> {
-  const res = await fetch(new URL("/v1/status", api), {
+  const res = await httpFetch(new URL("/v1/status", api), {
     headers: { authorization: `Bearer ${token}` },
     signal: AbortSignal.timeout(timeoutMs),
   });

@@ -11,8 +11,8 @@
  * exact payload string avoids any canonical-JSON question.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import http from "node:http";
 import type { Attempt, PrepareReply, Report } from "./protocol.js";
+import { HttpAnswerTooLargeError, httpFetch } from "../net/http-fetch.js";
 
 export const DISCOVERY_PATH = "/v1/discovery";
 export const WIRE_VERSION = 1;
@@ -171,51 +171,29 @@ export function checkAnswer(v: unknown, clusterName: string, nonce: string): Pro
 }
 
 /**
- * Kept-alive connections for probes: a member probes every other member every few seconds for as
- * long as it runs. Node's `http`, not `fetch`: a probe through `fetch` (undici, a stream and an
- * abort signal per request) cost 2-3 times the CPU (2,000 POSTs, client and server in one
- * process: 1,077-1,804 us against 385-533 per request), and probes were the largest part of an
- * idle agent's discovery work.
+ * POSTs `body` and reads the answer, at most `MAX_DISCOVERY_BODY_BYTES` of it, within `timeoutMs`.
+ * Through `httpFetch` (Node's `http`, kept-alive connections): a member probes every other member
+ * every few seconds for as long as it runs, and a probe through the global `fetch` (undici, a
+ * stream and an abort signal per request) cost 2-3 times the CPU (2,000 POSTs, client and server
+ * in one process: 1,077-1,804 us against 385-533 per request).
  */
-const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-
-/** POSTs `body` and reads the answer, at most `MAX_DISCOVERY_BODY_BYTES` of it, within `timeoutMs`. */
-function post(url: URL, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: "POST",
-        agent: probeAgent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_DISCOVERY_BODY_BYTES) req.destroy(new DiscoveryWireError("the answer is too large"));
-          else chunks.push(chunk);
-        });
-        res.on("end", () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
-        });
-        // The connection lost half way through the answer.
-        res.on("error", (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      },
-    );
-    // A silent peer is unreachable, not a rogue: a plain error.
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    req.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
+async function post(url: URL, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  try {
+    const res = await httpFetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+      maxBytes: MAX_DISCOVERY_BODY_BYTES,
     });
-    req.end(body);
-  });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    if (err instanceof HttpAnswerTooLargeError) throw new DiscoveryWireError("the answer is too large");
+    // A silent peer is unreachable, not a rogue: a plain error.
+    if (err instanceof Error && err.name === "TimeoutError")
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    throw err;
+  }
 }
 
 /** Sends one probe (or prepare) to `apiUrl` and returns the verified answer. */

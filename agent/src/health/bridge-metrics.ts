@@ -7,6 +7,7 @@
  * `ringleader_bridge_up` says whether the bridge answered.
  */
 import { Gauge, type Registry } from "prom-client";
+import { httpFetch } from "../net/http-fetch.js";
 
 export const DEFAULT_BRIDGE_METRICS_URL = "http://127.0.0.1:9465/metrics";
 const MAX_BYTES = 1024 * 1024;
@@ -52,7 +53,7 @@ export class BridgeMetricsProxy {
   /** The bridge's samples, relabelled; "" when it is not running. Never throws. */
   async text(): Promise<string> {
     try {
-      const res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await httpFetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
       const body = res.ok ? await res.text() : "";
       this.up = res.ok ? 1 : 0;
       return body.length > MAX_BYTES ? "" : relabelBridgeText(body, this.nodeId);

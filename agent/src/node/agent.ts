@@ -41,6 +41,7 @@ import { RaftKvService, type BalanceStrategy } from "./kv-service.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DurableStore } from "./ports.js";
+import { httpFetch } from "../net/http-fetch.js";
 
 export interface AgentOptions {
   readonly nodeId: NodeId;
@@ -395,7 +396,7 @@ export class Agent {
     const attempt = async (): Promise<void> => {
       if (this.meta.member(self.id)) return;
       try {
-        const res = await fetch(new URL("/v1/members", this.opts.join), {
+        const res = await httpFetch(new URL("/v1/members", this.opts.join), {
           method: "POST",
           headers: { authorization: `Bearer ${this.opts.config.token}`, "content-type": "application/json" },
           body: JSON.stringify(self),
@@ -423,7 +424,7 @@ export class Agent {
 
   /** Reads the member table from the member we joined through, so we can answer its leaders. */
   private async learnPeers(): Promise<void> {
-    const res = await fetch(new URL("/v1/members", this.opts.join), {
+    const res = await httpFetch(new URL("/v1/members", this.opts.join), {
       headers: { authorization: `Bearer ${this.opts.config.token}` },
       signal: AbortSignal.timeout(5000),
     });

@@ -6,6 +6,7 @@
  */
 import { partitionForKey } from "../ring/keys.js";
 import { mergeRoutingTables, parseRoutingTable, type RoutingTable } from "./table.js";
+import { httpFetch } from "../net/http-fetch.js";
 
 export interface PartitionRouterOptions {
   readonly endpoints: readonly string[];
@@ -65,7 +66,7 @@ export class PartitionRouter {
 
   private async read(endpoint: string): Promise<RoutingTable | null> {
     try {
-      const res = await fetch(new URL("/v1/routing", endpoint), {
+      const res = await httpFetch(new URL("/v1/routing", endpoint), {
         headers: { authorization: `Bearer ${this.opts.token}` },
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 2000),
       });

@@ -254,6 +254,9 @@ export class NodeStore implements GroupBackend {
     checkOptions(opts);
     const root = open({
       path: opts.path,
+      // A directory whatever its name: lmdb-js takes a path with an extension (`ringleader.d`)
+      // for a file of its own, and then fails on the directory our caller made ("Is a directory").
+      noSubdir: false,
       maxDbs: 8,
       encoding: "binary",
       overlappingSync: opts.overlappingSync ?? false,

@@ -3,7 +3,8 @@
  * state machine table (atomic apply, versions, scans), compaction in the background, restarts.
  */
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { open } from "lmdb";
 import { SnapshotOutOfDateError, UnavailableError, type Entry } from "../../src/raft/index.js";
@@ -104,6 +105,24 @@ describe("node identity", () => {
       assert.equal(again.getMetadata("missing"), undefined);
       await assert.rejects(again.setMetadata("big", new Uint8Array(65 * 1024)), StoreLimitError);
     });
+  });
+
+  it("keeps its files inside its directory when the directory's name has a dot (ringleader.d)", async () => {
+    const parent = await tempDir();
+    const dir = join(parent, "ringleader.d");
+    try {
+      // The agent makes its data directory before it opens the store.
+      mkdirSync(dir);
+      const store = await NodeStore.open({ path: dir, newNodeId: () => "node-dot" });
+      await store.setClusterId("c");
+      await store.close();
+      assert.ok(statSync(join(dir, "data.mdb")).isFile());
+      const again = await NodeStore.open({ path: dir });
+      assert.equal(again.nodeId, "node-dot", "reopened from the same files");
+      await again.close();
+    } finally {
+      await removeDir(parent);
+    }
   });
 
   it("a closed store refuses work with StoreClosedError", async () => {

@@ -5,6 +5,7 @@
 import { errorFromResponse } from "../../api/errors.js";
 import { EndpointsUnreachableError } from "../../client/errors.js";
 import { clientConfigFromArgs, withClientErrors, type ClientArgs } from "../options.js";
+import { httpFetch, type HttpAnswer } from "../../net/http-fetch.js";
 
 export async function adminRequest<T>(
   args: ClientArgs,
@@ -16,9 +17,9 @@ export async function adminRequest<T>(
   return withClientErrors(async () => {
     const failures: string[] = [];
     for (const base of config.endpoints) {
-      let res: Response;
+      let res: HttpAnswer;
       try {
-        res = await fetch(new URL(path, base), {
+        res = await httpFetch(new URL(path, base), {
           method,
           headers: { authorization: `Bearer ${config.token}`, "content-type": "application/json" },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

@@ -17,6 +17,7 @@ import { DEFAULT_SNAPSHOT_ENTRIES } from "../../node/host.js";
 import { agentEnv, agentNodeFlags } from "../../node/runtime-flags.js";
 import { ownMachine } from "../../node/machine.js";
 import { deadline } from "../../node/deadline.js";
+import { httpFetch } from "../../net/http-fetch.js";
 
 interface UpArgs {
   nodes: number;
@@ -129,10 +130,10 @@ async function waitReady(
   let last = "no answer yet";
   while (!signal.aborted) {
     try {
-      const res = await fetch(`${api}/healthz`, { signal });
+      const res = await httpFetch(`${api}/healthz`, { signal });
       const text = await res.text();
       if (res.ok) {
-        const members = await fetch(`${api}/v1/members`, {
+        const members = await httpFetch(`${api}/v1/members`, {
           headers: { authorization: `Bearer ${token}` },
           signal,
         });
@@ -225,7 +226,7 @@ function nodeCommand(
 async function waitListening(api: string, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
-      await (await fetch(`${api}/healthz`, { signal })).arrayBuffer();
+      await (await httpFetch(`${api}/healthz`, { signal })).arrayBuffer();
       return;
     } catch {
       await new Promise((r) => setTimeout(r, 50));

@@ -16,6 +16,7 @@ import { CheckFailedError, UsageError } from "../errors.js";
 import { clientConfigFromArgs, withClientOptions, type ClientArgs, type GlobalArgs } from "../options.js";
 import { writeJson, writeLine } from "../output.js";
 import { adminRequest } from "./admin-request.js";
+import { httpFetch } from "../../net/http-fetch.js";
 
 interface HealthArgs extends GlobalArgs, ClientArgs {
   wait: number;
@@ -30,7 +31,7 @@ async function memberStatus(
   timeoutMs: number,
 ): Promise<{ status: unknown; error?: string }> {
   try {
-    const res = await fetch(new URL("/v1/status", api), {
+    const res = await httpFetch(new URL("/v1/status", api), {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(timeoutMs),
     });

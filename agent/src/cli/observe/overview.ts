@@ -5,6 +5,7 @@
  */
 import type { ClusterHealth, NodeHealth } from "../../health/view.js";
 import { formatTable } from "../output.js";
+import { httpFetch } from "../../net/http-fetch.js";
 
 export interface Overview {
   /** The endpoint that answered. */
@@ -24,7 +25,7 @@ export async function fetchOverview(
 ): Promise<{ overview: Overview | null; errors: string[] }> {
   const errors: string[] = [];
   const get = async (base: string, path: string): Promise<unknown> => {
-    const res = await fetch(new URL(path, base), {
+    const res = await httpFetch(new URL(path, base), {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(timeoutMs),
     });
