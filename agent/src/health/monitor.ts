@@ -22,6 +22,7 @@ import {
   type WarningThresholds,
 } from "./warnings.js";
 import { deadline } from "../node/deadline.js";
+import { httpFetch, type HttpFetch } from "../net/http-fetch.js";
 
 export interface MemberRef {
   readonly id: string;
@@ -55,7 +56,7 @@ export interface HealthMonitorOptions {
   /** Wall clock (ms since the epoch) and a monotonic clock; tests pass their own. */
   readonly now?: () => number;
   readonly monotonic?: () => number;
-  readonly fetch?: typeof fetch;
+  readonly fetch?: HttpFetch;
 }
 
 interface PeerEntry {
@@ -77,7 +78,7 @@ export class HealthMonitor implements LoadSource {
   private readonly intervalMs: number;
   private readonly now: () => number;
   private readonly monotonic: () => number;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   private readonly peers = new Map<string, PeerEntry>();
   private board: BoardHealth | null = null;
   private boardAt: number | null = null;
@@ -93,7 +94,7 @@ export class HealthMonitor implements LoadSource {
     this.intervalMs = opts.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
     this.now = opts.now ?? Date.now;
     this.monotonic = opts.monotonic ?? (() => performance.now());
-    this.fetchImpl = opts.fetch ?? fetch;
+    this.fetchImpl = opts.fetch ?? httpFetch;
   }
 
   start(): void {
