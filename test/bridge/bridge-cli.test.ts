@@ -6,12 +6,13 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, symlink, unlink } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { RingleaderClient } from "../../agent/src/client/client.js";
+import { freshModuleRecords, moduleWatchEnv } from "../support/fixtures/module-watch.js";
 import type { LocalCluster } from "../support/local-cluster.js";
 import { waitFor } from "../support/wait.js";
 import { buildFirmware, SimBoard, startCluster } from "./sim-board.js";
@@ -65,7 +66,12 @@ describe("ringleader bridge (the CLI process)", { timeout: 180_000 }, () => {
       "--interval",
       "50",
     );
-    const bridge: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const moduleDir = join(dir, "modules");
+    await mkdir(moduleDir);
+    const bridge: ChildProcess = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...moduleWatchEnv(moduleDir) },
+    });
     let stderr = "";
     bridge.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-8000)));
     try {
@@ -136,6 +142,14 @@ describe("ringleader bridge (the CLI process)", { timeout: 180_000 }, () => {
       assert.ok(metric(text, "ringleader_bridge_frames_ok_total") >= 60);
       assert.ok(Number.isFinite(metric(text, "ringleader_bridge_resyncs_total")));
       assert.match(stderr, /serial port closed/);
+
+      // It wrote, learnt the cluster's agents and routes without the global fetch (undici would
+      // add ~10 MB to a process that runs for months: agent/src/net/http-fetch.ts).
+      const since = Date.now();
+      const report = await waitFor("the bridge to report its modules", 10_000, async () =>
+        (await freshModuleRecords(moduleDir, since)).get(bridge.pid!),
+      );
+      assert.deepEqual(report.undici, []);
 
       bridge.kill("SIGTERM");
       const [code] = (await once(bridge, "exit")) as [number | null];

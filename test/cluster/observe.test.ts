@@ -8,16 +8,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ClusterHealth } from "../../agent/src/health/view.js";
 import { agentNodeFlags } from "../../agent/src/node/runtime-flags.js";
 import { CLI, LocalCluster } from "../support/local-cluster.js";
-import type { ModuleRecord } from "../support/fixtures/module-watch.js";
-
-const MODULE_WATCH = new URL("../support/fixtures/module-watch.js", import.meta.url).href;
+import { freshModuleRecords, moduleWatchEnv, type ModuleRecord } from "../support/fixtures/module-watch.js";
 
 async function health(c: LocalCluster, id: string): Promise<ClusterHealth | null> {
   try {
@@ -61,10 +59,7 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
     cluster = await LocalCluster.start({
       nodes: 3,
       tickMs: 50,
-      env: {
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${MODULE_WATCH}`,
-        RINGLEADER_TEST_MODULE_DIR: moduleDir,
-      },
+      env: moduleWatchEnv(moduleDir),
     });
     // What each node's member table holds the moment `cluster up` says the cluster is up.
     for (const [id, n] of cluster.nodes) {
@@ -154,15 +149,12 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
     }
     const since = Date.now();
     const records = await cluster.waitFor("every process to report its modules again", 10_000, async () => {
-      const all: (ModuleRecord & { pid: number })[] = [];
-      for (const f of (await readdir(moduleDir)).filter((x) => x.endsWith(".json"))) {
-        const r = JSON.parse(await readFile(join(moduleDir, f), "utf8")) as ModuleRecord;
-        all.push({ ...r, pid: Number(f.slice(0, -5)) });
-      }
-      const agents = [...cluster.nodes.keys()].map((id) => all.find((r) => r.pid === cluster.pid(id)));
-      const up = all.filter((r) => r.command === "cluster");
-      const fresh = [...agents, ...up].every((r) => r !== undefined && r.at > since);
-      return fresh && up.length === 1 ? [...(agents as ModuleRecord[]), ...up] : null;
+      const fresh = await freshModuleRecords(moduleDir, since);
+      const agents = [...cluster.nodes.keys()]
+        .map((id) => fresh.get(cluster.pid(id)))
+        .filter((r): r is ModuleRecord => r !== undefined);
+      const up = [...fresh.values()].filter((r) => r.command === "cluster");
+      return agents.length === cluster.nodes.size && up.length === 1 ? [...agents, ...up] : null;
     });
     for (const r of records) assert.deepEqual([r.command, r.undici], [r.command, []]);
   });
