@@ -7,8 +7,9 @@
  * request, and that compilation alone makes V8 malloc ~30 MB that glibc then keeps. An agent's
  * health monitor asks its peers every 10 s, so every agent paid it: a process that loads undici
  * and makes 20 requests to a local server ends at 66 MB resident against 47 for the same requests
- * through `http` (44 before any request), and an agent of a 3-node cluster at c=64 peaked ~20 MB
- * lower without it (session 24's notes on issue 3).
+ * through `http` (44 before any request). Without it an idle agent of a 3-node cluster holds ~84
+ * MB against 87-94, an idle bridge 66 against 77, and agents peak ~6 MB lower at c=64 puts (where
+ * the load reuses the memory glibc kept): session 24's notes on issue 3.
  *
  * The answer is read whole before the promise resolves (our answers are small, and bounded by
  * `maxBytes`), so an answer nobody reads never holds its connection.
