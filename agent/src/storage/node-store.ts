@@ -1139,8 +1139,9 @@ export class NodeStore implements GroupBackend {
       const oldest = slot.log.firstSeq;
       slot.log.apply(edit);
       if (garbageThrough !== null) this.dropLogThrough(group, garbageThrough);
-      // A conflict that replaced the whole log moved its oldest record (see `sweepLog`).
-      else if (slot.log.firstSeq !== oldest) this.sweepLog();
+      // A conflict that replaced the whole log moved its oldest record, and one that dropped
+      // records shortened the live log, which bounds the garbage (see `sweepLog`).
+      else if (slot.log.firstSeq !== oldest || dropped.length > 0) this.sweepLog();
     });
   }
 
