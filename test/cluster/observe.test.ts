@@ -136,7 +136,7 @@ describe("observing a real cluster", { timeout: 240_000 }, () => {
   it("agents and cluster up make their HTTP requests without loading undici (the global fetch)", async () => {
     // Each agent pulls its peers' health records, scrapes its board's bridge for /metrics and
     // forwards writes; `cluster up` polls the agents it started. Through undici each process
-    // would carry ~20 MB more (agent/src/net/http-fetch.ts).
+    // would malloc ~30 MB to compile its parser and keep much of it (agent/src/net/http-fetch.ts).
     const auth = { authorization: `Bearer ${cluster.token}` };
     for (const [id, n] of cluster.nodes) {
       await cluster.waitFor(`${id} to have pulled every peer's health record`, 60_000, async () => {

@@ -63,17 +63,16 @@ const httpsAgent = new https.Agent(agentOptions);
 class ReadAnswer implements HttpAnswer {
   readonly ok: boolean;
   readonly body = null;
+  readonly headers: { get(name: string): string | null };
   constructor(
     readonly status: number,
-    private readonly rawHeaders: http.IncomingHttpHeaders,
+    rawHeaders: http.IncomingHttpHeaders,
     private readonly bytes: Buffer,
   ) {
     this.ok = status >= 200 && status <= 299;
-  }
-  get headers(): { get(name: string): string | null } {
-    return {
+    this.headers = {
       get: (name) => {
-        const v = this.rawHeaders[name.toLowerCase()];
+        const v = rawHeaders[name.toLowerCase()];
         return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
       },
     };
