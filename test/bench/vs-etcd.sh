@@ -13,6 +13,9 @@
 #   PRIME=0 ...                                             # no load on a fresh cluster before its first step (default 20 s)
 #   LEADERS=spread TARGETS=ringleader test/bench/vs-etcd.sh # leaders spread over the nodes (see start_ringleader)
 #   NODE_CPU=0.5 test/bench/vs-etcd.sh                      # each server capped at half a core (see limit_cpu)
+#   ETCD_ARGS=--auto-compaction-retention=1m test/bench/vs-etcd.sh  # flags of your own for every etcd
+#
+# Memory over a long run (etcd grows with every write it keeps): memory-vs-etcd.sh.
 #
 # A shared or virtual machine drifts: the same etcd run measured 5,500 and 4,000 puts/s an hour
 # apart here. With ROUNDS > 1 the targets take turns (fresh clusters each round) and the summary
@@ -68,54 +71,9 @@ source test/bench/leaders-settled.sh
 # cpu_ticks and cluster_pids (this script keeps its own scratch directory and cleanup).
 # shellcheck source=test/bench/bench-workdir.sh
 source test/bench/bench-workdir.sh
-peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
-# RSS now, split: anonymous (heap, buffers) / file-backed (the program's own binary and mapped
-# database pages, which the kernel can drop and read back).
-rss_split_mb() {
-  for p in "$@"; do awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {printf "%d/%d ", a / 1024, f / 1024}' /proc/$p/status; done
-}
-
-start_etcd() {
-  local cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
-  ETCD_PIDS=()
-  rm -rf "$WORK/etcd"
-  for i in 1 2 3; do
-    etcd --name e$i --data-dir "$WORK/etcd/e$i" \
-      --listen-client-urls http://127.0.0.1:2379$i --advertise-client-urls http://127.0.0.1:2379$i \
-      --listen-peer-urls http://127.0.0.1:2380$i --initial-advertise-peer-urls http://127.0.0.1:2380$i \
-      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token vs-etcd \
-      --log-level error >"$WORK/etcd-e$i.log" 2>&1 &
-    ETCD_PIDS+=($!)
-    PIDS+=($!)
-  done
-  ENDPOINTS="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
-  for _ in $(seq 1 100); do
-    curl -sf -X POST -d '{"key":"aGVhbHRo"}' http://127.0.0.1:23791/v3/kv/range >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  NODE_PIDS=("${ETCD_PIDS[@]}")
-  BENCH_ARGS=(--target etcd --endpoints "$ENDPOINTS")
-}
-
-start_ringleader() {
-  rm -rf "$WORK/rl"
-  # By default one node leads every partition, as `cluster up` does: its agents share this
-  # machine's cores. LEADERS=spread spreads the leaders as over three separate boards
-  # (`--spread-leaders`), which on one machine costs ~30 % more CPU per put (session 16).
-  local spread=()
-  if [ "${LEADERS:-}" = spread ]; then spread=(--spread-leaders); fi
-  $CLI cluster up --nodes 3 --dir "$WORK/rl" --partitions "$PARTITIONS" "${spread[@]}" --json >"$WORK/rl.json" 2>"$WORK/rl.log" &
-  PIDS+=($!)
-  for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
-  [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
-  mapfile -t NODE_PIDS < <(cluster_pids "$WORK/rl/cluster.json")
-  BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
-  wait_leaders_settled "$WORK/rl/cluster.json"
-  # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads
-  # requests over the nodes instead and lets the agents forward them.
-  if [ "${ROUTE:-1}" = 0 ]; then BENCH_ARGS+=(--no-route); fi
-}
-
+# start_etcd, start_ringleader, peak_rss_mb, rss_split_mb.
+# shellcheck source=test/bench/vs-etcd-clusters.sh
+source test/bench/vs-etcd-clusters.sh
 # NODE_CPU=f: each server process gets at most f of one core (a cgroup CPU quota), as if each
 # node ran on a board of its own instead of all three sharing this machine's cores. Shared
 # cores hide how the work is spread: etcd's leader does the client work of every write, while
