@@ -10,12 +10,13 @@
 #   ETCD_ARGS=--auto-compaction-retention=1m test/bench/memory-vs-etcd.sh   # etcd compacting its history
 #   TARGETS=ringleader DURATION=3600 test/bench/memory-vs-etcd.sh
 #
-# vs-etcd.sh measures 10 s steps on fresh clusters, where the two peak alike. A home lab runs for
-# months, and what a node holds after hours of writes is what a Pi has to fit. etcd keeps every
-# revision of every key (in memory, its index; on disk, bbolt, which it maps) until it is
-# compacted, which Debian's etcd-server does not do by default, and up to --snapshot-count
-# (100,000) Raft entries in memory between snapshots. An agent keeps one version of each key in
-# LMDB and compacts its Raft logs below each snapshot (--snapshot-entries).
+# vs-etcd.sh measures 10 s steps on fresh clusters, a few minutes of load in all (at c=64 alone,
+# under one, the two peak alike). A home lab runs for months, and what a node holds after hours
+# of writes is what a Pi has to fit. etcd keeps every revision of every key (in memory, its
+# index; on disk, bbolt, which it maps) until it is compacted, which Debian's etcd-server does not
+# do by default, and up to --snapshot-count (100,000) Raft entries in memory between snapshots.
+# An agent keeps one version of each key in LMDB and compacts its Raft logs below each snapshot
+# (--snapshot-entries).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-600}
