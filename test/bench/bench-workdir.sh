@@ -22,10 +22,13 @@ bench_cluster_ready() { # DIR
   [ -s "$1/cluster.json" ] || { echo "the cluster did not start; see its log:" >&2; cat "$WORK/up.log" >&2; exit 1; }
 }
 
-# The agents' pids in a cluster.json, one per line.
-cluster_pids() { # CLUSTER_JSON
-  node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n.pid)' "$1"
+# A field (id, pid, api) of each node in a cluster.json, one per line.
+cluster_node_field() { # CLUSTER_JSON FIELD
+  node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(n[process.argv[2]])' "$1" "$2"
 }
+
+# The agents' pids in a cluster.json, one per line.
+cluster_pids() { cluster_node_field "$1" pid; }
 
 # CPU time (user + system, in clock ticks) summed over processes.
 cpu_ticks() { # PID...

@@ -28,29 +28,23 @@ TARGETS=${TARGETS:-"ringleader etcd"}
 PARTITIONS=${PARTITIONS:-64}
 CLI="node dist/agent/src/cli/main.js"
 
-if [[ " $TARGETS " == *" etcd "* ]] && ! command -v etcd >/dev/null; then
-  echo "installing etcd-server (Debian) ..." >&2
-  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null
-fi
-[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
-
-WORK=$(mktemp -d /tmp/memory-vs-etcd.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=test/bench/leaders-settled.sh
 source test/bench/leaders-settled.sh
 # shellcheck source=test/bench/bench-workdir.sh
 source test/bench/bench-workdir.sh
 # shellcheck source=test/bench/vs-etcd-clusters.sh
 source test/bench/vs-etcd-clusters.sh
+if [[ " $TARGETS " == *" etcd "* ]]; then need_etcd; fi
+[ -f dist/agent/src/cli/main.js ] || make build >/dev/null
 
-rss_mb() { for p in "$@"; do awk '/^VmRSS/ {printf "%d ", $2 / 1024}' "/proc/$p/status"; done; }
+WORK=$(mktemp -d /tmp/memory-vs-etcd.XXXXXX)
+PIDS=()
+cleanup() {
+  stop_servers
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
 data_mb() { for d in "$@"; do du -sm "$d" 2>/dev/null | awk '{printf "%d ", $1}'; done; }
 
 echo "# ${DURATION} s of puts per target, concurrency ${CONCURRENCY}, ${VALUE_SIZE}-byte values over ${KEYS} keys${ETCD_ARGS:+; etcd ${ETCD_ARGS}}"
@@ -79,8 +73,6 @@ for target in $TARGETS; do
     console.log(`${Math.round(o.opsPerSecond)} puts/s, p99 ${(o.latencyUs.p99 / 1000).toFixed(1)} ms, ${o.count} puts`);
   ' "$out")
   SUMMARY+=("$target: $puts; peak RSS per node MB: $(peak_rss_mb "${NODE_PIDS[@]}"); data MB: $(data_mb "${DATA_DIRS[@]}")")
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
+  stop_servers
 done
 printf "%s\n" "${SUMMARY[@]}"

@@ -1,11 +1,34 @@
 # Sourced by vs-etcd.sh and memory-vs-etcd.sh: the two 3-node clusters they compare on 127.0.0.1,
-# and what they read of the servers' memory. The caller sets $WORK (scratch directory), $CLI,
-# $PARTITIONS and an array PIDS (processes to stop at exit), and sources leaders-settled.sh and
+# how they start and stop, and what they read of the servers' memory. The caller sets $WORK
+# (scratch directory), $CLI, $PARTITIONS and an array PIDS, and sources leaders-settled.sh and
 # bench-workdir.sh; `start_<target>` sets NODE_PIDS (the three servers), DATA_DIRS (their data
-# directories) and BENCH_ARGS (how `ringleader bench` reaches them). ETCD_ARGS adds flags to
-# every etcd (for example --auto-compaction-retention=1m); by default etcd runs as Debian ships it.
+# directories) and BENCH_ARGS (how `ringleader bench` reaches them), and `stop_servers` stops
+# them. ETCD_ARGS adds flags to every etcd (for example --auto-compaction-retention=1m); by
+# default etcd runs as Debian ships it.
 
-peak_rss_mb() { for p in "$@"; do awk '/^VmHWM/ {printf "%d ", $2/1024}' /proc/$p/status; done; }
+# Installs Debian's etcd-server (3.4) unless etcd is there.
+need_etcd() {
+  command -v etcd >/dev/null && return 0
+  echo "installing etcd-server (Debian) ..." >&2
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null
+}
+
+# Stops the servers and what started them (`cluster up` stops its agents on SIGTERM), and waits.
+stop_servers() {
+  for p in "${NODE_PIDS[@]:-}" "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  NODE_PIDS=()
+}
+
+# A field of /proc/PID/status in MB for each PID: VmRSS (now), VmHWM (peak).
+status_mb() { # FIELD PID...
+  local field=$1
+  shift
+  for p in "$@"; do awk -v f="$field:" '$1 == f {printf "%d ", $2 / 1024}' "/proc/$p/status"; done
+}
+peak_rss_mb() { status_mb VmHWM "$@"; }
+rss_mb() { status_mb VmRSS "$@"; }
 # RSS now, split: anonymous (heap, buffers) / file-backed (the program's own binary and mapped
 # database pages, which the kernel can drop and read back).
 rss_split_mb() {
@@ -48,7 +71,8 @@ start_ringleader() {
   for _ in $(seq 1 150); do [ -s "$WORK/rl.json" ] && break; sleep 0.2; done
   [ -s "$WORK/rl.json" ] || { echo "ringleader cluster did not start:" >&2; tail "$WORK/rl.log" >&2; exit 1; }
   mapfile -t NODE_PIDS < <(cluster_pids "$WORK/rl/cluster.json")
-  mapfile -t DATA_DIRS < <(node -e 'for (const n of JSON.parse(require("fs").readFileSync(process.argv[1])).nodes) console.log(`${process.argv[2]}/${n.id}`)' "$WORK/rl/cluster.json" "$WORK/rl")
+  mapfile -t DATA_DIRS < <(cluster_node_field "$WORK/rl/cluster.json" id)
+  DATA_DIRS=("${DATA_DIRS[@]/#/$WORK/rl/}")
   BENCH_ARGS=(--target ringleader --cluster-file "$WORK/rl/cluster.json")
   wait_leaders_settled "$WORK/rl/cluster.json"
   # The bench sends each key to its partition leader, as the client does; ROUTE=0 spreads

@@ -49,17 +49,15 @@ PARTITIONS=${PARTITIONS:-64}
 ROUNDS=${ROUNDS:-1}
 CLI="node dist/agent/src/cli/main.js"
 
-if ! command -v etcd >/dev/null; then
-  echo "installing etcd-server (Debian) ..." >&2
-  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null
-fi
+# shellcheck source=test/bench/vs-etcd-clusters.sh
+source test/bench/vs-etcd-clusters.sh
+need_etcd
 [ -f dist/agent/src/cli/main.js ] || make build >/dev/null
 
 WORK=$(mktemp -d /tmp/vs-etcd.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_servers
   # A cgroup goes once its processes have (NODE_CPU, see limit_cpu).
   for g in "${CGROUPS[@]:-}"; do [ -n "$g" ] && rmdir "$g" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -71,9 +69,6 @@ source test/bench/leaders-settled.sh
 # cpu_ticks and cluster_pids (this script keeps its own scratch directory and cleanup).
 # shellcheck source=test/bench/bench-workdir.sh
 source test/bench/bench-workdir.sh
-# start_etcd, start_ringleader, peak_rss_mb, rss_split_mb.
-# shellcheck source=test/bench/vs-etcd-clusters.sh
-source test/bench/vs-etcd-clusters.sh
 # NODE_CPU=f: each server process gets at most f of one core (a cgroup CPU quota), as if each
 # node ran on a board of its own instead of all three sharing this machine's cores. Shared
 # cores hide how the work is spread: etcd's leader does the client work of every write, while
@@ -156,10 +151,7 @@ for target in $TARGETS; do
     printf "%s\tget\t%s\t%s\t%s\t%s\t%s\t-\t-\t%s\n" "$target" "$c" "$ops" "$p50" "$p99" "$errs" "$gen" | tee -a "$WORK/results.tsv"
   done
   echo "# $target peak RSS per node (MB): $(peak_rss_mb "${NODE_PIDS[@]}"); now anon/file: $(rss_split_mb "${NODE_PIDS[@]}")"
-  for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
+  stop_servers
 done
 done
 
